@@ -1,0 +1,52 @@
+// The plan: one format-neutral model of what gen-networkd emits.
+//
+// A plan is a list of units (one per emitted systemd file); a unit is a list of
+// sections; a section is an ordered list of key/value entries. Every output
+// format (networkd files, the NixOS module) renders this same model, so the
+// formats cannot drift apart: they differ only in syntax.
+
+/** A value as networkd reads it; numbers stay numbers so Nix can keep them integers. */
+export type Value = string | number | boolean;
+
+export interface Entry {
+  readonly key: string;
+  readonly value: Value;
+}
+
+export interface Section {
+  /** The section name without brackets, e.g. "Route". */
+  readonly name: string;
+  /** Comment lines shown above the section (without "# "), for reviewers. */
+  readonly comment: readonly string[];
+  readonly entries: readonly Entry[];
+}
+
+/** Which directory a unit belongs in; each kind has its own output directory. */
+export type UnitKind = "netdev" | "network" | "networkd-conf";
+
+export interface Unit {
+  readonly kind: UnitKind;
+  /** File name without directory, e.g. "50-wg0.network". */
+  readonly fileName: string;
+  /** Comment lines under the ownership header explaining the unit as a whole. */
+  readonly comment: readonly string[];
+  readonly sections: readonly Section[];
+}
+
+export interface Plan {
+  /** Ownership identity: the tunnel interface. Files marked for another identity are never touched. */
+  readonly identity: string;
+  /** sha256 of the normalized spec; same for the JSON and TOML spelling of one spec. */
+  readonly specHash: string;
+  readonly units: readonly Unit[];
+  /** Decisions the CLI reports in one line each (e.g. which IPv6 policy was chosen and why). */
+  readonly notes: readonly string[];
+}
+
+export function entry(key: string, value: Value): Entry {
+  return { key, value };
+}
+
+export function section(name: string, entries: readonly Entry[], comment: readonly string[] = []): Section {
+  return { name, comment, entries };
+}
