@@ -1,0 +1,132 @@
+#!/usr/bin/env node
+// gen-networkd's command line: flags in, files (or a diff) out, exit codes documented.
+//
+//   0 ok · 1 invalid spec or --check drift · 2 usage · 3 refused write
+
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { readFileSync } from "node:fs";
+import { InvalidSpecError, generate } from "./generate.js";
+import { keyFileWarnings } from "./keyfile.js";
+import { SpecSyntaxError } from "./load.js";
+import { PlanError } from "./plan.js";
+import { RefusedWriteError, applyChanges, diffAgainstDisk, hasDrift, pathOf, unifiedDiff } from "./write.js";
+
+export const EXIT = { ok: 0, invalid: 1, usage: 2, refused: 3 } as const;
+
+const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+interface GenerateFlags {
+  output: string;
+  prefix: string;
+  check?: boolean;
+  stdout?: boolean;
+  force?: boolean;
+}
+
+function filePrefix(value: string): string {
+  if (!/^[0-9]{2}$/.test(value)) throw new InvalidArgumentError("expected two digits, e.g. 50");
+  return value;
+}
+
+async function runGenerate(specPath: string, flags: GenerateFlags): Promise<number> {
+  const { spec, plan, files } = await generate(specPath, { outputDir: flags.output, prefix: flags.prefix });
+  for (const note of plan.notes) process.stderr.write(`gen-networkd: ${note}\n`);
+  const keyFiles = [spec.tunnel.private_key_file, ...(spec.tunnel.peers ?? []).map((p) => p.preshared_key_file)];
+  for (const keyFile of keyFiles) {
+    if (keyFile !== undefined) for (const warning of await keyFileWarnings(keyFile, specPath)) process.stderr.write(`warning: ${warning}\n`);
+  }
+
+  if (flags.stdout) {
+    process.stdout.write(files.map((f) => `==> ${pathOf(f)} <==\n${f.content}`).join("\n"));
+    return EXIT.ok;
+  }
+  const changes = await diffAgainstDisk(files, plan.identity);
+  if (flags.check) {
+    if (!hasDrift(changes)) return EXIT.ok;
+    process.stdout.write(unifiedDiff(changes));
+    process.stderr.write(`gen-networkd: ${flags.output} does not hold what ${specPath} generates; run without --check to update it\n`);
+    return EXIT.invalid;
+  }
+  await applyChanges(changes, { force: flags.force ?? false });
+  const rows = [
+    ...changes.create.map((f) => [pathOf(f), "created"]),
+    ...changes.update.map((f) => [pathOf(f), "updated"]),
+    ...changes.foreign.map((f) => [pathOf(f), "overwritten (--force)"]),
+    ...changes.unchanged.map((f) => [pathOf(f), "unchanged"]),
+    ...changes.stale.map((f) => [f.path, "removed (no longer in the spec)"]),
+  ];
+  const width = Math.max(...rows.map(([path]) => path!.length));
+  for (const [path, what] of rows) process.stdout.write(`${path!.padEnd(width)}  ${what}\n`);
+  return EXIT.ok;
+}
+
+export function buildProgram(): Command {
+  const program = new Command()
+    .name("gen-networkd")
+    .description("Turn one split-tunnel spec into systemd-networkd files (or a NixOS module).")
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`gen-networkd: ${text.replace(/^error: /, "")}`) })
+    .addHelpText(
+      "after",
+      `
+Examples:
+  gen-networkd spec.toml -o /etc/systemd/network && networkctl reload
+  gen-networkd spec.toml --stdout        # review what would be written
+  gen-networkd generate --help           # every option of the default command`,
+    );
+
+  program
+    .command("generate", { isDefault: true })
+    .description("write the .netdev/.network files for SPEC (the default command)")
+    .argument("<spec>", "split-tunnel spec, .toml or .json")
+    .option("-o, --output <dir>", "directory to write into (e.g. /etc/systemd/network)", "out")
+    .option("--prefix <NN>", "two-digit file name prefix that orders our files", filePrefix, "50")
+    .option("--check", "write nothing; exit 1 with a diff when DIR differs from what SPEC generates")
+    .option("--stdout", "print what would be written (each file under a header line); write nothing")
+    .option("--force", "overwrite files of ours' names that gen-networkd did not write")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  gen-networkd spec.toml -o /etc/systemd/network && networkctl reload
+  gen-networkd spec.toml --stdout                 # review before writing
+  gen-networkd spec.toml -o /etc/systemd/network --check   # in CI: did I regenerate?
+
+Exit codes: 0 ok, 1 invalid spec or --check drift, 2 usage, 3 refused write.`,
+    )
+    .action(async (specPath: string, flags: GenerateFlags) => {
+      process.exitCode = await runGenerate(specPath, flags);
+    });
+  return program;
+}
+
+/** Exit code for an error: user mistakes get one line each, never a stack trace. */
+function report(error: unknown): number {
+  if (error instanceof CommanderError) {
+    return error.exitCode === 0 || error.code === "commander.helpDisplayed" || error.code === "commander.version" ? EXIT.ok : EXIT.usage;
+  }
+  if (error instanceof InvalidSpecError || error instanceof SpecSyntaxError) {
+    process.stderr.write(`${error.message}\n`);
+    return EXIT.invalid;
+  }
+  if (error instanceof PlanError) {
+    process.stderr.write(`${error.path}: ${error.message}\n`);
+    return EXIT.invalid;
+  }
+  if (error instanceof RefusedWriteError) {
+    process.stderr.write(`${error.message}\n`);
+    return EXIT.refused;
+  }
+  throw error;
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv as string[]);
+  } catch (error) {
+    process.exitCode = report(error);
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,36 @@
+// The pipeline, read → validate → plan → render, as one call the CLI (and tests) use.
+
+import type { Plan } from "./model.js";
+import { loadSpec } from "./load.js";
+import { buildPlan } from "./plan.js";
+import { renderNetworkd } from "./render-networkd.js";
+import { validateSpec, type Spec, type SpecProblem } from "./spec.js";
+import type { OutputFile } from "./write.js";
+
+export class InvalidSpecError extends Error {
+  constructor(readonly specPath: string, readonly problems: readonly SpecProblem[]) {
+    super(problems.map((p) => `${specPath}: ${p.path}: ${p.message}`).join("\n"));
+  }
+}
+
+export interface GenerateOptions {
+  /** Where the networkd units go. */
+  readonly outputDir: string;
+  /** Two-digit file name prefix. */
+  readonly prefix: string;
+}
+
+export interface Generated {
+  readonly spec: Spec;
+  readonly plan: Plan;
+  readonly files: readonly OutputFile[];
+}
+
+export async function generate(specPath: string, options: GenerateOptions): Promise<Generated> {
+  const loaded = await loadSpec(specPath);
+  const validated = validateSpec(loaded.document);
+  if (!validated.ok) throw new InvalidSpecError(specPath, validated.problems);
+  const plan = buildPlan(validated.spec, { prefix: options.prefix });
+  const files = renderNetworkd(plan, loaded.name).map(({ unit, content }) => ({ dir: options.outputDir, fileName: unit.fileName, content }));
+  return { spec: validated.spec, plan, files };
+}

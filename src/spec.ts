@@ -1,0 +1,290 @@
+// The split-tunnel spec, version 1: its schema, its validation, its types.
+//
+// One zod definition is the single source of truth: it validates specs, names
+// the JSON path of every problem, and (via zod's JSON Schema export) documents
+// the format for editors. Values come out canonical (prefixes in their shortest
+// form), so two spellings of one spec hash and render the same.
+
+import { z } from "zod";
+import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Family } from "./prefix.js";
+import { LOCAL_SET, namedSet, namedSetNames } from "./named-sets.js";
+import { didYouMean } from "./suggest.js";
+
+export const SPEC_VERSION = 1;
+
+// Kernel rule priorities 0 (local), 32766 (main) and 32767 (default) are taken;
+// tailscale installs its rules at 5210..5270.
+export const TAILSCALE_PRIORITIES = { first: 5210, last: 5270 } as const;
+/** Our helper rules sit just before the capture rules: priority-1 (suppressed main). */
+export const HELPER_RULE_COUNT = 1;
+const RESERVED_TABLES: Record<number, string> = { 253: "default", 254: "main", 255: "local" };
+
+/** A problem found in a spec: where, and what (message already carries value and hint). */
+export interface SpecProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+const quote = (value: unknown): string => JSON.stringify(value);
+
+/** A string refined by a checker that returns a problem text, or undefined when fine. */
+function checkedString(problem: (value: string) => string | undefined) {
+  return z.string().superRefine((value, ctx) => {
+    const message = problem(value);
+    if (message !== undefined) ctx.addIssue({ code: "custom", message });
+  });
+}
+
+function interfaceNameProblem(name: string): string | undefined {
+  const bytes = Buffer.byteLength(name);
+  if (bytes === 0) return `interface name is empty`;
+  if (bytes > 15) return `${quote(name)} is ${bytes} bytes long; Linux interface names have at most 15`;
+  if (name === "." || name === "..") return `${quote(name)} is not a valid interface name`;
+  if (/[/:\s]/.test(name)) return `${quote(name)} contains '/', ':' or whitespace, which Linux interface names cannot`;
+  return undefined;
+}
+
+function prefixProblem(text: string): string | undefined {
+  const parsed = parsePrefix(text);
+  if (parsed.ok) return undefined;
+  return `${quote(text)} ${parsed.message}${parsed.hint ? `; ${parsed.hint}` : ""}`;
+}
+
+/** An interface address: host bits are the point here ("10.253.0.2/24"). */
+function interfaceAddressProblem(text: string): string | undefined {
+  const slash = text.indexOf("/");
+  if (slash < 0) return `${quote(text)} has no prefix length; write e.g. "${text}/32" (or /128 for IPv6)`;
+  const address = parseAddress(text.slice(0, slash));
+  if (!address.ok) return `${quote(text)}: address ${address.message}`;
+  const length = text.slice(slash + 1);
+  const max = address.value.family === 4 ? 32 : 128;
+  if (!/^(0|[1-9][0-9]*)$/.test(length) || Number(length) > max) {
+    return `${quote(text)} has prefix length ${quote(length)}; expected 0..${max}`;
+  }
+  return undefined;
+}
+
+function excludeItemProblem(item: string): string | undefined {
+  if (item.startsWith("@")) {
+    return namedSet(item) ? undefined : `${quote(item)} is not a named set${didYouMean(item, namedSetNames())} (known: ${namedSetNames().join(", ")})`;
+  }
+  return prefixProblem(item);
+}
+
+function canonicalPrefixItem(item: string): string {
+  if (item.startsWith("@")) return item;
+  const parsed = parsePrefix(item);
+  return parsed.ok ? formatPrefix(parsed.value) : item;
+}
+
+function canonicalInterfaceAddress(text: string): string {
+  const slash = text.indexOf("/");
+  const address = parseAddress(text.slice(0, slash));
+  if (!address.ok) return text;
+  return `${formatAddress(address.value.family, address.value.value)}${text.slice(slash)}`;
+}
+
+function wireguardKeyProblem(key: string): string | undefined {
+  const decoded = Buffer.from(key, "base64");
+  if (key.length !== 44 || decoded.length !== 32 || decoded.toString("base64") !== key) {
+    return `${quote(key)} is not a WireGuard public key (32 bytes in base64: 44 characters ending in "="); copy it from \`wg pubkey\``;
+  }
+  return undefined;
+}
+
+const HOSTNAME = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+function endpointProblem(endpoint: string): string | undefined {
+  const hint = 'expected host:port, [IPv6]:port or hostname:port, e.g. "198.51.100.7:51820"';
+  const match = /^(\[([^\]]*)\]|[^:[\]]+):([^:]*)$/.exec(endpoint);
+  if (!match) {
+    const looksV6 = (endpoint.match(/:/g) ?? []).length > 1 && !endpoint.startsWith("[");
+    return `${quote(endpoint)} is not an endpoint; ${looksV6 ? "put an IPv6 address in brackets, e.g. \"[2001:db8::1]:51820\"" : hint}`;
+  }
+  const [, hostPart, v6, port] = match;
+  if (v6 !== undefined) {
+    const address = parseAddress(v6);
+    if (!address.ok || address.value.family !== 6) return `${quote(endpoint)}: ${quote(v6)} is not an IPv6 address; ${hint}`;
+  } else if (/^[0-9.]+$/.test(hostPart!)) {
+    const address = parseAddress(hostPart!);
+    if (!address.ok) return `${quote(endpoint)}: ${quote(hostPart)} ${address.message}`;
+  } else if (!HOSTNAME.test(hostPart!)) {
+    return `${quote(endpoint)}: ${quote(hostPart)} is not a valid hostname; ${hint}`;
+  }
+  if (!/^[1-9][0-9]*$/.test(port!) || Number(port) > 65535) return `${quote(endpoint)} has port ${quote(port)}; expected 1..65535`;
+  return undefined;
+}
+
+function absolutePathProblem(path: string): string | undefined {
+  if (!path.startsWith("/")) return `${quote(path)} is not an absolute path; networkd needs one, e.g. "/etc/systemd/network/wg0.key"`;
+  return undefined;
+}
+
+const integer = (min: number, max: number, what: string) =>
+  z
+    .number({ error: `expected a whole number (${what})` })
+    .int({ error: `expected a whole number (${what})` })
+    .min(min, { error: (issue) => `${quote(issue.input)} is out of range for ${what}: ${min}..${max}` })
+    .max(max, { error: (issue) => `${quote(issue.input)} is out of range for ${what}: ${min}..${max}` });
+
+const port = integer(1, 65535, "a UDP port");
+
+const peerSchema = z.strictObject({
+  public_key: checkedString(wireguardKeyProblem),
+  endpoint: checkedString(endpointProblem).optional(),
+  allowed_ips: z.array(checkedString(prefixProblem).transform(canonicalPrefixItem)).min(1, { error: "list at least one prefix, e.g. [\"0.0.0.0/0\", \"::/0\"]" }),
+  persistent_keepalive: integer(1, 65535, "seconds between keepalives; omit the key to disable").optional(),
+  preshared_key_file: checkedString(absolutePathProblem).optional(),
+});
+
+const tunnelSchema = z.strictObject({
+  interface: checkedString(interfaceNameProblem),
+  addresses: z
+    .array(checkedString(interfaceAddressProblem).transform(canonicalInterfaceAddress))
+    .min(1, { error: 'list at least one tunnel address, e.g. ["10.253.0.2/32"]' }),
+  manage: z.boolean().default(true),
+  private_key_file: checkedString(absolutePathProblem).optional(),
+  listen_port: port.optional(),
+  mtu: integer(1280, 65535, "the MTU (WireGuard over IPv6 needs at least 1280)").optional(),
+  peers: z.array(peerSchema).optional(),
+});
+
+const tableSchema = integer(1, 4294967295, "a routing table").superRefine((table, ctx) => {
+  const name = RESERVED_TABLES[table];
+  if (name) ctx.addIssue({ code: "custom", message: `${table} is the kernel's "${name}" table; pick another, e.g. 10086` });
+});
+
+const splitSchema = z.strictObject({
+  table: tableSchema.default(10086),
+  priority: integer(1 + HELPER_RULE_COUNT, 32765, "a rule priority (before main at 32766)").default(10086),
+  protocols: z.array(z.enum(["tcp"], { error: (issue) => `${quote(issue.input)} is not a supported protocol; supported: "tcp"` })).min(1).default(["tcp"]),
+  exclude: z.array(checkedString(excludeItemProblem).transform(canonicalPrefixItem)).default([LOCAL_SET]),
+  ipv6: z.enum(["tunnel", "block", "direct"], { error: (issue) => `${quote(issue.input)} is not an IPv6 policy; expected "tunnel", "block" or "direct"` }).optional(),
+  direct_connected: z.boolean().default(true),
+});
+
+export const specSchema = z
+  .strictObject({
+    $schema: z.string().optional().describe("Editor hint: the JSON Schema of this format; ignored by gen-networkd."),
+    version: z.literal(SPEC_VERSION, { error: (issue) => `${quote(issue.input)} is not a spec version this gen-networkd reads; expected ${SPEC_VERSION}` }),
+    tunnel: tunnelSchema,
+    split: splitSchema.default(() => splitSchema.parse({})),
+  })
+  .superRefine((spec, ctx) => {
+    const problem = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+    const { tunnel, split } = spec;
+    const families = new Set(tunnel.addresses.map(addressFamily));
+    if (!families.has(4)) problem(["tunnel", "addresses"], "needs an IPv4 address: IPv4 traffic is what the tunnel carries");
+    if (split.ipv6 === "tunnel" && !families.has(6)) {
+      problem(["split", "ipv6"], `"tunnel" needs an IPv6 address in tunnel.addresses; add one, or use "block" or "direct"`);
+    }
+    if (tunnel.manage) {
+      if (tunnel.private_key_file === undefined) problem(["tunnel", "private_key_file"], "is required when manage = true (networkd creates the interface and needs its key)");
+      if (!tunnel.peers?.length) problem(["tunnel", "peers"], "list at least one peer when manage = true");
+      const seen = new Map<string, number>();
+      tunnel.peers?.forEach((peer, index) => {
+        const first = seen.get(peer.public_key);
+        if (first !== undefined) problem(["tunnel", "peers", index, "public_key"], `duplicate peer: same public key as tunnel.peers[${first}]`);
+        else seen.set(peer.public_key, index);
+      });
+    } else {
+      for (const key of ["private_key_file", "listen_port", "peers"] as const) {
+        if (tunnel[key] !== undefined) problem(["tunnel", key], "only applies with manage = true (gen-networkd then creates the WireGuard interface)");
+      }
+    }
+    const lowest = split.priority - HELPER_RULE_COUNT;
+    if (lowest <= TAILSCALE_PRIORITIES.last && split.priority >= TAILSCALE_PRIORITIES.first) {
+      problem(["split", "priority"], `${split.priority} collides with tailscale's rules (${TAILSCALE_PRIORITIES.first}..${TAILSCALE_PRIORITIES.last}; ours use ${lowest}..${split.priority}); pick one above ${TAILSCALE_PRIORITIES.last + HELPER_RULE_COUNT}, e.g. 10086`);
+    }
+  });
+
+export type Spec = z.output<typeof specSchema>;
+
+export function addressFamily(interfaceAddress: string): Family {
+  return interfaceAddress.includes(":") ? 6 : 4;
+}
+
+// Keys that must never hold key material inline: the spec would then be a secret,
+// and the key would be copied into emitted files.
+const INLINE_SECRET_KEYS: Record<string, string> = {
+  private_key: "private_key_file",
+  preshared_key: "preshared_key_file",
+};
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, key) => (typeof key === "number" ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), "");
+}
+
+/** Values with control characters would start new lines (and sections) in INI files. */
+function controlCharacterProblems(value: unknown, path: PropertyKey[], out: SpecProblem[]): void {
+  if (typeof value === "string") {
+    const match = /[\u0000-\u001f\u007f]/.exec(value);
+    if (match) {
+      const name = match[0] === "\n" ? "a newline" : `control character U+${match[0].charCodeAt(0).toString(16).padStart(4, "0")}`;
+      out.push({ path: formatPath(path), message: `${quote(value)} contains ${name}; values are written into INI files, where that would inject lines` });
+    }
+  } else if (Array.isArray(value)) {
+    value.forEach((item, index) => controlCharacterProblems(item, [...path, index], out));
+  } else if (value !== null && typeof value === "object") {
+    for (const [key, item] of Object.entries(value)) controlCharacterProblems(item, [...path, key], out);
+  }
+}
+
+/** The object schema found at a path of the input, to list its known keys. */
+function objectKeysAt(path: readonly PropertyKey[]): string[] {
+  let schema: z.ZodType = specSchema;
+  for (const key of [...path, ""]) {
+    for (;;) {
+      const def = (schema as unknown as { def: { type: string; innerType?: z.ZodType; in?: z.ZodType; element?: z.ZodType; shape?: Record<string, z.ZodType> } }).def;
+      if (def.innerType) schema = def.innerType;
+      else if (def.type === "pipe" && def.in) schema = def.in;
+      else break;
+    }
+    const def = (schema as unknown as { def: { type: string; element?: z.ZodType; shape?: Record<string, z.ZodType> } }).def;
+    if (key === "") return def.shape ? Object.keys(def.shape) : [];
+    if (typeof key === "number" && def.element) schema = def.element;
+    else if (def.shape && typeof key === "string" && def.shape[key]) schema = def.shape[key];
+    else return [];
+  }
+  return [];
+}
+
+function issueProblems(issue: z.core.$ZodIssue): SpecProblem[] {
+  if (issue.code === "unrecognized_keys") {
+    const known = objectKeysAt(issue.path);
+    return issue.keys.map((key) => {
+      const path = formatPath([...issue.path, key]);
+      const secret = INLINE_SECRET_KEYS[key];
+      if (secret) {
+        return { path, message: `inline keys are refused (they would be copied into generated files); write the key to a file readable by systemd-network and set ${formatPath([...issue.path, secret])}` };
+      }
+      return { path, message: `unknown key${didYouMean(key, known)}${known.length ? ` (known here: ${known.join(", ")})` : ""}` };
+    });
+  }
+  if (issue.code === "invalid_type" && issue.input === undefined) {
+    return [{ path: formatPath(issue.path), message: `is required (expected ${issue.expected})` }];
+  }
+  return [{ path: formatPath(issue.path), message: issue.message }];
+}
+
+export type Validated = { ok: true; spec: Spec } | { ok: false; problems: SpecProblem[] };
+
+/** Validates a parsed spec document; reports every problem at once, each with its JSON path. */
+export function validateSpec(input: unknown): Validated {
+  const problems: SpecProblem[] = [];
+  controlCharacterProblems(input, [], problems);
+  const result = specSchema.safeParse(input);
+  if (result.success && problems.length === 0) return { ok: true, spec: result.data };
+  if (!result.success) {
+    const flagged = new Set(problems.map((p) => p.path));
+    for (const issue of result.error.issues) {
+      for (const problem of issueProblems(issue)) if (!flagged.has(problem.path)) problems.push(problem);
+    }
+  }
+  return { ok: false, problems };
+}
+
+/** The JSON Schema of the spec, derived from the same definition that validates. */
+export function specJsonSchema(): unknown {
+  return z.toJSONSchema(specSchema, { io: "input", unrepresentable: "any" });
+}
