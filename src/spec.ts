@@ -174,7 +174,7 @@ export const specSchema = z
     const problem = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
     const { tunnel, split } = spec;
     const families = new Set(tunnel.addresses.map(addressFamily));
-    if (!families.has(4)) problem(["tunnel", "addresses"], "needs an IPv4 address: IPv4 traffic is what the tunnel carries");
+    if (families.size > 0 && !families.has(4)) problem(["tunnel", "addresses"], "needs an IPv4 address: IPv4 traffic is what the tunnel carries");
     if (split.ipv6 === "tunnel" && !families.has(6)) {
       problem(["split", "ipv6"], `"tunnel" needs an IPv6 address in tunnel.addresses; add one, or use "block" or "direct"`);
     }
@@ -261,8 +261,10 @@ function issueProblems(issue: z.core.$ZodIssue): SpecProblem[] {
       return { path, message: `unknown key${didYouMean(key, known)}${known.length ? ` (known here: ${known.join(", ")})` : ""}` };
     });
   }
-  if (issue.code === "invalid_type" && issue.input === undefined) {
-    return [{ path: formatPath(issue.path), message: `is required (expected ${issue.expected})` }];
+  if (issue.code === "invalid_type") {
+    const expected = issue.expected === "int" ? "number" : issue.expected;
+    if (issue.input === undefined) return [{ path: formatPath(issue.path), message: `is required (expected ${expected})` }];
+    if (typeof issue.input !== expected) return [{ path: formatPath(issue.path), message: `expected ${expected === "object" ? "a table/object" : `a ${expected}`}, got ${quote(issue.input)}` }];
   }
   return [{ path: formatPath(issue.path), message: issue.message }];
 }
@@ -273,7 +275,7 @@ export type Validated = { ok: true; spec: Spec } | { ok: false; problems: SpecPr
 export function validateSpec(input: unknown): Validated {
   const problems: SpecProblem[] = [];
   controlCharacterProblems(input, [], problems);
-  const result = specSchema.safeParse(input);
+  const result = specSchema.safeParse(input, { reportInput: true });
   if (result.success && problems.length === 0) return { ok: true, spec: result.data };
   if (!result.success) {
     const flagged = new Set(problems.map((p) => p.path));
