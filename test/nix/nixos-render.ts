@@ -1,0 +1,140 @@
+// What NixOS makes of the evaluated `systemd.network` options: the networkd files
+// it would write, by NixOS's own rendering rules (nixos/lib/systemd-lib.nix
+// attrsToSection and nixos/lib/systemd-network-units.nix, 24.11 layout):
+//   - one `Key=value` line per list element; true/false for booleans; integers in decimal;
+//   - keys sorted within a section (Nix attribute sets are sorted);
+//   - [Match], [NetDev], [WireGuard], one [WireGuardPeer] per peer for a netdev;
+//   - [Match], [Link], [Network] (networkConfig, then one Address= per address), every
+//     [RoutingPolicyRule], then every [Route] for a network;
+//   - [Network] of /etc/systemd/networkd.conf from systemd.network.config.networkConfig.
+// Any option this file does not know is an error, so nothing the module sets can go unchecked.
+
+import type { Entry, Section } from "../../src/model.js";
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type Attrs = { [key: string]: Json };
+
+function isAttrs(value: Json | undefined): value is Attrs {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function attrs(value: Json | undefined, where: string): Attrs {
+  if (value === undefined) return {};
+  if (!isAttrs(value)) throw new Error(`${where}: expected an attribute set, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function list(value: Json | undefined, where: string): Json[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new Error(`${where}: expected a list, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function onlyKeys(value: Attrs, allowed: readonly string[], where: string): void {
+  const unknown = Object.keys(value).filter((key) => !allowed.includes(key));
+  if (unknown.length > 0) throw new Error(`${where}: options the NixOS mapping does not know: ${unknown.join(", ")}`);
+}
+
+/** NixOS's toOption: booleans as true/false, numbers and strings as text. */
+function option(value: Json, where: string): string {
+  if (typeof value === "boolean") return value ? "true" : "false";
+  if (typeof value === "number") {
+    if (!Number.isInteger(value)) throw new Error(`${where}: ${value} is not an integer`);
+    return String(value);
+  }
+  if (typeof value === "string") return value;
+  throw new Error(`${where}: unit option value must be a string, integer or boolean, got ${JSON.stringify(value)}`);
+}
+
+/** attrsToSection: keys in Nix's (sorted) order, one line per list element. */
+function section(name: string, value: Attrs, where: string): Section {
+  const entries: Entry[] = Object.keys(value)
+    .sort()
+    .flatMap((key) => {
+      const v = value[key]!;
+      return (Array.isArray(v) ? v : [v]).map((x) => ({ key, value: option(x, `${where}.${key}`) }));
+    });
+  return { name, comment: [], entries };
+}
+
+function netdevUnit(def: Attrs, where: string): Section[] {
+  onlyKeys(def, ["matchConfig", "netdevConfig", "wireguardConfig", "wireguardPeers"], where);
+  const out: Section[] = [];
+  const match = attrs(def.matchConfig, `${where}.matchConfig`);
+  if (Object.keys(match).length > 0) out.push(section("Match", match, `${where}.matchConfig`));
+  out.push(section("NetDev", attrs(def.netdevConfig, `${where}.netdevConfig`), `${where}.netdevConfig`));
+  const wireguard = attrs(def.wireguardConfig, `${where}.wireguardConfig`);
+  if (Object.keys(wireguard).length > 0) out.push(section("WireGuard", wireguard, `${where}.wireguardConfig`));
+  list(def.wireguardPeers, `${where}.wireguardPeers`).forEach((peer, i) =>
+    out.push(section("WireGuardPeer", attrs(peer, `${where}.wireguardPeers[${i}]`), `${where}.wireguardPeers[${i}]`)),
+  );
+  return out;
+}
+
+function networkUnit(def: Attrs, where: string): Section[] {
+  onlyKeys(def, ["matchConfig", "linkConfig", "networkConfig", "address", "routingPolicyRules", "routes"], where);
+  const out: Section[] = [];
+  const match = attrs(def.matchConfig, `${where}.matchConfig`);
+  if (Object.keys(match).length > 0) out.push(section("Match", match, `${where}.matchConfig`));
+  const link = attrs(def.linkConfig, `${where}.linkConfig`);
+  if (Object.keys(link).length > 0) out.push(section("Link", link, `${where}.linkConfig`));
+  const network = section("Network", attrs(def.networkConfig, `${where}.networkConfig`), `${where}.networkConfig`);
+  const addresses = list(def.address, `${where}.address`).map((a, i) => ({ key: "Address", value: option(a, `${where}.address[${i}]`) }));
+  out.push({ ...network, entries: [...network.entries, ...addresses] });
+  list(def.routingPolicyRules, `${where}.routingPolicyRules`).forEach((rule, i) =>
+    out.push(section("RoutingPolicyRule", attrs(rule, `${where}.routingPolicyRules[${i}]`), `${where}.routingPolicyRules[${i}]`)),
+  );
+  list(def.routes, `${where}.routes`).forEach((route, i) =>
+    out.push(section("Route", attrs(route, `${where}.routes[${i}]`), `${where}.routes[${i}]`)),
+  );
+  return out;
+}
+
+/**
+ * The networkd files NixOS writes for an evaluated `systemd.network` value, keyed
+ * "<name>.netdev", "<name>.network", and "networkd.conf".
+ */
+export function nixosNetworkdFiles(systemdNetwork: Json): Map<string, Section[]> {
+  const network = attrs(systemdNetwork, "systemd.network");
+  onlyKeys(network, ["enable", "netdevs", "networks", "config"], "systemd.network");
+  const files = new Map<string, Section[]>();
+  for (const [name, def] of Object.entries(attrs(network.netdevs, "systemd.network.netdevs"))) {
+    files.set(`${name}.netdev`, netdevUnit(attrs(def, name), `systemd.network.netdevs.${name}`));
+  }
+  for (const [name, def] of Object.entries(attrs(network.networks, "systemd.network.networks"))) {
+    files.set(`${name}.network`, networkUnit(attrs(def, name), `systemd.network.networks.${name}`));
+  }
+  if (network.config !== undefined) {
+    const config = attrs(network.config, "systemd.network.config");
+    onlyKeys(config, ["networkConfig"], "systemd.network.config");
+    files.set("networkd.conf", [section("Network", attrs(config.networkConfig, "networkConfig"), "systemd.network.config.networkConfig")]);
+  }
+  return files;
+}
+
+// Section order in NixOS's rendering; networkd itself does not care about the order of sections.
+const NIXOS_SECTION_ORDER = ["Match", "NetDev", "WireGuard", "WireGuardPeer", "Link", "Network", "RoutingPolicyRule", "Route"];
+
+/**
+ * Sections in a form two renderings of the same configuration agree on: sections in
+ * NixOS's order, keys sorted within a section (repeated keys keep their order), values
+ * as text, comments and empty sections dropped. Both sides of a comparison go through it.
+ */
+export function comparable(sections: readonly Section[]): { name: string; lines: string[] }[] {
+  const rank = (name: string): number => {
+    const i = NIXOS_SECTION_ORDER.indexOf(name);
+    if (i < 0) throw new Error(`section [${name}] has no known place in NixOS's rendering`);
+    return i;
+  };
+  return sections
+    .filter((s) => s.entries.length > 0)
+    .map((s, index) => ({ s, index }))
+    .sort((a, b) => rank(a.s.name) - rank(b.s.name) || a.index - b.index)
+    .map(({ s }) => ({
+      name: s.name,
+      lines: s.entries
+        .map((e, index) => ({ e, index }))
+        .sort((a, b) => (a.e.key < b.e.key ? -1 : a.e.key > b.e.key ? 1 : a.index - b.index))
+        .map(({ e }) => `${e.key}=${String(e.value)}`),
+    }));
+}
