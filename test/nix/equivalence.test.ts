@@ -1,0 +1,89 @@
+// The NixOS module and the networkd files say the same thing.
+//
+// For every example spec and for random valid specs, the module is evaluated by
+// the real Nix evaluator, NixOS's rendering rules turn the evaluated options back
+// into networkd sections, and those must equal the networkd files the generator
+// writes directly (section by section, keys sorted, sections in NixOS's order).
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import fc from "fast-check";
+import { readdirSync } from "node:fs";
+import { generate } from "../../src/generate.js";
+import type { Plan } from "../../src/model.js";
+import { headerLines } from "../../src/ownership.js";
+import { buildPlan } from "../../src/plan.js";
+import { renderNetworkd } from "../../src/render-networkd.js";
+import { renderNix } from "../../src/render-nix.js";
+import { validateSpec } from "../../src/spec.js";
+import { parseUnitFile } from "../../src/unitfile.js";
+import { Nix, nixTest } from "./nix.js";
+import { comparable, nixosNetworkdFiles } from "./nixos-render.js";
+import { validSpec } from "./spec-arbitrary.js";
+
+const test = suite("nix-equivalence");
+const nix = new Nix();
+test.after(() => nix.dispose());
+
+const examplesDir = new URL("../../examples/", import.meta.url).pathname;
+const exampleSpecs = readdirSync(examplesDir)
+  .filter((name) => /\.(toml|json)$/.test(name))
+  .sort();
+
+interface Case {
+  readonly label: string;
+  readonly plan: Plan;
+  readonly specName: string;
+}
+
+/** Direct networkd output, keyed the way NixOS's rendering names it. */
+function directFiles({ plan, specName }: Case): Map<string, ReturnType<typeof comparable>> {
+  return new Map(
+    renderNetworkd(plan, specName).map(({ unit, content }) => [
+      unit.kind === "networkd-conf" ? "networkd.conf" : unit.fileName,
+      comparable(parseUnitFile(content)),
+    ]),
+  );
+}
+
+/** Evaluates the modules of all cases in one nix-instantiate call and compares each with its networkd files. */
+function assertEquivalent(cases: readonly Case[]): void {
+  cases.forEach((c, i) => nix.file(`case${i}.nix`, renderNix(c.plan, headerLines(c.plan, c.specName))));
+  const imports = cases.map((_, i) => `((import ./case${i}.nix) {})`).join("\n");
+  const values = nix.evalJson(`[\n${imports}\n]`) as { systemd: { network: never } }[];
+  cases.forEach((c, i) => {
+    const value = values[i]!;
+    assert.equal(Object.keys(value), ["systemd"], `${c.label}: the module sets only systemd.network`);
+    const fromNixos = new Map([...nixosNetworkdFiles(value.systemd.network)].map(([name, sections]) => [name, comparable(sections)]));
+    assert.equal(fromNixos, directFiles(c), c.label);
+  });
+}
+
+test("the examples directory has specs to compare", () => {
+  assert.ok(exampleSpecs.length > 0);
+});
+
+nixTest(test, "every example spec: the module maps back to exactly the networkd files", async () => {
+  const cases: Case[] = [];
+  for (const name of exampleSpecs) {
+    const { plan } = await generate(`${examplesDir}${name}`, { outputDir: "out", prefix: "50" });
+    cases.push({ label: `examples/${name}`, plan, specName: name });
+  }
+  assertEquivalent(cases);
+});
+
+nixTest(test, "random valid specs: the module maps back to exactly the networkd files", () => {
+  // Each run is one nix-instantiate call over a batch of modules.
+  fc.assert(
+    fc.property(fc.array(fc.tuple(validSpec, fc.integer({ min: 10, max: 99 })), { minLength: 5, maxLength: 15 }), (specs) => {
+      const cases = specs.map(([document, prefix], i): Case => {
+        const validated = validateSpec(document);
+        if (!validated.ok) throw new Error(`the arbitrary made an invalid spec: ${JSON.stringify(validated.problems)}`);
+        return { label: JSON.stringify(document), plan: buildPlan(validated.spec, { prefix: String(prefix) }), specName: `random${i}.json` };
+      });
+      assertEquivalent(cases);
+    }),
+    { numRuns: 8 },
+  );
+});
+
+test.run();
