@@ -12,8 +12,8 @@
 // files appear only as path strings, never as Nix paths, so nothing is copied
 // into the world-readable Nix store.
 
-import nunjucks from "nunjucks";
 import type { Entry, Plan, Section, Unit, UnitKind, Value } from "./model.js";
+import { renderTemplate } from "./templates.js";
 
 /** A section the plan used but NixOS offers no option for (or the renderer does not map yet). */
 export class NixMappingError extends Error {}
@@ -264,14 +264,7 @@ export function nixModuleView(plan: Plan, header: readonly string[]): NixModuleV
 
 // ---------------------------------------------------------------------------
 
-const templates = new nunjucks.Environment(new nunjucks.FileSystemLoader(new URL("../templates/", import.meta.url).pathname), {
-  autoescape: false,
-  throwOnUndefined: true,
-  trimBlocks: true,
-  lstripBlocks: true,
-});
-
 /** The NixOS module for a plan, as the text of one `.nix` file. `header` lines are written as comments on top. */
 export function renderNix(plan: Plan, header: readonly string[]): string {
-  return templates.render("nix/module.nix.njk", nixModuleView(plan, header));
+  return renderTemplate("nix/module.nix.njk", nixModuleView(plan, header));
 }
