@@ -1,0 +1,534 @@
+// A lab case: one spec, generated into a directory, applied by the real networkd
+// to the lab host, and checked. Each of issue 3's six assertions is one method
+// that throws (with the evidence) when it does not hold and otherwise returns
+// what it observed, so tests and reports can print it.
+
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import TOML from "@iarna/toml";
+import { parseUnitFile } from "../../src/unitfile.js";
+import type { Section } from "../../src/model.js";
+import { ADDR, Lab, networkdParseWarnings, writeKeyFile, type ProbeResult, type RouteDecision } from "./lab.js";
+import { poll, run } from "./proc.js";
+import {
+  addressesOf,
+  blogVerdict,
+  BLOG_THROWS,
+  canonKernelRoute,
+  canonKernelRule,
+  contains,
+  expectedVerdict,
+  matchName,
+  parseAddress,
+  parsePrefix,
+  probeTable,
+  routesFromNetwork,
+  rulesFromNetwork,
+  specView,
+  tablesOf,
+  type Probe,
+  type SpecView,
+  type Verdict,
+} from "./expect.js";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const CLI = join(ROOT, "dist", "cli.js");
+
+/** Writes the files for SPEC into DIR. */
+export type Generator = (specPath: string, outDir: string) => Promise<void>;
+
+/** The project's CLI, as a user runs it: `node dist/cli.js SPEC -o DIR`. */
+export const cliGenerator: Generator = async (specPath, outDir) => {
+  await run([process.execPath, CLI, specPath, "-o", outDir], { timeoutMs: 30_000 });
+};
+
+export interface PlannedState {
+  rules: string[];
+  routes: string[];
+  tables: string[];
+}
+
+export interface KernelState {
+  rules: string[];
+  routes: string[];
+}
+
+/** Set difference in both directions, for messages. */
+function diff(expected: string[], actual: string[]): string {
+  const missing = expected.filter((x) => !actual.includes(x));
+  const extra = actual.filter((x) => !expected.includes(x));
+  return [...missing.map((x) => `  missing: ${x}`), ...extra.map((x) => `  extra:   ${x}`)].join("\n");
+}
+
+export class SplitCase {
+  spec!: SpecView;
+  specPath = "";
+  keyFile = "";
+  hostPublicKey = "";
+  networkdStartLine = 0;
+  /** ms: wireguard-go up + networkd started + every link configured. */
+  applyMs = 0;
+
+  private constructor(
+    readonly lab: Lab,
+    readonly generator: Generator,
+  ) {}
+
+  static async create(tag: string, generator: Generator = cliGenerator): Promise<SplitCase> {
+    const lab = await Lab.create({ tag, host: "networkd" });
+    const c = new SplitCase(lab, generator);
+    c.keyFile = join(lab.keyDir, "wg0.key");
+    await writeKeyFile(c.keyFile);
+    return c;
+  }
+
+  /**
+   * Writes SPEC (as parsed JSON/TOML) for the lab and generates its files into
+   * the lab's directory: the private key file becomes the lab's key, the (first)
+   * peer the lab's peer, so the tunnel really works.
+   */
+  async generate(raw: Record<string, any>, format: "toml" | "json" = "toml"): Promise<void> {
+    const spec = structuredClone(raw);
+    spec.tunnel ??= {};
+    if (spec.tunnel.manage !== false) {
+      spec.tunnel.private_key_file = this.keyFile;
+      const peers = spec.tunnel.peers ?? [{ allowed_ips: ["0.0.0.0/0", "::/0"] }];
+      peers[0] = { ...peers[0], public_key: this.lab.peerPublicKey, endpoint: `${ADDR.peerInet4}:${ADDR.peerPort}` };
+      spec.tunnel.peers = peers.slice(0, 1);
+    }
+    this.spec = specView(spec);
+    this.specPath = join(this.lab.work, `spec.${format}`);
+    await writeFile(this.specPath, format === "json" ? JSON.stringify(spec, null, 2) + "\n" : TOML.stringify(spec));
+    await this.generator(this.specPath, this.lab.genDir);
+  }
+
+  async files(): Promise<{ name: string; text: string; sections: Section[] }[]> {
+    const names = (await readdir(this.lab.genDir)).filter((n) => n.endsWith(".network") || n.endsWith(".netdev")).sort();
+    return Promise.all(
+      names.map(async (name) => {
+        const text = await readFile(join(this.lab.genDir, name), "utf8");
+        return { name, text, sections: parseUnitFile(text) };
+      }),
+    );
+  }
+
+  /** The tunnel's .network (the one matching the tunnel interface). */
+  async tunnelNetwork(): Promise<Section[]> {
+    const found = (await this.files()).find((f) => f.name.endsWith(".network") && matchName(f.sections) === this.spec.iface);
+    if (!found) throw new Error(`no generated .network matches ${this.spec.iface}`);
+    return found.sections;
+  }
+
+  /** Starts the tunnel (wireguard-go from the generated .netdev) and networkd on the generated files; waits until configured. */
+  async apply(): Promise<void> {
+    const started = Date.now();
+    const files = await this.files();
+    const netdev = files.find((f) => f.name.endsWith(".netdev"));
+    const netdevText =
+      netdev?.text ??
+      // manage = false: the tunnel exists already (e.g. wg-quick with Table = off); the lab makes one.
+      [
+        "[NetDev]", `Name=${this.spec.iface}`, "Kind=wireguard",
+        "[WireGuard]", `PrivateKeyFile=${this.keyFile}`,
+        "[WireGuardPeer]", `PublicKey=${this.lab.peerPublicKey}`, `Endpoint=${ADDR.peerInet4}:${ADDR.peerPort}`,
+        "AllowedIPs=0.0.0.0/0", "AllowedIPs=::/0",
+      ].join("\n");
+    const wg = await this.lab.startHostWireguard(netdevText);
+    this.hostPublicKey = wg.publicKey;
+    await this.lab.admitHost(wg.publicKey, addressesOf(await this.tunnelNetwork()));
+    this.networkdStartLine = this.lab.networkd?.lines.length ?? 0;
+    await this.lab.startNetworkd();
+    await this.lab.waitConfigured(["lan0", this.spec.iface]);
+    await this.waitKernelMatchesPlan();
+    this.applyMs = Date.now() - started;
+  }
+
+  // ------------------------------------------------------------ 1. warnings
+
+  /** Assertion 1: networkd reported no warning for any generated file (scratch load of the full output, and the live host). */
+  async checkNoWarnings(): Promise<{ scratch: string[]; host: string[] }> {
+    const scratch = await networkdParseWarnings(this.lab.genDir, `${this.lab.options.tag}s`);
+    const host = this.lab.networkdWarnings();
+    if (scratch.warnings.length || host.length) {
+      throw new Error(
+        `networkd warned about the generated files:\n` +
+          [...scratch.warnings.map((l) => `  scratch: ${l}`), ...host.map((l) => `  host:    ${l}`)].join("\n"),
+      );
+    }
+    return { scratch: scratch.warnings, host };
+  }
+
+  // ------------------------------------------------------------ 2. kernel state
+
+  async plannedState(): Promise<PlannedState> {
+    const rules: string[] = [];
+    const routes: string[] = [];
+    const tables = new Set<string>();
+    for (const f of await this.files()) {
+      if (!f.name.endsWith(".network")) continue;
+      const iface = matchName(f.sections) ?? "?";
+      rules.push(...rulesFromNetwork(f.sections));
+      routes.push(...routesFromNetwork(f.sections, iface).filter((r) => !r.startsWith("table main ")));
+      for (const t of tablesOf(f.sections)) tables.add(t);
+    }
+    return { rules: rules.sort(), routes: routes.sort(), tables: [...tables].sort() };
+  }
+
+  async kernelState(tables: string[]): Promise<KernelState> {
+    const rules = (await this.lab.rules()).map(canonKernelRule).sort();
+    const routes: string[] = [];
+    for (const table of tables) {
+      for (const family of ["ipv4", "ipv6"] as const) {
+        routes.push(...(await this.lab.routes(table, family)).map((r) => canonKernelRoute(r, table, family)));
+      }
+    }
+    return { rules, routes: routes.sort() };
+  }
+
+  private async waitKernelMatchesPlan(extraTables: string[] = []): Promise<void> {
+    const plan = await this.plannedState();
+    const tables = [...new Set([...plan.tables, ...extraTables])];
+    await poll(
+      "the kernel to hold exactly the planned rules and routes",
+      async () => {
+        const k = await this.kernelState(tables);
+        return diff(plan.rules, k.rules) === "" && diff(plan.routes, k.routes) === "" ? true : undefined;
+      },
+      {
+        timeoutMs: 10_000,
+        describe: async () => {
+          const k = await this.kernelState(tables);
+          return `rules:\n${diff(plan.rules, k.rules)}\nroutes:\n${diff(plan.routes, k.routes)}\nnetworkd:\n${this.lab.networkd?.tail()}`;
+        },
+      },
+    );
+  }
+
+  /**
+   * Assertion 2: the kernel holds exactly the planned rules and table contents
+   * (planned = what the generated .network files ask for), and the plan is what
+   * the spec says: its table, its priority, every excluded prefix thrown, IPv6 per
+   * policy, nothing of the split in the main table.
+   */
+  async checkKernelState(): Promise<{ rules: string[]; routes: string[] }> {
+    const plan = await this.plannedState();
+    const k = await this.kernelState(plan.tables);
+    const problems: string[] = [];
+    const d1 = diff(plan.rules, k.rules);
+    const d2 = diff(plan.routes, k.routes);
+    if (d1) problems.push(`rules differ from the plan:\n${d1}`);
+    if (d2) problems.push(`routes differ from the plan:\n${d2}`);
+    problems.push(...this.planMatchesSpec(plan));
+    const main = [
+      ...(await this.lab.routes("main", "ipv4")),
+      ...(await this.lab.routes("main", "ipv6")),
+    ].filter((r) => r.dev === this.spec.iface && (r.dst === "default" || r.type === "throw"));
+    if (main.length) problems.push(`the main table has split routes: ${JSON.stringify(main)}`);
+    if (problems.length) throw new Error(problems.join("\n"));
+    return k;
+  }
+
+  /** Cross-checks the planned state against the spec itself. */
+  planMatchesSpec(plan: PlannedState): string[] {
+    const spec = this.spec;
+    const problems: string[] = [];
+    const table = String(spec.table);
+    const lookups = plan.rules.filter((r) => r.includes(` lookup ${table}`));
+    const families = ["ipv4", ...(spec.ipv6 === "direct" ? [] : ["ipv6"])];
+    for (const family of families) {
+      for (const proto of spec.protocols) {
+        const rule = lookups.find((r) => r.startsWith(`${family} `) && r.includes(`ipproto ${proto}`));
+        if (!rule) {
+          problems.push(`no ${family} ${proto} rule looking up table ${table}`);
+          continue;
+        }
+        const pref = Number(/pref (\d+)/.exec(rule)![1]);
+        if (spec.priority !== undefined ? pref !== spec.priority : !(pref > 5270 && pref < 32766)) {
+          problems.push(`${family} rule priority ${pref}, spec wants ${spec.priority ?? "the default (5271..32765)"}`);
+        }
+        if (spec.directConnected) {
+          const suppress = plan.rules.find(
+            (r) => r.startsWith(`${family} `) && r.includes(`ipproto ${proto}`) && r.includes("lookup main suppress_prefixlength 0"),
+          );
+          const sp = suppress && Number(/pref (\d+)/.exec(suppress)![1]);
+          if (!suppress || !(sp! < pref)) problems.push(`no ${family} ${proto} suppress_prefixlength 0 rule before priority ${pref}`);
+        }
+      }
+    }
+    if (spec.ipv6 === "direct" && lookups.some((r) => r.startsWith("ipv6 "))) problems.push("ipv6 = direct, but there is an IPv6 rule");
+    const throws = plan.routes.filter((r) => r.startsWith(`table ${table} `) && r.includes(" throw "));
+    for (const p of spec.exclude) {
+      const family = p.family === 4 ? "ipv4" : "ipv6";
+      if (family === "ipv6" && spec.ipv6 === "direct") continue;
+      const covered = throws.some((t) => {
+        const dst = t.split(" ")[4]!;
+        const tp = parsePrefix(dst === "default" ? (family === "ipv4" ? "0.0.0.0/0" : "::/0") : dst);
+        return tp.family === p.family && tp.len <= p.len && contains(tp, p.text.split("/")[0]!);
+      });
+      if (!covered) problems.push(`excluded ${p.text} has no covering throw in table ${table}`);
+    }
+    for (const t of throws) {
+      const dst = parsePrefix(t.split(" ")[4]!);
+      if (!spec.exclude.some((p) => p.family === dst.family && p.len <= dst.len && contains(p, dst.text.split("/")[0]!))) {
+        problems.push(`throw ${dst.text} is not in the spec's exclusions`);
+      }
+    }
+    const defaults = plan.routes.filter((r) => r.startsWith(`table ${table} `) && / default/.test(r));
+    const want = (family: string, type: string) => defaults.some((r) => r.startsWith(`table ${table} ${family} ${type} default`));
+    if (!want("ipv4", "unicast")) problems.push(`no IPv4 default route through ${spec.iface} in table ${table}`);
+    if (spec.ipv6 === "tunnel" && !want("ipv6", "unicast")) problems.push(`ipv6 = tunnel, but no IPv6 default route in table ${table}`);
+    if (spec.ipv6 === "block" && !want("ipv6", "unreachable")) problems.push(`ipv6 = block, but no IPv6 unreachable default in table ${table}`);
+    return problems;
+  }
+
+  // ------------------------------------------------------------ 3. route get
+
+  /** Assertion 3: `ip route get` for the probe table equals the expected verdicts. */
+  async checkVerdicts(): Promise<VerdictRow[]> {
+    const rows = await verdictRows(this.lab, this.spec, (p) => expectedVerdict(this.spec, p));
+    const wrong = rows.filter((r) => r.kernel.verdict !== r.expected);
+    const badTable = rows.filter((r) => r.kernel.verdict === "tunnel" && r.kernel.table !== String(this.spec.table));
+    if (wrong.length || badTable.length) {
+      throw new Error(
+        `kernel verdicts differ from the spec:\n${[...wrong, ...badTable].map(formatRow).join("\n")}`,
+      );
+    }
+    return rows;
+  }
+
+  // ------------------------------------------------------------ 4. traffic
+
+  /** Assertion 4: real TCP/UDP from H, and the source address each server saw. */
+  async checkTraffic(): Promise<TrafficRow[]> {
+    const tunnel4 = this.spec.addresses.find((a) => !a.includes(":"))?.split("/")[0];
+    const tunnel6 = this.spec.addresses.find((a) => a.includes(":"))?.split("/")[0];
+    const expect = (dst: string, proto: "tcp" | "udp"): TrafficExpectation => {
+      const { verdict } = expectedVerdict(this.spec, { dst, proto, why: "" });
+      const v6 = parseAddress(dst).family === 6;
+      if (verdict === "tunnel") return { path: "tunnel", saw: v6 ? tunnel6 : tunnel4 };
+      if (verdict === "unreachable") return { path: "refused" };
+      return { path: "direct", saw: v6 ? ADDR.hostLan6 : ADDR.hostLan4 };
+    };
+    const flows: { dst: string; proto: "tcp" | "udp"; label: string }[] = [
+      { dst: ADDR.server4, proto: "tcp", label: "TCP to the internet server" },
+      { dst: ADDR.server4, proto: "udp", label: "UDP to the internet server" },
+      { dst: ADDR.lanHost4, proto: "tcp", label: "TCP to the LAN host" },
+      { dst: ADDR.lanHost4, proto: "udp", label: "UDP to the LAN host" },
+      { dst: ADDR.server6, proto: "tcp", label: "IPv6 TCP to the internet server" },
+      { dst: ADDR.server6, proto: "udp", label: "IPv6 UDP to the internet server" },
+      { dst: ADDR.lanHost6, proto: "tcp", label: "IPv6 TCP to the LAN host" },
+    ];
+    return trafficRows(this.lab, flows.map((f) => ({ ...f, expect: expect(f.dst, f.proto) })));
+  }
+
+  // ------------------------------------------------------------ 6. regenerate
+
+  /**
+   * Assertion 6: edit the spec, regenerate into the same directory, `networkctl
+   * reload`, and the kernel holds exactly the new plan with nothing of the old.
+   */
+  async regenerateAndReload(edit: (spec: Record<string, any>) => void): Promise<{ before: KernelState; after: KernelState; reloadMs: number }> {
+    const oldPlan = await this.plannedState();
+    const before = await this.kernelState(oldPlan.tables);
+    const raw = structuredClone(this.spec.raw);
+    edit(raw);
+    await this.generate(raw, this.specPath.endsWith(".json") ? "json" : "toml");
+    await this.lab.syncOverlay();
+    const started = Date.now();
+    const from = this.lab.networkd!.lines.length;
+    await this.lab.networkctl(["reload"]);
+    await this.lab.waitConfigured(["lan0", this.spec.iface]);
+    await this.waitKernelMatchesPlan(oldPlan.tables);
+    const reloadMs = Date.now() - started;
+    const newPlan = await this.plannedState();
+    const after = await this.kernelState([...new Set([...oldPlan.tables, ...newPlan.tables])]);
+    const problems: string[] = [];
+    const d = diff([...newPlan.rules, ...newPlan.routes], [...after.rules, ...after.routes]);
+    if (d) problems.push(`after reload the kernel differs from the new plan:\n${d}`);
+    problems.push(...this.planMatchesSpec(newPlan));
+    const warnings = this.lab.networkdWarnings(from);
+    if (warnings.length) problems.push(`networkd warned on reload:\n${warnings.map((l) => `  ${l}`).join("\n")}`);
+    if (problems.length) throw new Error(problems.join("\n"));
+    return { before, after, reloadMs };
+  }
+
+  async destroy(): Promise<void> {
+    await this.lab.destroy();
+  }
+}
+
+// ------------------------------------------------------------------ shared rows
+
+export interface VerdictRow {
+  probe: Probe;
+  expected: Verdict;
+  reason: string;
+  kernel: RouteDecision;
+}
+
+export function formatRow(r: VerdictRow): string {
+  const k = r.kernel;
+  const where = k.verdict === "unreachable" ? k.error ?? k.type : `dev ${k.dev}${k.table ? ` table ${k.table}` : ""}`;
+  return `  ${r.probe.proto.padEnd(3)} ${r.probe.dst.padEnd(28)} expected ${r.expected.padEnd(11)} kernel ${k.verdict.padEnd(11)} (${where}) — ${r.probe.why}; ${r.reason}`;
+}
+
+export async function verdictRows(
+  lab: Lab,
+  spec: SpecView,
+  oracle: (p: Probe) => { verdict: Verdict; reason: string },
+): Promise<VerdictRow[]> {
+  const probes = probeTable(spec);
+  return Promise.all(
+    probes.map(async (probe) => {
+      const { verdict, reason } = oracle(probe);
+      const kernel = await lab.routeGet(probe.dst, { ipproto: probe.proto, tunnel: spec.iface });
+      return { probe, expected: verdict, reason, kernel };
+    }),
+  );
+}
+
+export interface TrafficExpectation {
+  path: "tunnel" | "direct" | "refused";
+  saw?: string | undefined;
+}
+
+export interface TrafficRow {
+  label: string;
+  dst: string;
+  proto: "tcp" | "udp";
+  expect: TrafficExpectation;
+  result: ProbeResult;
+}
+
+/** Sends the flows from H and checks each server's answer (the source it saw) or the fast refusal. */
+export async function trafficRows(
+  lab: Lab,
+  flows: { dst: string; proto: "tcp" | "udp"; label: string; expect: TrafficExpectation }[],
+): Promise<TrafficRow[]> {
+  const results = await lab.probe(flows.map((f) => ({ proto: f.proto, host: f.dst, timeoutMs: 3000 })));
+  const rows = flows.map((f, i) => ({ ...f, result: results[i]! }));
+  const wrong = rows.filter((r) =>
+    r.expect.path === "refused"
+      ? r.result.ok || r.result.error === "timeout" || r.result.ms > 1000
+      : !r.result.ok || r.result.saw !== r.expect.saw,
+  );
+  if (wrong.length) {
+    throw new Error(`traffic took the wrong path:\n${rows.map(formatTraffic).join("\n")}`);
+  }
+  return rows;
+}
+
+export function formatTraffic(r: TrafficRow): string {
+  const got = r.result.ok ? `server saw ${r.result.saw}` : `failed: ${r.result.error}`;
+  const want = r.expect.path === "refused" ? "refused fast" : `${r.expect.path} (server sees ${r.expect.saw})`;
+  return `  ${r.label.padEnd(34)} expected ${want.padEnd(42)} got ${got} in ${r.result.ms} ms`;
+}
+
+// ------------------------------------------------------------------ 5. the blog
+
+/** The blog's setup on a lab host of its own: the tunnel plus the blog's five `ip` commands, no networkd. */
+export class BlogReference {
+  private constructor(readonly lab: Lab) {}
+  commands: string[] = [];
+  rulePriority = 0;
+
+  static async create(tag: string, spec: SpecView): Promise<BlogReference> {
+    const lab = await Lab.create({ tag, host: "manual" });
+    const ref = new BlogReference(lab);
+    try {
+      const keyFile = join(lab.keyDir, "wg0.key");
+      await writeKeyFile(keyFile);
+      const iface = spec.iface;
+      const wg = await lab.startHostWireguard(
+        [
+          "[NetDev]", `Name=${iface}`, "Kind=wireguard",
+          "[WireGuard]", `PrivateKeyFile=${keyFile}`,
+          "[WireGuardPeer]", `PublicKey=${lab.peerPublicKey}`, `Endpoint=${ADDR.peerInet4}:${ADDR.peerPort}`,
+          "AllowedIPs=0.0.0.0/0",
+        ].join("\n"),
+      );
+      const tunnel4 = (spec.addresses.find((a) => !a.includes(":")) ?? "10.253.0.2/32").split("/")[0]!;
+      await lab.admitHost(wg.publicKey, [`${tunnel4}/32`]);
+      await lab.ip("H", ["address", "add", `${tunnel4}/32`, "dev", iface]);
+      await lab.ip("H", ["link", "set", iface, "up"]);
+      // The blog's final script, verbatim apart from the tunnel address and table of this spec.
+      const t = String(spec.table);
+      ref.commands = [
+        `route add default dev ${iface} src ${tunnel4} table ${t}`,
+        `route add throw 192.168.0.0/16 table ${t}`,
+        `route add throw 172.16.0.0/12 table ${t}`,
+        `route add throw 10.0.0.0/8 table ${t}`,
+        `rule add ipproto tcp table ${t}`,
+      ];
+      for (const c of ref.commands) await lab.ip("H", c.split(" "));
+      const rule = (await lab.rules()).find((r) => r.table === t);
+      ref.rulePriority = rule?.priority ?? -1;
+    } catch (err) {
+      await lab.destroy();
+      throw err;
+    }
+    return ref;
+  }
+
+  async destroy(): Promise<void> {
+    await this.lab.destroy();
+  }
+}
+
+export interface BlogComparison {
+  differences: { probe: Probe; ours: Verdict; blog: Verdict; why: string }[];
+  priority: { ours: number[]; blog: number };
+  traffic: TrafficRow[];
+}
+
+/**
+ * Assertion 5: the blog's setup gives the same verdicts as ours except where
+ * our spec deliberately differs. Both hosts must agree with their oracle on every
+ * probe, and the differences are exactly those the oracles predict (extra
+ * excluded sets, IPv6, and the rule priority), each listed with its reason.
+ */
+export async function compareWithBlog(ours: SplitCase, blog: BlogReference): Promise<BlogComparison> {
+  const spec = ours.spec;
+  const [oursRows, blogRows] = await Promise.all([
+    verdictRows(ours.lab, spec, (p) => expectedVerdict(spec, p)),
+    verdictRows(blog.lab, spec, (p) => blogVerdict(spec, p)),
+  ]);
+  const problems: string[] = [];
+  const badOurs = oursRows.filter((r) => r.kernel.verdict !== r.expected);
+  const badBlog = blogRows.filter((r) => r.kernel.verdict !== r.expected);
+  if (badOurs.length) problems.push(`our host disagrees with our oracle:\n${badOurs.map(formatRow).join("\n")}`);
+  if (badBlog.length) problems.push(`the blog host disagrees with the blog oracle:\n${badBlog.map(formatRow).join("\n")}`);
+  const differences = oursRows
+    .map((o, i) => ({ o, b: blogRows[i]! }))
+    .filter(({ o, b }) => o.kernel.verdict !== b.kernel.verdict)
+    .map(({ o, b }) => ({ probe: o.probe, ours: o.kernel.verdict, blog: b.kernel.verdict, why: `ours: ${o.reason}; blog: ${b.reason}` }));
+  // Every difference must be a deliberate one: an extra excluded set, or IPv6.
+  for (const d of differences) {
+    const v6 = parseAddress(d.probe.dst).family === 6;
+    const extraExclusion = /excluded by/.test(d.why) && !BLOG_THROWS.map(parsePrefix).some((p) => contains(p, d.probe.dst));
+    if (!v6 && !extraExclusion) problems.push(`undeliberate difference: ${d.probe.proto} ${d.probe.dst}: ours ${d.ours}, blog ${d.blog} (${d.why})`);
+  }
+  const ourPriorities = (await ours.lab.rules()).filter((r) => r.table === String(spec.table)).map((r) => r.priority);
+  if (blog.rulePriority !== 32765) problems.push(`the blog's rule landed at ${blog.rulePriority}, expected 32765 (just before main)`);
+  const wantPriority = spec.priority;
+  if (wantPriority !== undefined && !ourPriorities.every((p) => p === wantPriority)) {
+    problems.push(`our rule priorities ${ourPriorities.join(",")} are not the spec's ${wantPriority}`);
+  }
+  // The blog host's real traffic: TCP through the tunnel, UDP and IPv6 direct.
+  const tunnel4 = (spec.addresses.find((a) => !a.includes(":")) ?? "10.253.0.2/32").split("/")[0];
+  let traffic: TrafficRow[] = [];
+  try {
+    traffic = await trafficRows(blog.lab, [
+      { dst: ADDR.server4, proto: "tcp", label: "blog: TCP to the internet server", expect: { path: "tunnel", saw: tunnel4 } },
+      { dst: ADDR.server4, proto: "udp", label: "blog: UDP to the internet server", expect: { path: "direct", saw: ADDR.hostLan4 } },
+      { dst: ADDR.server6, proto: "tcp", label: "blog: IPv6 TCP to the internet server", expect: { path: "direct", saw: ADDR.hostLan6 } },
+      { dst: ADDR.lanHost4, proto: "tcp", label: "blog: TCP to the LAN host", expect: { path: "direct", saw: ADDR.hostLan4 } },
+    ]);
+  } catch (err) {
+    problems.push(String((err as Error).message));
+  }
+  if (problems.length) throw new Error(problems.join("\n"));
+  return { differences, priority: { ours: ourPriorities, blog: blog.rulePriority }, traffic };
+}
+

@@ -1,0 +1,442 @@
+// What the lab expects, worked out independently of the generator.
+//
+// - The verdict oracle: from the spec alone (the contract in issue 2: named sets,
+//   exclusions, protocols, the IPv6 policy, direct_connected), which path a flow
+//   from the lab host should take. Deliberately a second implementation: the lab
+//   compares the kernel with this, not with the generator's own reasoning.
+// - The blog oracle: what the blog's five `ip` commands do.
+// - The planned kernel state: the rules and routes a generated .network asks for,
+//   in the canonical form the lab also reduces `ip -j rule` / `ip -j route` to.
+
+import TOML from "@iarna/toml";
+import { readFile } from "node:fs/promises";
+import type { Section } from "../../src/model.js";
+import { ADDR } from "./lab.js";
+
+// ------------------------------------------------------------------ addresses
+
+export interface Prefix {
+  family: 4 | 6;
+  /** The network address as a number. */
+  net: bigint;
+  len: number;
+  text: string;
+}
+
+function parse4(text: string): bigint | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) return undefined;
+  return parts.reduce((n, p) => (n << 8n) | BigInt(p), 0n);
+}
+
+function parse6(text: string): bigint | undefined {
+  let head = text;
+  let tail4: bigint | undefined;
+  const lastColon = text.lastIndexOf(":");
+  if (text.slice(lastColon + 1).includes(".")) {
+    tail4 = parse4(text.slice(lastColon + 1));
+    if (tail4 === undefined) return undefined;
+    head = text.slice(0, lastColon + 1) + "0:0";
+  }
+  const halves = head.split("::");
+  if (halves.length > 2) return undefined;
+  const groups = (s: string) => (s === "" ? [] : s.split(":"));
+  const left = groups(halves[0]!);
+  const right = halves.length === 2 ? groups(halves[1]!) : [];
+  const missing = 8 - left.length - right.length;
+  if ((halves.length === 1 && missing !== 0) || missing < 0) return undefined;
+  const all = [...left, ...Array(halves.length === 2 ? missing : 0).fill("0"), ...right];
+  if (all.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined;
+  let n = all.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+  if (tail4 !== undefined) n = (n & ~0xffffffffn) | tail4;
+  return n;
+}
+
+export function parseAddress(text: string): { family: 4 | 6; value: bigint } {
+  const v4 = parse4(text);
+  if (v4 !== undefined) return { family: 4, value: v4 };
+  const v6 = parse6(text);
+  if (v6 !== undefined) return { family: 6, value: v6 };
+  throw new Error(`not an IP address: ${text}`);
+}
+
+export function formatAddress(family: 4 | 6, value: bigint): string {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 255n)).join(".");
+  const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn));
+  // Longest run of zero groups (length ≥ 2) becomes "::".
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(":");
+  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
+}
+
+export function parsePrefix(text: string): Prefix {
+  const [addr, lenText] = text.split("/");
+  const { family, value } = parseAddress(addr!);
+  const bits = family === 4 ? 32 : 128;
+  const len = lenText === undefined ? bits : Number(lenText);
+  const mask = len === 0 ? 0n : ((1n << BigInt(len)) - 1n) << BigInt(bits - len);
+  return { family, net: value & mask, len, text: `${formatAddress(family, value & mask)}/${len}` };
+}
+
+export function contains(prefix: Prefix, address: string): boolean {
+  const { family, value } = parseAddress(address);
+  if (family !== prefix.family) return false;
+  const bits = family === 4 ? 32 : 128;
+  return value >> BigInt(bits - prefix.len) === prefix.net >> BigInt(bits - prefix.len);
+}
+
+export function firstAndLast(prefix: Prefix): [string, string] {
+  const bits = prefix.family === 4 ? 32 : 128;
+  const size = 1n << BigInt(bits - prefix.len);
+  const first = prefix.len >= bits - 1 ? prefix.net : prefix.net + 1n;
+  return [formatAddress(prefix.family, first), formatAddress(prefix.family, prefix.net + size - 1n)];
+}
+
+// ------------------------------------------------------------------ the spec
+
+/** The named sets of spec version 1 (issue 2), written out again here as the lab's own oracle. */
+export const NAMED_SETS: Record<string, string[]> = {
+  "@rfc1918": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+  "@ula": ["fc00::/7"],
+  "@cgnat": ["100.64.0.0/10"],
+  "@tailscale": ["100.64.0.0/10", "fd7a:115c:a1e0::/48"],
+  "@link-local": ["169.254.0.0/16", "fe80::/10"],
+  "@loopback": ["127.0.0.0/8", "::1/128"],
+  "@multicast": ["224.0.0.0/4", "ff00::/8"],
+  "@broadcast": ["255.255.255.255/32"],
+};
+NAMED_SETS["@local"] = [
+  ...new Set(
+    ["@rfc1918", "@ula", "@cgnat", "@tailscale", "@link-local", "@loopback", "@multicast", "@broadcast"].flatMap((n) => NAMED_SETS[n]!),
+  ),
+];
+
+/** The parts of a spec the lab reasons about, with issue 2's defaults filled in. */
+export interface SpecView {
+  raw: Record<string, any>;
+  iface: string;
+  addresses: string[];
+  manage: boolean;
+  table: number;
+  priority?: number;
+  protocols: string[];
+  /** Excluded prefixes (named sets expanded). */
+  exclude: Prefix[];
+  /** Each exclude entry as written, with what it expands to. */
+  excludeEntries: { entry: string; prefixes: Prefix[] }[];
+  ipv6: "tunnel" | "block" | "direct";
+  directConnected: boolean;
+}
+
+export async function readSpec(path: string): Promise<Record<string, any>> {
+  const text = await readFile(path, "utf8");
+  return path.endsWith(".json") ? JSON.parse(text) : (TOML.parse(text) as Record<string, any>);
+}
+
+export function specView(raw: Record<string, any>): SpecView {
+  const tunnel = raw.tunnel ?? {};
+  const split = raw.split ?? {};
+  const addresses: string[] = tunnel.addresses ?? [];
+  const entries: string[] = split.exclude ?? ["@local"];
+  const excludeEntries = entries.map((entry) => {
+    const list = entry.startsWith("@") ? NAMED_SETS[entry] : [entry];
+    if (!list) throw new Error(`lab: unknown named set ${entry}`);
+    return { entry, prefixes: list.map(parsePrefix) };
+  });
+  const hasV6 = addresses.some((a) => a.includes(":"));
+  return {
+    raw,
+    iface: tunnel.interface ?? "wg0",
+    addresses,
+    manage: tunnel.manage ?? true,
+    table: split.table ?? 10086,
+    priority: split.priority,
+    protocols: split.protocols ?? ["tcp"],
+    exclude: excludeEntries.flatMap((e) => e.prefixes),
+    excludeEntries,
+    ipv6: split.ipv6 ?? (hasV6 ? "tunnel" : "block"),
+    directConnected: split.direct_connected ?? true,
+  };
+}
+
+// ------------------------------------------------------------------ verdicts
+
+export type Verdict = "tunnel" | "direct" | "unreachable";
+
+export interface Probe {
+  dst: string;
+  proto: "tcp" | "udp";
+  /** Why this destination is in the table. */
+  why: string;
+}
+
+/** Addresses the lab host itself owns or treats as local (the kernel's local table answers first). */
+function isLocal(dst: string, spec: SpecView): boolean {
+  const own = [ADDR.hostLan4, ADDR.hostLan6, ...spec.addresses.map((a) => a.split("/")[0]!)];
+  return own.includes(dst) || contains(parsePrefix("127.0.0.0/8"), dst) || dst === "::1";
+}
+
+const CONNECTED = [ADDR.lanPrefix4, ADDR.lanPrefix6].map(parsePrefix);
+
+/** What our spec says should happen to a flow from the lab host. */
+export function expectedVerdict(spec: SpecView, probe: Probe): { verdict: Verdict; reason: string } {
+  const { family } = parseAddress(probe.dst);
+  if (isLocal(probe.dst, spec)) return { verdict: "direct", reason: "local address (local table)" };
+  if (!spec.protocols.includes(probe.proto)) return { verdict: "direct", reason: `${probe.proto} is not split` };
+  // IPv6 multicast: the kernel's local table holds ff00::/8 for every link.
+  if (family === 6 && contains(parsePrefix("ff00::/8"), probe.dst)) return { verdict: "direct", reason: "multicast (local table)" };
+  if (spec.directConnected && CONNECTED.some((p) => contains(p, probe.dst))) {
+    return { verdict: "direct", reason: "connected subnet (direct_connected)" };
+  }
+  const excluded = spec.excludeEntries.find((e) => e.prefixes.some((p) => contains(p, probe.dst)));
+  if (excluded) return { verdict: "direct", reason: `excluded by ${excluded.entry}` };
+  if (family === 6) {
+    if (spec.ipv6 === "tunnel") return { verdict: "tunnel", reason: "ipv6 = tunnel" };
+    if (spec.ipv6 === "block") return { verdict: "unreachable", reason: "ipv6 = block" };
+    return { verdict: "direct", reason: "ipv6 = direct" };
+  }
+  return { verdict: "tunnel", reason: "split" };
+}
+
+/** The blog's final script: throws for RFC 1918 space, an IPv4-only TCP rule, nothing for IPv6. */
+export const BLOG_THROWS = ["192.168.0.0/16", "172.16.0.0/12", "10.0.0.0/8"];
+
+export function blogVerdict(spec: SpecView, probe: Probe): { verdict: Verdict; reason: string } {
+  const { family } = parseAddress(probe.dst);
+  if (isLocal(probe.dst, spec)) return { verdict: "direct", reason: "local address (local table)" };
+  if (probe.proto !== "tcp") return { verdict: "direct", reason: `${probe.proto} is not split` };
+  if (family === 6) return { verdict: "direct", reason: "the blog has no IPv6 rule" };
+  if (BLOG_THROWS.map(parsePrefix).some((p) => contains(p, probe.dst))) return { verdict: "direct", reason: "blog throw" };
+  return { verdict: "tunnel", reason: "blog rule" };
+}
+
+/**
+ * The probe table: a public address per family (the lab's internet server and one
+ * more), first and last address of every excluded prefix, the LAN (connected),
+ * the tunnel endpoint and the tunnel's own subnet, each for TCP and UDP (and any
+ * other protocol the spec splits).
+ */
+export function probeTable(spec: SpecView): Probe[] {
+  const destinations: { dst: string; why: string }[] = [
+    { dst: ADDR.server4, why: "public IPv4 (internet server)" },
+    { dst: "203.0.113.9", why: "public IPv4" },
+    { dst: ADDR.server6, why: "public IPv6 (internet server)" },
+    { dst: "2001:db8:99::9", why: "public IPv6" },
+    { dst: ADDR.lanHost4, why: "LAN host (connected)" },
+    { dst: ADDR.lanHost6, why: "LAN host IPv6 (connected)" },
+    { dst: ADDR.peerInet4, why: "tunnel endpoint" },
+    { dst: "10.253.0.1", why: "tunnel subnet" },
+  ];
+  for (const { entry, prefixes } of spec.excludeEntries) {
+    for (const p of prefixes) {
+      const [first, last] = firstAndLast(p);
+      destinations.push({ dst: first, why: `first of ${p.text} (${entry})` });
+      if (last !== first) destinations.push({ dst: last, why: `last of ${p.text} (${entry})` });
+    }
+  }
+  for (const cidr of BLOG_THROWS) {
+    const [first] = firstAndLast(parsePrefix(cidr));
+    destinations.push({ dst: first, why: `first of ${cidr} (blog throw)` });
+  }
+  const seen = new Set<string>();
+  const unique = destinations.filter((d) => (seen.has(d.dst) ? false : (seen.add(d.dst), true)));
+  const protos = [...new Set(["tcp", "udp", ...spec.protocols])].filter((p): p is "tcp" | "udp" => p === "tcp" || p === "udp");
+  return unique.flatMap((d) => protos.map((proto) => ({ ...d, proto })));
+}
+
+// ------------------------------------------------------------------ planned kernel state
+
+const entriesOf = (s: Section, key: string) => s.entries.filter((e) => e.key === key).map((e) => String(e.value));
+const one = (s: Section, key: string) => entriesOf(s, key).at(-1);
+
+function tableName(t: string | undefined): string {
+  if (t === undefined || t === "main" || t === "254") return "main";
+  if (t === "local" || t === "255") return "local";
+  if (t === "default" || t === "253") return "default";
+  return t;
+}
+
+/** Canonical text of one policy rule, the same for a .network section and `ip -j rule` output. */
+export function canonRule(r: {
+  family: string;
+  priority: number | string;
+  table: string;
+  ipproto?: string;
+  suppress?: number | string;
+  iif?: string;
+  oif?: string;
+  from?: string;
+  to?: string;
+  fwmark?: string;
+  uid?: string;
+  dport?: string;
+  sport?: string;
+  not?: boolean;
+  type?: string;
+}): string {
+  const parts = [r.family, `pref ${r.priority}`];
+  if (r.not) parts.push("not");
+  if (r.from) parts.push(`from ${r.from}`);
+  if (r.to) parts.push(`to ${r.to}`);
+  if (r.ipproto) parts.push(`ipproto ${r.ipproto}`);
+  if (r.iif) parts.push(`iif ${r.iif}`);
+  if (r.oif) parts.push(`oif ${r.oif}`);
+  if (r.fwmark) parts.push(`fwmark ${r.fwmark}`);
+  if (r.uid) parts.push(`uidrange ${r.uid}`);
+  if (r.sport) parts.push(`sport ${r.sport}`);
+  if (r.dport) parts.push(`dport ${r.dport}`);
+  if (r.type && r.type !== "table") parts.push(r.type);
+  else parts.push(`lookup ${tableName(r.table)}`);
+  if (r.suppress !== undefined) parts.push(`suppress_prefixlength ${r.suppress}`);
+  return parts.join(" ");
+}
+
+const range = (v: string) => (v.includes("-") ? v : `${v}-${v}`);
+const hexMark = (v: string) => {
+  const [mark, mask] = v.split("/");
+  return mask === undefined ? `0x${Number(mark).toString(16)}` : `0x${Number(mark).toString(16)}/0x${Number(mask).toString(16)}`;
+};
+
+export function rulesFromNetwork(sections: Section[]): string[] {
+  const out: string[] = [];
+  for (const s of sections.filter((x) => x.name === "RoutingPolicyRule")) {
+    const from = one(s, "From");
+    const to = one(s, "To");
+    let families: string[];
+    const fam = one(s, "Family");
+    if (fam === "both") families = ["ipv4", "ipv6"];
+    else if (fam) families = [fam];
+    else if ((from ?? to)?.includes(":")) families = ["ipv6"];
+    else families = ["ipv4"];
+    const known = new Set([
+      "Family", "Priority", "Table", "IPProtocol", "SuppressPrefixLength", "IncomingInterface", "OutgoingInterface",
+      "From", "To", "FirewallMark", "User", "DestinationPort", "SourcePort", "Invert", "Type",
+    ]);
+    for (const e of s.entries) if (!known.has(e.key)) throw new Error(`lab: [RoutingPolicyRule] ${e.key}= not understood by the lab`);
+    const prefix = (p: string | undefined) => (p ? parsePrefix(p).text : undefined);
+    for (const family of families) {
+      out.push(
+        canonRule({
+          family,
+          priority: one(s, "Priority") ?? "?",
+          table: one(s, "Table") ?? "main",
+          ipproto: one(s, "IPProtocol"),
+          suppress: one(s, "SuppressPrefixLength"),
+          iif: one(s, "IncomingInterface"),
+          oif: one(s, "OutgoingInterface"),
+          from: prefix(from),
+          to: prefix(to),
+          fwmark: one(s, "FirewallMark") && hexMark(one(s, "FirewallMark")!),
+          uid: one(s, "User") && range(one(s, "User")!),
+          dport: one(s, "DestinationPort") && range(one(s, "DestinationPort")!),
+          sport: one(s, "SourcePort") && range(one(s, "SourcePort")!),
+          not: ["yes", "true", "1", "on"].includes(one(s, "Invert") ?? ""),
+          type: one(s, "Type"),
+        }),
+      );
+    }
+  }
+  return out.sort();
+}
+
+const PROTO_NAMES: Record<string, string> = { "6": "tcp", "17": "udp", "1": "icmp", "58": "ipv6-icmp", "132": "sctp" };
+
+export function canonKernelRule(r: Record<string, any>): string {
+  const prefix = (addr: string | undefined, len: number | undefined) =>
+    addr === undefined || addr === "all" ? undefined : parsePrefix(`${addr}/${len ?? (addr.includes(":") ? 128 : 32)}`).text;
+  const range2 = (a: number | undefined, b: number | undefined) => (a === undefined ? undefined : `${a}-${b ?? a}`);
+  return canonRule({
+    family: r.family,
+    priority: r.priority,
+    table: r.table ?? "main",
+    ipproto: r.ipproto === undefined ? undefined : PROTO_NAMES[String(r.ipproto)] ?? String(r.ipproto),
+    suppress: r.suppress_prefixlen,
+    iif: r.iif,
+    oif: r.oif,
+    from: prefix(r.src, r.srclen),
+    to: prefix(r.dst, r.dstlen),
+    fwmark: r.fwmark === undefined ? undefined : r.fwmask && r.fwmask !== "0xffffffff" ? `${r.fwmark}/${r.fwmask}` : r.fwmark,
+    uid: range2(r.uid_start, r.uid_end),
+    dport: range2(r.dport_start, r.dport_end),
+    sport: range2(r.sport_start, r.sport_end),
+    not: "not" in r,
+    type: r.action ?? (r.table === undefined ? r.type : undefined),
+  });
+}
+
+/** Canonical text of one route: "TABLE FAMILY TYPE DST [dev D] [src S] [via G]". */
+export function canonRoute(r: { table: string; family: string; type: string; dst: string; dev?: string; src?: string; via?: string }): string {
+  const parts = [`table ${tableName(r.table)}`, r.family, r.type, r.dst];
+  if (r.type === "unicast") {
+    if (r.via) parts.push(`via ${r.via}`);
+    if (r.dev) parts.push(`dev ${r.dev}`);
+  }
+  if (r.src) parts.push(`src ${r.src}`);
+  return parts.join(" ");
+}
+
+export function routesFromNetwork(sections: Section[], iface: string): string[] {
+  const out: string[] = [];
+  const known = new Set(["Destination", "Type", "Table", "PreferredSource", "Gateway", "Metric", "Scope", "Protocol", "GatewayOnLink"]);
+  for (const s of sections.filter((x) => x.name === "Route")) {
+    for (const e of s.entries) if (!known.has(e.key)) throw new Error(`lab: [Route] ${e.key}= not understood by the lab`);
+    const gateway = one(s, "Gateway");
+    const dest = one(s, "Destination") ?? (gateway?.includes(":") ? "::/0" : "0.0.0.0/0");
+    const p = parsePrefix(dest);
+    out.push(
+      canonRoute({
+        table: one(s, "Table") ?? "main",
+        family: p.family === 4 ? "ipv4" : "ipv6",
+        type: one(s, "Type") ?? "unicast",
+        dst: p.len === 0 ? "default" : p.text,
+        dev: iface,
+        src: one(s, "PreferredSource"),
+        via: gateway,
+      }),
+    );
+  }
+  return out.sort();
+}
+
+export function canonKernelRoute(r: Record<string, any>, table: string, family: string): string {
+  const dst = r.dst === "default" ? "default" : parsePrefix(String(r.dst)).text;
+  return canonRoute({ table, family, type: r.type ?? "unicast", dst, dev: r.dev, src: r.prefsrc, via: r.gateway });
+}
+
+/** The tables the .network's routes and rules refer to (not main/local/default). */
+export function tablesOf(sections: Section[]): string[] {
+  const tables = new Set<string>();
+  for (const s of sections) {
+    if (s.name === "Route" || s.name === "RoutingPolicyRule") {
+      const t = tableName(one(s, "Table"));
+      if (!["main", "local", "default"].includes(t)) tables.add(t);
+    }
+  }
+  return [...tables].sort();
+}
+
+/** Address= lines of a .network. */
+export function addressesOf(sections: Section[]): string[] {
+  return sections.filter((s) => s.name === "Network" || s.name === "Address").flatMap((s) => [...entriesOf(s, "Address")]);
+}
+
+/** The interface a .network matches (its [Match] Name=). */
+export function matchName(sections: Section[]): string | undefined {
+  const match = sections.find((s) => s.name === "Match");
+  return match ? one(match, "Name") : undefined;
+}
