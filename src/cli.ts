@@ -3,9 +3,9 @@
 //
 //   0 ok · 1 invalid spec or --check drift · 2 usage · 3 refused write
 
-import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { readFileSync } from "node:fs";
-import { InvalidSpecError, generate } from "./generate.js";
+import { InvalidSpecError, OUTPUT_FORMATS, generate, type OutputFormat } from "./generate.js";
 import { keyFileWarnings } from "./keyfile.js";
 import { SpecSyntaxError } from "./load.js";
 import { PlanError } from "./plan.js";
@@ -18,6 +18,7 @@ const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.
 interface GenerateFlags {
   output: string;
   prefix: string;
+  format: OutputFormat;
   check?: boolean;
   stdout?: boolean;
   force?: boolean;
@@ -29,7 +30,7 @@ function filePrefix(value: string): string {
 }
 
 async function runGenerate(specPath: string, flags: GenerateFlags): Promise<number> {
-  const { spec, plan, files } = await generate(specPath, { outputDir: flags.output, prefix: flags.prefix });
+  const { spec, plan, files } = await generate(specPath, { outputDir: flags.output, prefix: flags.prefix, format: flags.format });
   for (const note of plan.notes) process.stderr.write(`gen-networkd: ${note}\n`);
   const keyFiles = [spec.tunnel.private_key_file, ...(spec.tunnel.peers ?? []).map((p) => p.preshared_key_file)];
   for (const keyFile of keyFiles) {
@@ -82,6 +83,11 @@ Examples:
     .argument("<spec>", "split-tunnel spec, .toml or .json")
     .option("-o, --output <dir>", "directory to write into (e.g. /etc/systemd/network)", "out")
     .option("--prefix <NN>", "two-digit file name prefix that orders our files", filePrefix, "50")
+    .addOption(
+      new Option("--format <format>", "networkd: .netdev/.network files; nix: one NixOS module DIR/<interface>.nix; all: both")
+        .choices(OUTPUT_FORMATS)
+        .default("networkd"),
+    )
     .option("--check", "write nothing; exit 1 with a diff when DIR differs from what SPEC generates")
     .option("--stdout", "print what would be written (each file under a header line); write nothing")
     .option("--force", "overwrite files of ours' names that gen-networkd did not write")
@@ -92,6 +98,7 @@ Examples:
   gen-networkd spec.toml -o /etc/systemd/network && networkctl reload
   gen-networkd spec.toml --stdout                 # review before writing
   gen-networkd spec.toml -o /etc/systemd/network --check   # in CI: did I regenerate?
+  gen-networkd spec.toml --format nix -o /etc/nixos/gen-networkd   # NixOS: a module to import
 
 Exit codes: 0 ok, 1 invalid spec or --check drift, 2 usage, 3 refused write.`,
     )

@@ -2,8 +2,10 @@
 
 import type { Plan } from "./model.js";
 import { loadSpec } from "./load.js";
+import { headerLines } from "./ownership.js";
 import { buildPlan } from "./plan.js";
 import { renderNetworkd } from "./render-networkd.js";
+import { renderNix } from "./render-nix.js";
 import { validateSpec, type Spec, type SpecProblem } from "./spec.js";
 import type { OutputFile } from "./write.js";
 
@@ -13,11 +15,17 @@ export class InvalidSpecError extends Error {
   }
 }
 
+/** networkd: the unit files; nix: one NixOS module, <interface>.nix; all: both. */
+export const OUTPUT_FORMATS = ["networkd", "nix", "all"] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
 export interface GenerateOptions {
-  /** Where the networkd units go. */
+  /** Where the networkd units (and the NixOS module) go. */
   readonly outputDir: string;
   /** Two-digit file name prefix. */
   readonly prefix: string;
+  /** Which files to emit; default "networkd". */
+  readonly format?: OutputFormat;
 }
 
 export interface Generated {
@@ -31,6 +39,13 @@ export async function generate(specPath: string, options: GenerateOptions): Prom
   const validated = validateSpec(loaded.document);
   if (!validated.ok) throw new InvalidSpecError(specPath, validated.problems);
   const plan = buildPlan(validated.spec, { prefix: options.prefix });
-  const files = renderNetworkd(plan, loaded.name).map(({ unit, content }) => ({ dir: options.outputDir, fileName: unit.fileName, content }));
+  const format = options.format ?? "networkd";
+  const files: OutputFile[] = [];
+  if (format !== "nix") {
+    files.push(...renderNetworkd(plan, loaded.name).map(({ unit, content }) => ({ dir: options.outputDir, fileName: unit.fileName, content })));
+  }
+  if (format !== "networkd") {
+    files.push({ dir: options.outputDir, fileName: `${plan.identity}.nix`, content: renderNix(plan, headerLines(plan, loaded.name)) });
+  }
   return { spec: validated.spec, plan, files };
 }
