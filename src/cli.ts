@@ -17,6 +17,7 @@ const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.
 
 interface GenerateFlags {
   output: string;
+  confDir?: string;
   prefix: string;
   format: OutputFormat;
   check?: boolean;
@@ -30,7 +31,7 @@ function filePrefix(value: string): string {
 }
 
 async function runGenerate(specPath: string, flags: GenerateFlags): Promise<number> {
-  const { spec, plan, files } = await generate(specPath, { outputDir: flags.output, prefix: flags.prefix, format: flags.format });
+  const { spec, plan, files } = await generate(specPath, { outputDir: flags.output, confDir: flags.confDir, prefix: flags.prefix, format: flags.format });
   for (const note of plan.notes) process.stderr.write(`gen-networkd: ${note}\n`);
   const keyFiles = [spec.tunnel.private_key_file, ...(spec.tunnel.peers ?? []).map((p) => p.preshared_key_file)];
   for (const keyFile of keyFiles) {
@@ -82,6 +83,7 @@ Examples:
     .description("write the .netdev/.network files for SPEC (the default command)")
     .argument("<spec>", "split-tunnel spec, .toml or .json")
     .option("-o, --output <dir>", "directory to write into (e.g. /etc/systemd/network)", "out")
+    .option("--conf-dir <dir>", "directory for the networkd.conf drop-in (default: networkd.conf.d beside DIR when DIR is .../network, else inside DIR)")
     .option("--prefix <NN>", "two-digit file name prefix that orders our files", filePrefix, "50")
     .addOption(
       new Option("--format <format>", "networkd: .netdev/.network files; nix: one NixOS module DIR/<interface>.nix; all: both")

@@ -1,5 +1,6 @@
 // The pipeline, read → validate → plan → render, as one call the CLI (and tests) use.
 
+import { basename, dirname, join, resolve } from "node:path";
 import type { Plan } from "./model.js";
 import { loadSpec } from "./load.js";
 import { headerLines } from "./ownership.js";
@@ -22,6 +23,8 @@ export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 export interface GenerateOptions {
   /** Where the networkd units (and the NixOS module) go. */
   readonly outputDir: string;
+  /** Where the networkd.conf drop-in goes; default: see defaultConfDir. */
+  readonly confDir?: string | undefined;
   /** Two-digit file name prefix. */
   readonly prefix: string;
   /** Which files to emit; default "networkd". */
@@ -34,6 +37,15 @@ export interface Generated {
   readonly files: readonly OutputFile[];
 }
 
+/**
+ * networkd reads its drop-ins from <dir>/networkd.conf.d beside <dir>/network
+ * (/etc/systemd, /run/systemd): written into such a directory, the drop-in lands
+ * beside it; anywhere else (a review directory like out/), in a subdirectory.
+ */
+export function defaultConfDir(outputDir: string): string {
+  return basename(resolve(outputDir)) === "network" ? join(dirname(resolve(outputDir)), "networkd.conf.d") : join(outputDir, "networkd.conf.d");
+}
+
 export async function generate(specPath: string, options: GenerateOptions): Promise<Generated> {
   const loaded = await loadSpec(specPath);
   const validated = validateSpec(loaded.document);
@@ -42,7 +54,14 @@ export async function generate(specPath: string, options: GenerateOptions): Prom
   const format = options.format ?? "networkd";
   const files: OutputFile[] = [];
   if (format !== "nix") {
-    files.push(...renderNetworkd(plan, loaded.name).map(({ unit, content }) => ({ dir: options.outputDir, fileName: unit.fileName, content })));
+    const confDir = options.confDir ?? defaultConfDir(options.outputDir);
+    files.push(
+      ...renderNetworkd(plan, loaded.name).map(({ unit, content }) => ({
+        dir: unit.kind === "networkd-conf" ? confDir : options.outputDir,
+        fileName: unit.fileName,
+        content,
+      })),
+    );
   }
   if (format !== "networkd") {
     files.push({ dir: options.outputDir, fileName: `${plan.identity}.nix`, content: renderNix(plan, headerLines(plan, loaded.name)) });

@@ -1,20 +1,27 @@
 // Plan: from a validated spec to the format-neutral model of what to emit.
 //
 // This is where every decision is made (which routes, which rules, in which
-// order, with which comments); renderers only spell the result. The routing
-// design follows the blog's working script, extended where it falls short:
+// order, on which link, with which comments); renderers only spell the result.
+// The routing design follows the blog's working script, extended where it falls short:
 //
 //   table T:   the tunnel path (default dev wg0 src ADDR), plus a throw per excluded
 //              prefix, so excluded destinations fall back to the next rule (main)
-//   prio P-1:  selectors → main, suppress_prefixlength 0 — whatever main knows more
+//   prio P-2:  packets carrying the tunnel's firewall mark → main (only when UDP is
+//              captured: the tunnel's own encrypted packets must not loop into it)
+//   prio P-1:  selectors → main, suppress_prefixlength 0: whatever main knows more
 //              specifically than its default route (connected LANs, docker) stays direct
 //   prio P:    selectors → T (the blog's `ip rule add ipproto tcp table 10086`)
+//
+// Only the path (routes through the tunnel) is configured on the tunnel's own link.
+// The policy (rules, throws, unreachable routes) lives on the anchor, an always-present
+// port-less bridge: networkd removes a link's routes and rules when the link goes
+// down, so policy kept on wg0 would vanish with the tunnel, and the kill switch with it.
 
 import { createHash } from "node:crypto";
 import { entry, section, type Entry, type Plan, type Section, type Unit } from "./model.js";
 import { aggregate, complement, formatPrefix, parsePrefix, subtract, type Family, type Prefix } from "./prefix.js";
 import { namedSet } from "./named-sets.js";
-import { addressFamily, HELPER_RULE_COUNT, type Spec } from "./spec.js";
+import { addressFamily, ALL_PROTOCOLS, anchorName, capturesTunnelPackets, tunnelFwmark, type Spec } from "./spec.js";
 
 export interface PlanOptions {
   /** Two-digit file name prefix that orders our files among others in the directory. */
@@ -33,8 +40,11 @@ const WHOLE: Record<Family, Prefix> = {
   4: { family: 4, network: 0n, length: 0 },
   6: { family: 6, network: 0n, length: 0 },
 };
+/** The kill switch's unreachable routes lose to any real route: the highest metric there is. */
+const LAST_RESORT_METRIC = 4294967295;
 
 type Ipv6Policy = NonNullable<Spec["split"]["ipv6"]>;
+type Protocol = Spec["split"]["protocols"][number];
 
 /** What the split does with one address family: where captured traffic goes, and which destinations. */
 interface FamilyRoute {
@@ -43,6 +53,14 @@ interface FamilyRoute {
   readonly target: { kind: "tunnel"; source: string } | { kind: "unreachable" };
   /** The minimal set of destinations captured into the table. */
   readonly captured: readonly Prefix[];
+}
+
+/** Routes of the split table, split by the link that carries them. */
+interface TableRoutes {
+  /** Routes through the tunnel: on the tunnel's link, gone when it goes. */
+  readonly path: Section[];
+  /** Throws and unreachable routes: on the anchor, always there. */
+  readonly policy: Section[];
 }
 
 /** sha256 of the spec in canonical form (keys sorted, editor-only `$schema` dropped). */
@@ -65,7 +83,7 @@ export function specHash(spec: Spec): string {
 function expand(items: readonly string[]): Prefix[] {
   return items.flatMap((item) =>
     (namedSet(item) ?? [item]).map((text) => {
-      const parsed = parsePrefix(text);
+      const parsed = parsePrefix(text, { bareAddress: true });
       if (!parsed.ok) throw new Error(`validated prefix ${text} does not parse: ${parsed.message}`);
       return parsed.value;
     }),
@@ -83,17 +101,31 @@ function chooseIpv6(spec: Spec): { policy: Ipv6Policy; note?: string } {
       };
 }
 
+/** An unmanaged tunnel cannot mark its packets, so with UDP captured its endpoints are thrown instead. */
+function endpointExclusions(spec: Spec): string[] {
+  return !spec.tunnel.manage && capturesTunnelPackets(spec.split.protocols) ? (spec.tunnel.endpoints ?? []) : [];
+}
+
 function familyRoutes(spec: Spec, ipv6: Ipv6Policy): FamilyRoute[] {
-  const excluded = aggregate(expand(spec.split.exclude));
+  const { split } = spec;
+  const included = split.include === undefined ? [WHOLE[4], WHOLE[6]] : aggregate(expand(split.include));
+  const excluded = aggregate(expand([...split.exclude, ...endpointExclusions(spec)]));
   const sourceOf = (family: Family) => spec.tunnel.addresses.find((a) => addressFamily(a) === family)?.split("/")[0];
   const families: Family[] = ipv6 === "direct" ? [4] : [4, 6];
-  return families.map((family) => {
-    const source = family === 6 && ipv6 === "block" ? undefined : sourceOf(family);
-    const captured = subtract([WHOLE[family]], excluded.filter((p) => p.family === family));
+  return families.flatMap((family) => {
+    const captured = subtract(
+      included.filter((p) => p.family === family),
+      excluded.filter((p) => p.family === family),
+    );
     if (captured.length === 0) {
-      throw new PlanError("split.exclude", `excludes every ${LABEL[family]} destination, so nothing would enter the tunnel; remove the covering prefix`);
+      // An include list for one family only leaves the other alone; anything else that
+      // captures nothing is a mistake worth stopping for.
+      if (split.include !== undefined && !included.some((p) => p.family === family)) return [];
+      const path = split.include === undefined ? "split.exclude" : "split.include";
+      throw new PlanError(path, `leaves no ${LABEL[family]} destination to capture (split.exclude covers all of split.include); nothing would enter the tunnel`);
     }
-    return { family, target: source === undefined ? { kind: "unreachable" } : { kind: "tunnel", source }, captured };
+    const source = family === 6 && ipv6 === "block" ? undefined : sourceOf(family);
+    return [{ family, target: source === undefined ? { kind: "unreachable" } : { kind: "tunnel", source }, captured }];
   });
 }
 
@@ -102,62 +134,114 @@ function familyRoutes(spec: Spec, ipv6: Ipv6Policy): FamilyRoute[] {
  * a default target plus a throw per hole (the blog's form), or one target route per
  * captured prefix (a missing route falls through to the next rule just as a throw does).
  */
-function tableRoutes(route: FamilyRoute, table: number, tunnel: string): Section[] {
+function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
   const { family, target, captured } = route;
+  const { table, killswitch } = spec.split;
+  const tunnel = spec.tunnel.interface;
   const holes = complement(captured, family);
-  const targetRoute = (destination: Prefix): Entry[] =>
-    target.kind === "tunnel"
-      ? [entry("Destination", formatPrefix(destination)), entry("Table", table), entry("PreferredSource", target.source)]
-      : [entry("Type", "unreachable"), entry("Destination", formatPrefix(destination)), entry("Table", table)];
-  const what =
-    target.kind === "tunnel"
-      ? `${LABEL[family]} path: captured traffic leaves through ${tunnel} from ${target.source}.`
-      : `${LABEL[family]} is blocked: captured traffic gets "network unreachable" at once, so applications fall back to IPv4 through the tunnel.`;
-
-  if (captured.length < 1 + holes.length) {
-    return captured.map((destination, index) =>
-      section("Route", targetRoute(destination), index === 0 ? [what, `Only the ${captured.length} captured prefixes are listed; any other destination finds no route here and falls back to the next rule.`] : []),
+  const guarded = killswitch && target.kind === "tunnel";
+  const toTunnel = (destination: Prefix, comment: string[] = []) =>
+    section("Route", [entry("Destination", formatPrefix(destination)), entry("Table", table), entry("PreferredSource", (target as { source: string }).source)], comment);
+  const unreachable = (destination: Prefix, comment: string[] = [], metric?: number) =>
+    section(
+      "Route",
+      [entry("Type", "unreachable"), entry("Destination", formatPrefix(destination)), entry("Table", table), ...(metric === undefined ? [] : [entry("Metric", metric)])],
+      comment,
     );
+  const lastResort = (destination: Prefix, comment: string[] = []) => unreachable(destination, comment, LAST_RESORT_METRIC);
+  const pathComment =
+    target.kind === "tunnel"
+      ? [`${LABEL[family]} path: captured traffic leaves through ${tunnel} from ${target.source}.`]
+      : [`${LABEL[family]} is blocked: captured traffic gets "network unreachable" at once, so applications fall back to IPv4 through the tunnel.`];
+  const killswitchComment = [`Kill switch (${LABEL[family]}): while ${tunnel} is down or gone its routes vanish and these answer "unreachable", so captured traffic never falls back to the main table.`];
+
+  const listCaptured = guarded ? 2 * captured.length : captured.length;
+  const withHoles = 1 + holes.length + (guarded ? 1 : 0);
+  if (listCaptured < withHoles) {
+    const listed = [`Only the ${captured.length} captured prefixes are listed; any other destination finds no route in table ${table} and falls back to the next rule.`];
+    if (target.kind === "unreachable") return { path: [], policy: captured.map((p, i) => unreachable(p, i === 0 ? [...pathComment, ...listed] : [])) };
+    return {
+      path: captured.map((p, i) => toTunnel(p, i === 0 ? [...pathComment, ...listed] : [])),
+      policy: guarded ? captured.map((p, i) => lastResort(p, i === 0 ? killswitchComment : [])) : [],
+    };
   }
-  return [
-    section("Route", targetRoute(WHOLE[family]), [what]),
-    ...holes.map((hole, index) =>
-      section(
-        "Route",
-        [entry("Type", "throw"), entry("Destination", formatPrefix(hole)), entry("Table", table)],
-        index === 0 ? [`Excluded ${LABEL[family]} destinations: a throw ends the lookup in table ${table}, so the kernel falls back to the next rule (main).`] : [],
-      ),
+  const throws = holes.map((hole, index) =>
+    section(
+      "Route",
+      [entry("Type", "throw"), entry("Destination", formatPrefix(hole)), entry("Table", table)],
+      index === 0 ? [`Excluded ${LABEL[family]} destinations: a throw ends the lookup in table ${table}, so the kernel falls back to the next rule (main).`] : [],
     ),
-  ];
+  );
+  if (target.kind === "unreachable") return { path: [], policy: [unreachable(WHOLE[family], pathComment), ...throws] };
+  return { path: [toTunnel(WHOLE[family], pathComment)], policy: [...(guarded ? [lastResort(WHOLE[family], killswitchComment)] : []), ...throws] };
+}
+
+/** Protocols that exist in one family only get rules in that family only. */
+function protocolFamilies(protocol: Protocol): readonly Family[] {
+  if (protocol === "icmp" || protocol === 1) return [4];
+  if (protocol === "ipv6-icmp" || protocol === 58) return [6];
+  return [4, 6];
+}
+
+function describeSelectors(family: Family, protocol: Protocol, user: number | string | undefined, port: number | string | undefined, local: boolean): string {
+  return [
+    LABEL[family],
+    protocol === ALL_PROTOCOLS ? "all protocols" : String(protocol),
+    ...(port === undefined ? [] : [`port ${port}`]),
+    ...(user === undefined ? [] : [`uid ${user}`]),
+    ...(local ? ["from this host"] : []),
+  ].join(" ");
 }
 
 function rules(spec: Spec, routes: readonly FamilyRoute[]): Section[] {
-  const { table, priority, protocols, direct_connected } = spec.split;
+  const { table, priority, protocols, direct_connected, sources, users, ports } = spec.split;
+  const local = sources === "local";
+  const markTunnelPackets = spec.tunnel.manage && capturesTunnelPackets(protocols);
   const sections: Section[] = [];
   for (const { family } of routes) {
-    for (const protocol of protocols) {
-      const selectors = [entry("IPProtocol", protocol), entry("Family", FAMILY_NAME[family])];
-      if (direct_connected) {
-        sections.push(
-          section("RoutingPolicyRule", [entry("Table", "main"), entry("SuppressPrefixLength", 0), ...selectors, entry("Priority", priority - HELPER_RULE_COUNT)], [
-            `${LABEL[family]} ${protocol}: destinations that main knows more specifically than its default route (connected LANs, docker bridges) stay direct.`,
-          ]),
-        );
-      }
+    if (markTunnelPackets) {
+      const mark = tunnelFwmark(spec);
       sections.push(
-        section("RoutingPolicyRule", [entry("Table", table), ...selectors, entry("Priority", priority)], [
-          `${LABEL[family]} ${protocol}: everything else is looked up in table ${table}.`,
+        section("RoutingPolicyRule", [entry("Table", "main"), entry("FirewallMark", mark), entry("Family", FAMILY_NAME[family]), entry("Priority", priority - 2)], [
+          `${LABEL[family]}: the tunnel's own encrypted packets (${spec.tunnel.interface} marks them ${mark}) always use main, so capturing UDP cannot loop them back into the tunnel.`,
         ]),
       );
+    }
+    for (const protocol of protocols.filter((p) => protocolFamilies(p).includes(family))) {
+      for (const user of users ?? [undefined]) {
+        for (const port of ports ?? [undefined]) {
+          const selectors: Entry[] = [
+            ...(local ? [entry("IncomingInterface", "lo")] : []),
+            ...(user === undefined ? [] : [entry("User", user)]),
+            ...(protocol === ALL_PROTOCOLS ? [] : [entry("IPProtocol", protocol)]),
+            ...(port === undefined ? [] : [entry("DestinationPort", port)]),
+            entry("Family", FAMILY_NAME[family]),
+          ];
+          const what = describeSelectors(family, protocol, user, port, local);
+          if (direct_connected) {
+            sections.push(
+              section("RoutingPolicyRule", [entry("Table", "main"), entry("SuppressPrefixLength", 0), ...selectors, entry("Priority", priority - 1)], [
+                `${what}: destinations that main knows more specifically than its default route (connected LANs, docker bridges) stay direct.`,
+              ]),
+            );
+          }
+          sections.push(section("RoutingPolicyRule", [entry("Table", table), ...selectors, entry("Priority", priority)], [`${what}: everything else is looked up in table ${table}.`]));
+        }
+      }
     }
   }
   return sections;
 }
 
-function netdevUnit(spec: Spec, fileName: string): Unit {
+function tunnelNetdev(spec: Spec, fileName: string): Unit {
   const { tunnel } = spec;
   const wireguard: Entry[] = [entry("PrivateKeyFile", tunnel.private_key_file!)];
   if (tunnel.listen_port !== undefined) wireguard.push(entry("ListenPort", tunnel.listen_port));
+  const comment = ["RouteTable=off: WireGuard adds no routes for AllowedIPs; the policy decides what enters the tunnel."];
+  if (capturesTunnelPackets(spec.split.protocols)) {
+    wireguard.push(entry("FirewallMark", tunnelFwmark(spec)));
+    comment.push("FirewallMark: marks the tunnel's own encrypted packets so the policy can keep them out of the tunnel.");
+  }
   wireguard.push(entry("RouteTable", "off"));
   const peers = (tunnel.peers ?? []).map((peer) => {
     const entries: Entry[] = [entry("PublicKey", peer.public_key)];
@@ -171,38 +255,82 @@ function netdevUnit(spec: Spec, fileName: string): Unit {
     kind: "netdev",
     fileName,
     comment: [`The WireGuard interface ${tunnel.interface}. The private key stays in its own file.`],
-    sections: [
-      section("NetDev", [entry("Name", tunnel.interface), entry("Kind", "wireguard")]),
-      section("WireGuard", wireguard, ["RouteTable=off: WireGuard adds no routes for AllowedIPs; the .network's policy decides what enters the tunnel."]),
-      ...peers,
-    ],
+    sections: [section("NetDev", [entry("Name", tunnel.interface), entry("Kind", "wireguard")]), section("WireGuard", wireguard, comment), ...peers],
   };
 }
 
-function networkUnit(spec: Spec, fileName: string, routes: readonly FamilyRoute[]): Unit {
-  const { tunnel, split } = spec;
+function tunnelNetwork(spec: Spec, fileName: string, path: readonly Section[], anchor: string): Unit {
+  const { tunnel } = spec;
   const sections: Section[] = [
     section("Match", [entry("Name", tunnel.interface)]),
     section("Network", tunnel.addresses.map((address) => entry("Address", address))),
   ];
   if (tunnel.mtu !== undefined) sections.push(section("Link", [entry("MTUBytes", tunnel.mtu)]));
-  sections.push(...routes.flatMap((route) => tableRoutes(route, split.table, tunnel.interface)));
-  sections.push(...rules(spec, routes));
-  const families = routes.map((r) => LABEL[r.family]).join(" and ");
   return {
     kind: "network",
     fileName,
-    comment: [`Split tunnel: ${split.protocols.join(", ")} over ${families} to destinations outside the excluded sets leaves through ${tunnel.interface} (table ${split.table}); all other traffic follows the main table.`],
-    sections,
+    comment: [`The tunnel's addresses and its path in table ${spec.split.table}; the rules and throws that decide what takes it live on ${anchor}.`],
+    sections: [...sections, ...path],
+  };
+}
+
+function anchorNetdev(anchor: string, fileName: string): Unit {
+  return {
+    kind: "netdev",
+    fileName,
+    comment: [
+      `${anchor} anchors the split's policy. It carries no traffic: a bridge without ports (the dummy driver is not on every kernel),`,
+      "always present, so the rules and routes configured on it stay while the tunnel goes down and comes back.",
+    ],
+    sections: [section("NetDev", [entry("Name", anchor), entry("Kind", "bridge")])],
+  };
+}
+
+function anchorNetwork(spec: Spec, fileName: string, anchor: string, policy: readonly Section[], routes: readonly FamilyRoute[]): Unit {
+  const { split, tunnel } = spec;
+  const families = routes.map((r) => LABEL[r.family]).join(" and ");
+  const protocols = split.protocols.map(String).join(", ");
+  return {
+    kind: "network",
+    fileName,
+    comment: [
+      `Split tunnel: ${protocols} over ${families} to destinations outside the excluded sets leaves through ${tunnel.interface} (table ${split.table}); all other traffic follows the main table.`,
+    ],
+    sections: [
+      section("Match", [entry("Name", anchor)]),
+      section("Network", [entry("ConfigureWithoutCarrier", true), entry("LinkLocalAddressing", "no"), entry("IPv6AcceptRA", false)], [
+        "No ports means no carrier: configure the policy anyway, and give the link no addresses of its own.",
+      ]),
+      section("Link", [entry("RequiredForOnline", false)], ["Never hold up network-online.target for a link that carries no traffic."]),
+      ...policy,
+      ...rules(spec, routes),
+    ],
+  };
+}
+
+function networkdConf(fileName: string): Unit {
+  return {
+    kind: "networkd-conf",
+    fileName,
+    comment: [
+      "networkd (since 248) may remove routing policy rules it did not configure, such as tailscale's;",
+      "this keeps them. Our own rules are configured by networkd and are not affected.",
+    ],
+    sections: [section("Network", [entry("ManageForeignRoutingPolicyRules", false)])],
   };
 }
 
 export function buildPlan(spec: Spec, options: PlanOptions): Plan {
-  const { policy, note } = chooseIpv6(spec);
-  const routes = familyRoutes(spec, policy);
+  const { policy: ipv6, note } = chooseIpv6(spec);
+  const routes = familyRoutes(spec, ipv6);
+  const anchor = anchorName(spec)!;
+  const table = routes.map((route) => tableRoutes(route, spec));
   const stem = `${options.prefix}-${spec.tunnel.interface}`;
   const units: Unit[] = [];
-  if (spec.tunnel.manage) units.push(netdevUnit(spec, `${stem}.netdev`));
-  units.push(networkUnit(spec, `${stem}.network`, routes));
+  if (spec.tunnel.manage) units.push(tunnelNetdev(spec, `${stem}.netdev`));
+  units.push(tunnelNetwork(spec, `${stem}.network`, table.flatMap((t) => t.path), anchor));
+  units.push(anchorNetdev(anchor, `${options.prefix}-${anchor}.netdev`));
+  units.push(anchorNetwork(spec, `${options.prefix}-${anchor}.network`, anchor, table.flatMap((t) => t.policy), routes));
+  units.push(networkdConf(`${stem}.conf`));
   return { identity: spec.tunnel.interface, specHash: specHash(spec), units, notes: note ? [note] : [] };
 }

@@ -15,8 +15,20 @@ export const SPEC_VERSION = 1;
 // Kernel rule priorities 0 (local), 32766 (main) and 32767 (default) are taken;
 // tailscale installs its rules at 5210..5270.
 export const TAILSCALE_PRIORITIES = { first: 5210, last: 5270 } as const;
-/** Our helper rules sit just before the capture rules: priority-1 (suppressed main). */
-export const HELPER_RULE_COUNT = 1;
+/**
+ * Our helper rules sit just before the capture rules: priority-2 sends the tunnel's
+ * own (marked) packets to main, priority-1 looks up main without its default route.
+ */
+export const HELPER_RULE_COUNT = 2;
+/** tailscale marks its own packets with bits under this mask (0x80000 and friends). */
+export const TAILSCALE_FWMARK_MASK = 0xff0000;
+
+/** Protocol names networkd's IPProtocol= accepts that we document; numbers 0..255 work too. */
+export const PROTOCOL_NAMES = ["tcp", "udp", "icmp", "ipv6-icmp", "sctp"] as const;
+/** "all" captures every protocol (a rule without IPProtocol=). */
+export const ALL_PROTOCOLS = "all";
+/** Protocols that carry ports, so split.ports can narrow them. */
+const PORTED_PROTOCOLS = new Set<string | number>(["tcp", "udp", "sctp", 6, 17, 132]);
 const RESERVED_TABLES: Record<number, string> = { 253: "default", 254: "main", 255: "local" };
 
 /** A problem found in a spec: where, and what (message already carries value and hint). */
@@ -115,6 +127,28 @@ function endpointProblem(endpoint: string): string | undefined {
   return undefined;
 }
 
+function endpointAddressProblem(text: string): string | undefined {
+  const address = parseAddress(text);
+  return address.ok ? undefined : `${quote(text)} ${address.message}; list the peer's endpoint IP address, e.g. "198.51.100.7"`;
+}
+
+function canonicalAddress(text: string): string {
+  const address = parseAddress(text);
+  return address.ok ? formatAddress(address.value.family, address.value.value) : text;
+}
+
+function rangeProblem(what: string, min: number, max: number) {
+  return (value: number | string): string | undefined => {
+    const match = typeof value === "number" ? [String(value), String(value), undefined] : /^([0-9]+)(?:-([0-9]+))?$/.exec(value);
+    if (!match) return `${quote(value)} is not ${what} or a range of them ("A-B")`;
+    const low = Number(match[1]);
+    const high = match[2] === undefined ? low : Number(match[2]);
+    if (!Number.isInteger(low) || low < min || high > max) return `${quote(value)} is out of range for ${what}s: ${min}..${max}`;
+    if (high < low) return `${quote(value)} is an empty range; write the lower bound first`;
+    return undefined;
+  };
+}
+
 function absolutePathProblem(path: string): string | undefined {
   if (!path.startsWith("/")) return `${quote(path)} is not an absolute path; networkd needs one, e.g. "/etc/systemd/network/wg0.key"`;
   return undefined;
@@ -147,6 +181,8 @@ const tunnelSchema = z.strictObject({
   listen_port: port.optional(),
   mtu: integer(1280, 65535, "the MTU (WireGuard over IPv6 needs at least 1280)").optional(),
   peers: z.array(peerSchema).optional(),
+  /** manage = false only: the peers' endpoint addresses, so a UDP split can keep them direct. */
+  endpoints: z.array(checkedString(endpointAddressProblem).transform(canonicalAddress)).optional(),
 });
 
 const tableSchema = integer(1, 4294967295, "a routing table").superRefine((table, ctx) => {
@@ -154,11 +190,42 @@ const tableSchema = integer(1, 4294967295, "a routing table").superRefine((table
   if (name) ctx.addIssue({ code: "custom", message: `${table} is the kernel's "${name}" table; pick another, e.g. 10086` });
 });
 
+function protocolProblem(value: string | number): string | undefined {
+  if (typeof value === "number") return Number.isInteger(value) && value >= 0 && value <= 255 ? undefined : `${value} is not an IP protocol number (0..255)`;
+  if (value === ALL_PROTOCOLS || (PROTOCOL_NAMES as readonly string[]).includes(value)) return undefined;
+  const known = [...PROTOCOL_NAMES, ALL_PROTOCOLS];
+  return `${quote(value)} is not a supported protocol${didYouMean(value, known)} (supported: ${known.join(", ")}, or a protocol number)`;
+}
+
+/** A uid, a port, or an "A-B" range of them; a whole number or a string. */
+const numberOrRange = (what: string, min: number, max: number) => {
+  const problem = rangeProblem(what, min, max);
+  return z.union([z.number(), z.string()], { error: `expected ${what} (a number) or a range "A-B"` }).superRefine((value, ctx) => {
+    const message = problem(value);
+    if (message !== undefined) ctx.addIssue({ code: "custom", message });
+  });
+};
+
+const prefixItem = checkedString(excludeItemProblem).transform(canonicalPrefixItem);
+
 const splitSchema = z.strictObject({
   table: tableSchema.default(10086),
   priority: integer(1 + HELPER_RULE_COUNT, 32765, "a rule priority (before main at 32766)").default(10086),
-  protocols: z.array(z.enum(["tcp"], { error: (issue) => `${quote(issue.input)} is not a supported protocol; supported: "tcp"` })).min(1).default(["tcp"]),
-  exclude: z.array(checkedString(excludeItemProblem).transform(canonicalPrefixItem)).default([LOCAL_SET]),
+  protocols: z
+    .array(z.union([z.string(), z.number()]).superRefine((value, ctx) => {
+      const message = protocolProblem(value);
+      if (message !== undefined) ctx.addIssue({ code: "custom", message });
+    }))
+    .min(1, { error: 'list at least one protocol, e.g. ["tcp"]' })
+    .default(["tcp"]),
+  include: z.array(prefixItem).optional(),
+  exclude: z.array(prefixItem).default([LOCAL_SET]),
+  sources: z.enum(["all", "local"], { error: (issue) => `${quote(issue.input)} is not a source selection; expected "all" (also forwarded traffic) or "local" (this host's own)` }).default("all"),
+  users: z.array(numberOrRange("a uid", 0, 4294967294)).min(1, { error: "list at least one uid, or omit the key to capture every user" }).optional(),
+  ports: z.array(numberOrRange("a port", 1, 65535)).min(1, { error: "list at least one port, or omit the key to capture every port" }).optional(),
+  killswitch: z.boolean().default(false),
+  fwmark: integer(1, 4294967295, "a firewall mark").optional(),
+  anchor: checkedString(interfaceNameProblem).optional(),
   ipv6: z.enum(["tunnel", "block", "direct"], { error: (issue) => `${quote(issue.input)} is not an IPv6 policy; expected "tunnel", "block" or "direct"` }).optional(),
   direct_connected: z.boolean().default(true),
 });
@@ -192,6 +259,36 @@ export const specSchema = z
         if (tunnel[key] !== undefined) problem(["tunnel", key], "only applies with manage = true (gen-networkd then creates the WireGuard interface)");
       }
     }
+    const protocols = split.protocols;
+    if (protocols.includes(ALL_PROTOCOLS) && protocols.length > 1) {
+      problem(["split", "protocols"], `"all" already captures every protocol; list it alone`);
+    }
+    if (split.ports && !protocols.every((p) => PORTED_PROTOCOLS.has(p))) {
+      problem(["split", "ports"], `ports only narrow tcp, udp and sctp; split.protocols also has ${protocols.filter((p) => !PORTED_PROTOCOLS.has(p)).map((p) => quote(p)).join(", ")}`);
+    }
+    if (capturesTunnelPackets(protocols)) {
+      if (tunnel.manage) {
+        const mark = tunnelFwmark(spec);
+        if (mark & TAILSCALE_FWMARK_MASK) {
+          problem(["split", split.fwmark === undefined ? "table" : "fwmark"], `the tunnel's firewall mark 0x${mark.toString(16)} (${split.fwmark === undefined ? "the table number, by default" : "split.fwmark"}) has bits under tailscale's mask 0xff0000 and would be taken for tailscale's own traffic; set split.fwmark to a value below 0x10000, e.g. 51820`);
+        }
+      } else if (!tunnel.endpoints?.length) {
+        problem(["tunnel", "endpoints"], `split.protocols captures UDP, which would send the tunnel's own encrypted packets into the tunnel; with manage = false gen-networkd cannot mark them, so list the peers' endpoint addresses here (they are then kept direct)`);
+      }
+    } else if (split.fwmark !== undefined) {
+      problem(["split", "fwmark"], "only used when split.protocols captures UDP (or \"all\"); remove it");
+    }
+    if (tunnel.manage && tunnel.endpoints !== undefined) {
+      problem(["tunnel", "endpoints"], "only applies with manage = false (a managed tunnel marks its own packets instead)");
+    }
+    const anchor = anchorName(spec);
+    if (interfaceNameProblem(tunnel.interface) !== undefined) {
+      // The anchor's default name derives from the interface name, already reported.
+    } else if (anchor === undefined) {
+      problem(["split", "anchor"], `the default anchor name "${tunnel.interface}${ANCHOR_SUFFIX}" is longer than 15 bytes; set split.anchor to an interface name of your choice`);
+    } else if (anchor === tunnel.interface) {
+      problem(["split", "anchor"], `must differ from tunnel.interface: the anchor holds the policy while ${tunnel.interface} comes and goes`);
+    }
     const lowest = split.priority - HELPER_RULE_COUNT;
     if (lowest <= TAILSCALE_PRIORITIES.last && split.priority >= TAILSCALE_PRIORITIES.first) {
       problem(["split", "priority"], `${split.priority} collides with tailscale's rules (${TAILSCALE_PRIORITIES.first}..${TAILSCALE_PRIORITIES.last}; ours use ${lowest}..${split.priority}); pick one above ${TAILSCALE_PRIORITIES.last + HELPER_RULE_COUNT}, e.g. 10086`);
@@ -199,6 +296,25 @@ export const specSchema = z
   });
 
 export type Spec = z.output<typeof specSchema>;
+type Protocol = Spec["split"]["protocols"][number];
+
+/** Whether the capture rules would also match the tunnel's own encrypted UDP packets. */
+export function capturesTunnelPackets(protocols: readonly Protocol[]): boolean {
+  return protocols.some((p) => p === "udp" || p === 17 || p === ALL_PROTOCOLS);
+}
+
+/** The mark a managed tunnel puts on its own packets: split.fwmark, else the table number (as wg-quick does). */
+export function tunnelFwmark(spec: { split: { fwmark?: number | undefined; table: number } }): number {
+  return spec.split.fwmark ?? spec.split.table;
+}
+
+export const ANCHOR_SUFFIX = "-split";
+
+/** The always-present link that carries the policy; undefined when the default name would be too long. */
+export function anchorName(spec: { tunnel: { interface: string }; split: { anchor?: string | undefined } }): string | undefined {
+  const name = spec.split.anchor ?? `${spec.tunnel.interface}${ANCHOR_SUFFIX}`;
+  return Buffer.byteLength(name) <= 15 ? name : undefined;
+}
 
 export function addressFamily(interfaceAddress: string): Family {
   return interfaceAddress.includes(":") ? 6 : 4;

@@ -25,30 +25,34 @@ test.before.each(() => {
 test.after.each(() => rmSync(work, { recursive: true, force: true }));
 
 const listing = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
+/** The .netdev/.network files of a directory. */
+const units = (dir: string) => listing(dir).filter((name) => /\.(netdev|network)$/.test(name));
 
 test("writes the seed example's two files, mode 0644, and says what it did", () => {
   const { code, stdout, stderr } = run(["spec.toml", "-o", "net"], work);
   assert.is(code, 0, stderr);
-  assert.equal(listing(join(work, "net")), ["50-wg0.netdev", "50-wg0.network"]);
-  for (const name of listing(join(work, "net"))) assert.is(statSync(join(work, "net", name)).mode & 0o777, 0o644);
+  assert.equal(listing(join(work, "net")), ["50-wg0-split.netdev", "50-wg0-split.network", "50-wg0.netdev", "50-wg0.network", "networkd.conf.d"]);
+  assert.equal(listing(join(work, "net/networkd.conf.d")), ["50-wg0.conf"]);
+  for (const name of units(join(work, "net"))) assert.is(statSync(join(work, "net", name)).mode & 0o777, 0o644);
   assert.match(stdout, /net\/50-wg0\.netdev\s+created/);
   assert.match(stderr, /ipv6: "block" \(default: the tunnel has no IPv6 address/);
 });
 
 test("running twice changes nothing on disk (mtime kept)", () => {
   run(["spec.toml", "-o", "net"], work);
-  const before = listing(join(work, "net")).map((n) => statSync(join(work, "net", n)).mtimeMs);
+  const before = units(join(work, "net")).map((n) => statSync(join(work, "net", n)).mtimeMs);
   const { code, stdout } = run(["spec.toml", "-o", "net"], work);
   assert.is(code, 0);
   assert.match(stdout, /50-wg0\.network\s+unchanged/);
-  assert.equal(listing(join(work, "net")).map((n) => statSync(join(work, "net", n)).mtimeMs), before);
+  assert.equal(units(join(work, "net")).map((n) => statSync(join(work, "net", n)).mtimeMs), before);
 });
 
 test("--prefix names the files; the old prefix's files are pruned as stale", () => {
   run(["spec.toml", "-o", "net"], work);
   const { code, stdout } = run(["spec.toml", "-o", "net", "--prefix", "60"], work);
   assert.is(code, 0);
-  assert.equal(listing(join(work, "net")), ["60-wg0.netdev", "60-wg0.network"]);
+  assert.equal(units(join(work, "net")), ["60-wg0-split.netdev", "60-wg0-split.network", "60-wg0.netdev", "60-wg0.network"]);
+  assert.equal(listing(join(work, "net/networkd.conf.d")), ["60-wg0.conf"]);
   assert.match(stdout, /50-wg0\.netdev\s+removed/);
 });
 
@@ -62,7 +66,7 @@ test("a shrinking spec removes its stale files (manage = false drops the .netdev
   writeFileSync(join(work, "spec.toml"), unmanaged);
   const { code, stderr } = run(["spec.toml", "-o", "net"], work);
   assert.is(code, 0, stderr);
-  assert.equal(listing(join(work, "net")), ["50-wg0.network"]);
+  assert.equal(units(join(work, "net")), ["50-wg0-split.netdev", "50-wg0-split.network", "50-wg0.network"]);
 });
 
 test("files of another spec (another owner) in the same directory are left alone", () => {
@@ -70,7 +74,11 @@ test("files of another spec (another owner) in the same directory are left alone
   writeFileSync(join(work, "wg1.toml"), seed.replaceAll("wg0", "wg1").replace("table = 10086", "table = 10087"));
   assert.is(run(["wg1.toml", "-o", "net"], work).code, 0);
   run(["spec.toml", "-o", "net", "--prefix", "60"], work);
-  assert.equal(listing(join(work, "net")), ["50-wg1.netdev", "50-wg1.network", "60-wg0.netdev", "60-wg0.network"]);
+  assert.equal(units(join(work, "net")), [
+    "50-wg1-split.netdev", "50-wg1-split.network", "50-wg1.netdev", "50-wg1.network",
+    "60-wg0-split.netdev", "60-wg0-split.network", "60-wg0.netdev", "60-wg0.network",
+  ]);
+  assert.equal(listing(join(work, "net/networkd.conf.d")), ["50-wg1.conf", "60-wg0.conf"]);
 });
 
 test("a file with our name but without our mark is refused (exit 3) and nothing is written", () => {
@@ -80,7 +88,7 @@ test("a file with our name but without our mark is refused (exit 3) and nothing 
   const { code, stderr } = run(["spec.toml", "-o", "net"], work);
   assert.is(code, 3);
   assert.match(stderr, /net\/50-wg0\.network: exists and was not written by gen-networkd for this tunnel/);
-  assert.equal(listing(join(work, "net")), ["10-lan.network", "50-wg0.network"]);
+  assert.equal(listing(join(work, "net")), ["10-lan.network", "50-wg0.network"], "nothing else written");
   assert.is(readFileSync(join(work, "net", "50-wg0.network"), "utf8"), "[Match]\nName=wg0\n");
 
   const forced = run(["spec.toml", "-o", "net", "--force"], work);
