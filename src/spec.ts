@@ -143,7 +143,7 @@ function rangeProblem(what: string, min: number, max: number) {
     if (!match) return `${quote(value)} is not ${what} or a range of them ("A-B")`;
     const low = Number(match[1]);
     const high = match[2] === undefined ? low : Number(match[2]);
-    if (!Number.isInteger(low) || low < min || high > max) return `${quote(value)} is out of range for ${what}s: ${min}..${max}`;
+    if (!Number.isInteger(low) || low < min || high > max) return `${quote(value)} is out of range for ${what}: ${min}..${max}`;
     if (high < low) return `${quote(value)} is an empty range; write the lower bound first`;
     return undefined;
   };

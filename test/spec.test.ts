@@ -102,16 +102,36 @@ const cases: Case[] = [
   ["priority of main", (s) => (s.split.priority = 32766), "split.priority: 32766 is out of range for a rule priority (before main at 32766): 3..32765"],
   ["priority among tailscale's", (s) => (s.split.priority = 5250), "split.priority: 5250 collides with tailscale's rules (5210..5270; ours use 5248..5250); pick one above 5272, e.g. 10086"],
   ["priority fractional", (s) => (s.split.priority = 100.5), "split.priority: expected a whole number (a rule priority (before main at 32766))"],
-  ["unsupported protocol", (s) => (s.split.protocols = ["tcp", "quic"]), 'split.protocols[1]: "quic" is not a supported protocol; supported: "tcp"'],
+  ["unsupported protocol", (s) => (s.split.protocols = ["tcp", "quic"]), 'split.protocols[1]: "quic" is not a supported protocol (supported: tcp, udp, icmp, ipv6-icmp, sctp, all, or a protocol number)'],
   ["bad ipv6 policy", (s) => (s.split.ipv6 = "tunel"), 'split.ipv6: "tunel" is not an IPv6 policy; expected "tunnel", "block" or "direct"'],
   ["ipv6 tunnel without v6 address", (s) => (s.split.ipv6 = "tunnel"), 'split.ipv6: "tunnel" needs an IPv6 address in tunnel.addresses; add one, or use "block" or "direct"'],
-  ["typo in key", (s) => ((s.tunnel.adresses = s.tunnel.addresses), delete s.tunnel.addresses), ["tunnel.addresses: is required (expected array)", 'tunnel.adresses: unknown key; did you mean "addresses"? (known here: interface, addresses, manage, private_key_file, listen_port, mtu, peers)']],
-  ["typo in split key", (s) => (s.split.exlude = []), 'split.exlude: unknown key; did you mean "exclude"? (known here: table, priority, protocols, exclude, ipv6, direct_connected)'],
+  ["typo in key", (s) => ((s.tunnel.adresses = s.tunnel.addresses), delete s.tunnel.addresses), ["tunnel.addresses: is required (expected array)", 'tunnel.adresses: unknown key; did you mean "addresses"? (known here: interface, addresses, manage, private_key_file, listen_port, mtu, peers, endpoints)']],
+  ["typo in split key", (s) => (s.split.exlude = []), 'split.exlude: unknown key; did you mean "exclude"? (known here: table, priority, protocols, include, exclude, sources, users, ports, killswitch, fwmark, anchor, ipv6, direct_connected)'],
   ["unknown peer key", (s) => (s.tunnel.peers[0].keepalive = 25), 'tunnel.peers[0].keepalive: unknown key; did you mean "persistent_keepalive"? (known here: public_key, endpoint, allowed_ips, persistent_keepalive, preshared_key_file)'],
   ["wrong version", (s) => (s.version = 2), "version: 2 is not a spec version this gen-networkd reads; expected 1"],
   ["missing tunnel", (s) => delete s.tunnel, "tunnel: is required (expected object)"],
   ["boolean as string", (s) => (s.split.direct_connected = "yes"), 'split.direct_connected: expected a boolean, got "yes"'],
   ["mtu too small", (s) => (s.tunnel.mtu = 576), "tunnel.mtu: 576 is out of range for the MTU (WireGuard over IPv6 needs at least 1280): 1280..65535"],
+  // Leak-proofing keys.
+  ["protocol typo", (s) => (s.split.protocols = ["tcp", "udb"]), 'split.protocols[1]: "udb" is not a supported protocol; did you mean "udp"? (supported: tcp, udp, icmp, ipv6-icmp, sctp, all, or a protocol number)'],
+  ["protocol number too big", (s) => (s.split.protocols = [300]), "split.protocols[0]: 300 is not an IP protocol number (0..255)"],
+  ["all with others", (s) => (s.split.protocols = ["all", "tcp"]), 'split.protocols: "all" already captures every protocol; list it alone'],
+  ["ports with icmp", (s) => ((s.split.protocols = ["tcp", "icmp"]), (s.split.ports = [443])), 'split.ports: ports only narrow tcp, udp and sctp; split.protocols also has "icmp"'],
+  ["port out of range", (s) => (s.split.ports = [443, 70000]), 'split.ports[1]: 70000 is out of range for a port: 1..65535'],
+  ["port range reversed", (s) => (s.split.ports = ["9000-8000"]), 'split.ports[0]: "9000-8000" is an empty range; write the lower bound first'],
+  ["port range garbage", (s) => (s.split.ports = ["80,443"]), 'split.ports[0]: "80,443" is not a port or a range of them ("A-B")'],
+  ["uid negative", (s) => (s.split.users = [-1]), 'split.users[0]: -1 is out of range for a uid: 0..4294967294'],
+  ["uid too big", (s) => (s.split.users = ["1000-4294967295"]), 'split.users[0]: "1000-4294967295" is out of range for a uid: 0..4294967294'],
+  ["empty users", (s) => (s.split.users = []), "split.users: list at least one uid, or omit the key to capture every user"],
+  ["bad sources", (s) => (s.split.sources = "host"), 'split.sources: "host" is not a source selection; expected "all" (also forwarded traffic) or "local" (this host\'s own)'],
+  ["fwmark clashes with tailscale", (s) => ((s.split.protocols = ["tcp", "udp"]), (s.split.fwmark = 0x80000)), "split.fwmark: the tunnel's firewall mark 0x80000 (split.fwmark) has bits under tailscale's mask 0xff0000 and would be taken for tailscale's own traffic; set split.fwmark to a value below 0x10000, e.g. 51820"],
+  ["table as fwmark clashes", (s) => ((s.split.protocols = ["all"]), (s.split.table = 0x10000)), "split.table: the tunnel's firewall mark 0x10000 (the table number, by default) has bits under tailscale's mask 0xff0000 and would be taken for tailscale's own traffic; set split.fwmark to a value below 0x10000, e.g. 51820"],
+  ["fwmark without UDP", (s) => (s.split.fwmark = 51820), 'split.fwmark: only used when split.protocols captures UDP (or "all"); remove it'],
+  ["unmanaged UDP without endpoints", (s) => ((s.tunnel.manage = false), delete s.tunnel.private_key_file, delete s.tunnel.listen_port, delete s.tunnel.peers, (s.split.protocols = ["udp"])), "tunnel.endpoints: split.protocols captures UDP, which would send the tunnel's own encrypted packets into the tunnel; with manage = false gen-networkd cannot mark them, so list the peers' endpoint addresses here (they are then kept direct)"],
+  ["endpoints with a managed tunnel", (s) => (s.tunnel.endpoints = ["192.0.2.1"]), "tunnel.endpoints: only applies with manage = false (a managed tunnel marks its own packets instead)"],
+  ["bad endpoint address", (s) => ((s.tunnel.manage = false), delete s.tunnel.private_key_file, delete s.tunnel.listen_port, delete s.tunnel.peers, (s.tunnel.endpoints = ["192.0.2.1:51820"])), 'tunnel.endpoints[0]: "192.0.2.1:51820" is not an IPv6 address (group "192.0.2.1" is not 1-4 hex digits); list the peer\'s endpoint IP address, e.g. "198.51.100.7"'],
+  ["anchor too long by default", (s) => (s.tunnel.interface = "wg-provider-01"), 'split.anchor: the default anchor name "wg-provider-01-split" is longer than 15 bytes; set split.anchor to an interface name of your choice'],
+  ["anchor equal to the tunnel", (s) => (s.split.anchor = "wg0"), "split.anchor: must differ from tunnel.interface: the anchor holds the policy while wg0 comes and goes"],
 ];
 
 for (const [name, mutate, expected] of cases) {
@@ -121,6 +141,24 @@ for (const [name, mutate, expected] of cases) {
     assert.equal(problemsOf(spec), typeof expected === "string" ? [expected] : expected);
   });
 }
+
+test("include minus exclude must leave something to capture", async () => {
+  const { buildPlan, PlanError } = await import("../src/plan.js");
+  const spec = base();
+  spec.split.include = ["10.1.0.0/16"];
+  spec.split.exclude = ["@rfc1918"];
+  const result = validateSpec(spec);
+  assert.ok(result.ok);
+  if (!result.ok) return;
+  try {
+    buildPlan(result.spec, { prefix: "50" });
+    assert.unreachable("should refuse");
+  } catch (error) {
+    assert.instance(error, PlanError);
+    assert.is((error as InstanceType<typeof PlanError>).path, "split.include");
+    assert.match((error as Error).message, /leaves no IPv4 destination to capture/);
+  }
+});
 
 test("all problems are reported at once", () => {
   const spec = base();

@@ -1,0 +1,144 @@
+// The planner's decisions, checked on the model (the lab checks them on the kernel).
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import fc from "fast-check";
+import type { Plan, Section, Unit } from "../src/model.js";
+import { buildPlan } from "../src/plan.js";
+import { containsAddress, formatPrefix, parsePrefix, type Family, type Prefix } from "../src/prefix.js";
+import { validateSpec } from "../src/spec.js";
+
+const KEY = "4kQT3smJgD94joC+o+whDz6zEdg42kZIryzw0Rw2w24=";
+
+function plan(split: Record<string, unknown>, tunnel: Record<string, unknown> = {}): Plan {
+  const result = validateSpec({
+    version: 1,
+    tunnel: {
+      interface: "wg0",
+      addresses: ["10.253.0.2/32"],
+      private_key_file: "/etc/systemd/network/wg0.key",
+      peers: [{ public_key: KEY, endpoint: "198.51.100.7:51820", allowed_ips: ["0.0.0.0/0"] }],
+      ...tunnel,
+    },
+    split,
+  });
+  if (!result.ok) throw new Error(result.problems.map((p) => `${p.path}: ${p.message}`).join("\n"));
+  return buildPlan(result.spec, { prefix: "50" });
+}
+
+const unit = (p: Plan, fileName: string): Unit => {
+  const found = p.units.find((u) => u.fileName === fileName);
+  if (!found) throw new Error(`no unit ${fileName} in ${p.units.map((u) => u.fileName).join(", ")}`);
+  return found;
+};
+const value = (s: Section, key: string) => s.entries.find((e) => e.key === key)?.value;
+const named = (u: Unit, name: string) => u.sections.filter((s) => s.name === name);
+const rules = (p: Plan) => named(unit(p, "50-wg0-split.network"), "RoutingPolicyRule").map((s) => s.entries.map((e) => `${e.key}=${e.value}`).join(" "));
+
+test("seed: the path on wg0, the policy on the anchor, rules at priority-1 and priority", () => {
+  const p = plan({});
+  assert.equal(p.units.map((u) => u.fileName), ["50-wg0.netdev", "50-wg0.network", "50-wg0-split.netdev", "50-wg0-split.network", "50-wg0.conf"]);
+  const wg0Routes = named(unit(p, "50-wg0.network"), "Route");
+  assert.equal(wg0Routes.map((s) => [value(s, "Destination"), value(s, "PreferredSource"), value(s, "Type")]), [["0.0.0.0/0", "10.253.0.2", undefined]]);
+  assert.equal(rules(p), [
+    "Table=main SuppressPrefixLength=0 IPProtocol=tcp Family=ipv4 Priority=10085",
+    "Table=10086 IPProtocol=tcp Family=ipv4 Priority=10086",
+    "Table=main SuppressPrefixLength=0 IPProtocol=tcp Family=ipv6 Priority=10085",
+    "Table=10086 IPProtocol=tcp Family=ipv6 Priority=10086",
+  ]);
+  assert.equal(p.notes.length, 1);
+  assert.match(p.notes[0]!, /^ipv6: "block"/);
+});
+
+test("direct_connected = false drops the suppress rules; ipv6 = direct drops IPv6", () => {
+  assert.equal(rules(plan({ direct_connected: false, ipv6: "direct" })), ["Table=10086 IPProtocol=tcp Family=ipv4 Priority=10086"]);
+});
+
+test("UDP capture: the tunnel marks its packets and a rule at priority-2 sends them to main", () => {
+  const p = plan({ protocols: ["tcp", "udp"], ipv6: "direct" });
+  const wireguard = named(unit(p, "50-wg0.netdev"), "WireGuard")[0]!;
+  assert.is(value(wireguard, "FirewallMark"), 10086);
+  assert.is(rules(p)[0], "Table=main FirewallMark=10086 Family=ipv4 Priority=10084");
+  assert.is(rules(p).length, 5);
+});
+
+test("no mark and no mark rule while only TCP is captured", () => {
+  const p = plan({ ipv6: "direct" });
+  assert.is(value(named(unit(p, "50-wg0.netdev"), "WireGuard")[0]!, "FirewallMark"), undefined);
+  assert.not.ok(rules(p).some((r) => r.includes("FirewallMark")));
+});
+
+test("icmp gets IPv4 rules only, ipv6-icmp IPv6 rules only, all gets no IPProtocol", () => {
+  assert.ok(rules(plan({ protocols: ["icmp"], direct_connected: false })).every((r) => r.includes("Family=ipv4")));
+  assert.ok(rules(plan({ protocols: ["ipv6-icmp"], direct_connected: false })).every((r) => r.includes("Family=ipv6")));
+  assert.not.ok(rules(plan({ protocols: ["all"] })).some((r) => r.includes("IPProtocol")));
+});
+
+test("users × ports × sources become selectors of every rule pair", () => {
+  const r = rules(plan({ users: [1000, "2000-2999"], ports: [443], sources: "local", ipv6: "direct" }));
+  assert.equal(r, [
+    "Table=main SuppressPrefixLength=0 IncomingInterface=lo User=1000 IPProtocol=tcp DestinationPort=443 Family=ipv4 Priority=10085",
+    "Table=10086 IncomingInterface=lo User=1000 IPProtocol=tcp DestinationPort=443 Family=ipv4 Priority=10086",
+    "Table=main SuppressPrefixLength=0 IncomingInterface=lo User=2000-2999 IPProtocol=tcp DestinationPort=443 Family=ipv4 Priority=10085",
+    "Table=10086 IncomingInterface=lo User=2000-2999 IPProtocol=tcp DestinationPort=443 Family=ipv4 Priority=10086",
+  ]);
+});
+
+test("kill switch: an unreachable route of the highest metric on the anchor, per captured family", () => {
+  const p = plan({ killswitch: true }, { addresses: ["10.253.0.2/32", "fd42::2/128"] });
+  const lastResort = named(unit(p, "50-wg0-split.network"), "Route").filter((s) => value(s, "Metric") === 4294967295);
+  assert.equal(lastResort.map((s) => [value(s, "Type"), value(s, "Destination")]), [["unreachable", "0.0.0.0/0"], ["unreachable", "::/0"]]);
+  assert.equal(named(unit(p, "50-wg0.network"), "Route").map((s) => value(s, "Destination")), ["0.0.0.0/0", "::/0"]);
+});
+
+test("unmanaged tunnel capturing UDP: its endpoints are thrown, no mark rule", () => {
+  const p = plan({ protocols: ["all"], ipv6: "direct" }, { manage: false, private_key_file: undefined, peers: undefined, endpoints: ["192.0.2.44"] });
+  assert.not.ok(p.units.some((u) => u.kind === "netdev" && u.fileName === "50-wg0.netdev"));
+  const throws = named(unit(p, "50-wg0-split.network"), "Route").map((s) => value(s, "Destination"));
+  assert.ok(throws.includes("192.0.2.44/32"));
+  assert.not.ok(rules(p).some((r) => r.includes("FirewallMark")));
+});
+
+// The table's meaning, read back from the plan: longest prefix match among its routes;
+// a throw, or no route at all, sends the lookup on to the next rule (not captured).
+function capturedByTable(p: Plan, family: Family, address: bigint): boolean {
+  const routes = p.units
+    .filter((u) => u.kind === "network")
+    .flatMap((u) => named(u, "Route"))
+    .map((s) => ({ prefix: (parsePrefix(String(value(s, "Destination"))) as { value: Prefix }).value, type: String(value(s, "Type") ?? "unicast") }))
+    .filter((r) => r.prefix.family === family && containsAddress(r.prefix, family, address));
+  if (routes.length === 0) return false;
+  const best = routes.reduce((a, b) => (b.prefix.length > a.prefix.length ? b : a));
+  return best.type !== "throw";
+}
+
+const v4prefix = fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 4, max: 30 })).map(([n, len]) => {
+  const network = (BigInt(n) >> BigInt(32 - len)) << BigInt(32 - len);
+  return formatPrefix({ family: 4, network, length: len });
+});
+
+test("property: whichever form the planner picks, the table captures exactly include − exclude", () => {
+  fc.assert(
+    fc.property(fc.array(v4prefix, { minLength: 1, maxLength: 6 }), fc.array(v4prefix, { maxLength: 12 }), fc.array(fc.integer({ min: 0, max: 0xffffffff }), { minLength: 40, maxLength: 40 }), (include, exclude, probes) => {
+      const parse = (t: string) => (parsePrefix(t) as { value: Prefix }).value;
+      const inc = include.map(parse);
+      const exc = exclude.map(parse);
+      let p: Plan;
+      try {
+        p = plan({ include, exclude, ipv6: "direct" });
+      } catch (error) {
+        // Only an empty capture may be refused.
+        assert.match((error as Error).message, /leaves no IPv4 destination/);
+        return;
+      }
+      // Probe random addresses and the edges of every prefix involved.
+      const edges = [...inc, ...exc].flatMap((q) => [q.network, q.network + (1n << BigInt(32 - q.length)) - 1n, q.network - 1n, q.network + (1n << BigInt(32 - q.length))]);
+      for (const address of [...probes.map(BigInt), ...edges].filter((a) => a >= 0n && a <= 0xffffffffn)) {
+        const expected = inc.some((q) => containsAddress(q, 4, address)) && !exc.some((q) => containsAddress(q, 4, address));
+        assert.is(capturedByTable(p, 4, address), expected, `address ${address}`);
+      }
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test.run();
