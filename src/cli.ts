@@ -6,9 +6,12 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { readFileSync } from "node:fs";
 import { InvalidSpecError, OUTPUT_FORMATS, generate, type OutputFormat } from "./generate.js";
+import { CommandError as OperateError } from "./command-error.js";
+import { runExplain, type ExplainOptions } from "./explain.js";
 import { keyFileWarnings } from "./keyfile.js";
 import { SpecSyntaxError } from "./load.js";
 import { PlanError } from "./plan.js";
+import { schemaText } from "./schema.js";
 import { RefusedWriteError, applyChanges, diffAgainstDisk, hasDrift, pathOf, unifiedDiff } from "./write.js";
 
 export const EXIT = { ok: 0, invalid: 1, usage: 2, refused: 3 } as const;
@@ -107,6 +110,42 @@ Exit codes: 0 ok, 1 invalid spec or --check drift, 2 usage, 3 refused write.`,
     .action(async (specPath: string, flags: GenerateFlags) => {
       process.exitCode = await runGenerate(specPath, flags);
     });
+
+  program
+    .command("explain")
+    .description("show what Linux policy routing does with flows once SPEC is applied (offline; no packet is sent)")
+    .argument("<spec>", "split-tunnel spec, .toml or .json")
+    .argument("[flow...]", "[PROTO:]ADDR[:PORT] (IPv6 with a port in brackets), optionally followed by uid=N, mark=N, sport=N, from=ADDR, forwarded")
+    .option("--json", "one JSON object per flow (dst, proto, verdict, interface, table, rule_priority, steps, assumes)")
+    .option("--rules <file>", "the host's rules as `ip -4 -j rule; ip -6 -j rule` prints them (with --routes)")
+    .option("--routes <file>", "the host's routes as `ip -j route show table all` prints them (with --rules)")
+    .option("--offline", "ignore this machine's tables; assume a host whose main table holds only a default route")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  gen-networkd explain spec.toml                         # representative destinations and protocols
+  gen-networkd explain spec.toml tcp:203.0.113.9:443 udp:[2001:db8::1]:53 uid=1000
+  gen-networkd explain spec.toml 192.168.1.10 --rules rules.json --routes routes.json --json
+
+Without --rules/--routes it reads this machine's tables (ip -j rule, ip -j route show table all).`,
+    )
+    .action(async (specPath: string, flows: string[], flags: ExplainOptions) => {
+      process.exitCode = await runExplain(specPath, flows, flags);
+    });
+
+  program
+    .command("schema")
+    .description("print the JSON Schema of the spec format (for editors and CI)")
+    .addHelpText(
+      "after",
+      `
+Example:
+  gen-networkd schema > spec.schema.json    # then "$schema": "./spec.schema.json" in a JSON spec`,
+    )
+    .action(() => {
+      process.stdout.write(schemaText());
+    });
   return program;
 }
 
@@ -122,6 +161,10 @@ function report(error: unknown): number {
   if (error instanceof PlanError) {
     process.stderr.write(`${error.path}: ${error.message}\n`);
     return EXIT.invalid;
+  }
+  if (error instanceof OperateError) {
+    process.stderr.write(`gen-networkd: ${error.message}\n`);
+    return error.exitCode;
   }
   if (error instanceof RefusedWriteError) {
     process.stderr.write(`${error.message}\n`);
