@@ -207,15 +207,22 @@ export async function readLiveState(ip: IpRunner = localIp): Promise<RoutingStat
   };
 }
 
+/** How to save a host's state for --rules/--routes (numeric tables: rt_tables names differ between machines). */
+export const RULES_COMMAND = "{ ip -4 -N -j rule; ip -6 -N -j rule; } > FILE";
+export const ROUTES_COMMAND = "ip -N -j route show table all > FILE";
+
 export async function readStateFiles(rulesPath: string, routesPath: string): Promise<RoutingState> {
-  const read = async (path: string) => {
+  const read = async (path: string, making: string) => {
     try {
       return await readFile(path, "utf8");
     } catch (error) {
-      throw new HostStateError(path, `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      throw new HostStateError(path, `cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); make it on the host with: ${making.replace("FILE", path)}`);
     }
   };
-  return { rules: rulesFromText(await read(rulesPath), rulesPath), routes: routesFromText(await read(routesPath), routesPath) };
+  return {
+    rules: rulesFromText(await read(rulesPath, RULES_COMMAND), rulesPath),
+    routes: routesFromText(await read(routesPath, ROUTES_COMMAND), routesPath),
+  };
 }
 
 /** An address literal's family and value, or undefined when TEXT is not one. */

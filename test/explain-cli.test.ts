@@ -1,0 +1,149 @@
+// `gen-networkd explain` run as a user would: verdicts for a host given as files
+// (a LAN, a global IPv6 LAN, tailscale's table 52), --json fields, the assumed
+// host, the representative table, and one-line errors.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const cli = join(root, "dist/cli.js");
+const seed = join(root, "examples/seed.json");
+
+// What `ip -4 -j rule; ip -6 -j rule` and `ip -j route show table all` print on a host with tailscale.
+const RULES = `[{"priority":0,"src":"all","table":"local"},{"priority":5270,"src":"all","table":"52"},{"priority":32766,"src":"all","table":"main"},{"priority":32767,"src":"all","table":"default"}]
+[{"priority":0,"src":"all","table":"local"},{"priority":5270,"src":"all","table":"52"},{"priority":32766,"src":"all","table":"main"}]
+`;
+const ROUTES = JSON.stringify([
+  { dst: "default", gateway: "192.168.1.1", dev: "eth0", flags: [] },
+  { dst: "192.168.1.0/24", dev: "eth0", protocol: "kernel", scope: "link", prefsrc: "192.168.1.2", flags: [] },
+  { dst: "100.100.100.100", dev: "tailscale0", table: "52", flags: [] },
+  { type: "local", dst: "127.0.0.0/8", dev: "lo", table: "local", protocol: "kernel", scope: "host", prefsrc: "127.0.0.1", flags: [] },
+  { type: "local", dst: "192.168.1.2", dev: "eth0", table: "local", protocol: "kernel", scope: "host", prefsrc: "192.168.1.2", flags: [] },
+  { dst: "2001:db8:50::/64", dev: "eth0", protocol: "kernel", metric: 256, flags: [], pref: "medium" },
+  { dst: "default", gateway: "2001:db8:50::1", dev: "eth0", metric: 1024, flags: [], pref: "medium" },
+  { type: "local", dst: "::1", dev: "lo", table: "local", protocol: "kernel", metric: 0, flags: [], pref: "medium" },
+]);
+
+let work = "";
+test.before.each(() => {
+  assert.ok(existsSync(cli), "dist/cli.js is missing: run `npm run build` (npm test does)");
+  work = mkdtempSync(join(tmpdir(), "gen-networkd-explain-"));
+  writeFileSync(join(work, "rules.json"), RULES);
+  writeFileSync(join(work, "routes.json"), ROUTES);
+});
+test.after.each(() => rmSync(work, { recursive: true, force: true }));
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const result = spawnSync(process.execPath, [cli, ...args], { cwd: work, encoding: "utf8", env: { ...process.env, ...env } });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+interface Row {
+  label?: string;
+  dst: string;
+  proto: string;
+  dport: number;
+  uid: number;
+  verdict: string;
+  interface: string | null;
+  table: string | null;
+  rule_priority: number | null;
+  route: string | null;
+  steps: { priority: number; rule: string; result: string }[];
+  assumes: string[];
+}
+
+function explainJson(args: string[]): Row[] {
+  const { code, stdout, stderr } = run(["explain", seed, "--json", ...args]);
+  assert.is(code, 0, stderr);
+  return JSON.parse(stdout) as Row[];
+}
+
+test("--json with the host's tables from files: tunnel, connected LANs direct, tailscale, blocked IPv6", () => {
+  const rows = explainJson(["--rules", "rules.json", "--routes", "routes.json", "tcp:203.0.113.9:443", "uid=1000", "tcp:[2001:db8:50::9]:22", "udp:203.0.113.9:53", "tcp:100.100.100.100:80", "tcp:[2001:db8:99::1]:443", "tcp:192.168.1.7:8080"]);
+  const brief = rows.map((r) => [r.proto, r.dst, r.dport, r.uid, r.verdict, r.interface, r.table, r.rule_priority]);
+  assert.equal(brief, [
+    ["tcp", "203.0.113.9", 443, 1000, "tunnel", "wg0", "10086", 10086],
+    ["tcp", "2001:db8:50::9", 22, 0, "direct", "eth0", "main", 10085],
+    ["udp", "203.0.113.9", 53, 0, "direct", "eth0", "main", 32766],
+    ["tcp", "100.100.100.100", 80, 0, "direct", "tailscale0", "52", 5270],
+    ["tcp", "2001:db8:99::1", 443, 0, "unreachable", null, "10086", 10086],
+    ["tcp", "192.168.1.7", 8080, 0, "direct", "eth0", "main", 10085],
+  ]);
+  for (const row of rows) assert.equal(row.assumes, [], "files describe the host: nothing is assumed");
+  assert.equal(rows[0]!.steps.map((s) => [s.priority, s.result]), [
+    [0, "no route in local: next rule"],
+    [5270, "no route in 52: next rule"],
+    [10085, "default via 192.168.1.1 dev eth0 suppressed (/0): next rule"],
+    [10086, "default dev wg0"],
+  ]);
+});
+
+test("without host state (--offline) the verdicts that consulted main say so", () => {
+  const rows = explainJson(["--offline", "tcp:203.0.113.9:443", "tcp:10.253.0.2:22"]);
+  assert.is(rows[0]!.verdict, "tunnel");
+  assert.match(rows[0]!.assumes.join(), /main holds only a default route/);
+  assert.equal([rows[1]!.verdict, rows[1]!.interface, rows[1]!.assumes], ["direct", "lo", []]);
+});
+
+test("no flows: a row per representative destination and protocol", () => {
+  const rows = explainJson(["--offline"]);
+  const labels = new Set(rows.map((r) => r.label));
+  for (const label of ["public IPv4", "public IPv6", "@rfc1918 10.0.0.0/8", "@broadcast 255.255.255.255/32", "tunnel endpoint", "tunnel address 10.253.0.2/32"]) {
+    assert.ok(labels.has(label), `missing ${label} in ${[...labels].join(", ")}`);
+  }
+  assert.equal([...new Set(rows.map((r) => r.proto))], ["tcp", "udp"]);
+  const publicTcp = rows.find((r) => r.label === "public IPv4" && r.proto === "tcp")!;
+  assert.is(publicTcp.verdict, "tunnel");
+});
+
+test("human output: one line per flow with its verdict, the matching rules under it; no colors off a terminal", () => {
+  const { code, stdout } = run(["explain", seed, "--rules", "rules.json", "--routes", "routes.json", "tcp:203.0.113.9:443", "udp:[2001:db8::1]:53"], { FORCE_COLOR: "1" });
+  assert.is(code, 0);
+  assert.not.match(stdout, /\x1b\[/);
+  const lines = stdout.trimEnd().split("\n");
+  assert.match(lines[0]!, /^host: rules\.json and routes\.json$/);
+  assert.match(lines[1]!, /^tcp 203\.0\.113\.9:443 {2}→ {2}tunnel wg0$/);
+  assert.match(stdout, /\n {2}10086 +from all ipproto tcp lookup 10086 +default dev wg0\n/);
+  assert.match(stdout, /\nudp \[2001:db8::1\]:53 {2}→ {2}direct \(main table, eth0\)\n/);
+});
+
+test("the representative table is aligned and marks assumed verdicts", () => {
+  const { code, stdout } = run(["explain", seed, "--offline"]);
+  assert.is(code, 0);
+  const lines = stdout.trimEnd().split("\n");
+  assert.match(lines[0]!, /verdicts marked \* assume main holds only a default route/);
+  assert.match(lines[1]!, /^destination +what +tcp +udp$/);
+  const column = lines[1]!.indexOf("tcp");
+  for (const line of lines.slice(2)) assert.ok(/^\S/.test(line.slice(column)) && / $/.test(line.slice(0, column)), `misaligned: ${line}`);
+  assert.match(stdout, /\n203\.0\.113\.9 +public IPv4 +tunnel wg0 \* +direct \(main table\) \*\n/);
+});
+
+test("errors: one line with the place and a hint; usage errors exit 2, bad host files 1", () => {
+  const badFlow = run(["explain", seed, "--offline", "tcp:203.0.113.9:70000"]);
+  assert.is(badFlow.code, 2);
+  assert.match(badFlow.stderr, /^gen-networkd: explain: flow "tcp:203\.0\.113\.9:70000": port "70000" is not 0\.\.65535; write flows like .*\n$/);
+  const half = run(["explain", seed, "--rules", "rules.json"]);
+  assert.is(half.code, 2);
+  assert.match(half.stderr, /^gen-networkd: explain: --rules and --routes go together/);
+  const missing = run(["explain", seed, "--rules", "nope.json", "--routes", "routes.json", "203.0.113.9"]);
+  assert.is(missing.code, 1);
+  assert.is(missing.stderr, "gen-networkd: nope.json: cannot read it (ENOENT); make it on the host with: { ip -4 -N -j rule; ip -6 -N -j rule; } > nope.json\n");
+  writeFileSync(join(work, "rules.json"), "oops");
+  const garbled = run(["explain", seed, "--rules", "rules.json", "--routes", "routes.json", "203.0.113.9"]);
+  assert.is(garbled.code, 1);
+  assert.match(garbled.stderr, /^gen-networkd: rules\.json: expected the JSON arrays that `ip -j` prints\n$/);
+});
+
+test("--help shows an example for explain and schema", () => {
+  for (const command of ["explain", "schema"]) {
+    const { code, stdout } = run([command, "--help"]);
+    assert.is(code, 0);
+    assert.match(stdout, /Examples?:\n {2}gen-networkd /, command);
+  }
+});
+
+test.run();
