@@ -219,8 +219,11 @@ export function verdictOf(decision: Decision, flow: FlowRequest, tunnel: string,
     assumes: hostAssumed && consultedMain ? [MAIN_ASSUMPTION] : [],
   };
   if (decision.kind === "error") return { ...base, verdict: "unreachable", interface: null };
-  const dev = decision.route.type === "local" ? "lo" : (decision.route.dev ?? null);
-  return { ...base, verdict: dev === tunnel ? "tunnel" : "direct", interface: dev };
+  const { route } = decision;
+  const dev = route.type === "local" ? "lo" : (route.dev ?? null);
+  // Only a unicast route through the tunnel is the split's doing; local, broadcast,
+  // multicast and anycast answers are the host's own and link-scope destinations.
+  return { ...base, verdict: dev === tunnel && route.type === "unicast" ? "tunnel" : "direct", interface: dev };
 }
 
 /** "tunnel wg0", "direct (main table)", "unreachable (no route to host)". */
