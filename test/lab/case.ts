@@ -9,7 +9,18 @@ import { fileURLToPath } from "node:url";
 import TOML from "@iarna/toml";
 import { parseUnitFile } from "../../src/unitfile.js";
 import type { Section } from "../../src/model.js";
-import { ADDR, Lab, networkdParseWarnings, writeKeyFile, type ProbeResult, type RouteDecision } from "./lab.js";
+import {
+  ADDR,
+  ECHO_PORT,
+  isWireguardNetdev,
+  Lab,
+  networkdParseWarnings,
+  publicKey,
+  wireguardFromNetdev,
+  writeKeyFile,
+  type ProbeResult,
+  type RouteDecision,
+} from "./lab.js";
 import { poll, run } from "./proc.js";
 import {
   addressesOf,
@@ -69,14 +80,18 @@ export class SplitCase {
   networkdStartLine = 0;
   /** ms: wireguard-go up + networkd started + every link configured. */
   applyMs = 0;
+  /** Whether the last regenerate changed the WireGuard .netdev (and the lab recreated the tunnel). */
+  netdevRecreated = false;
 
   private constructor(
     readonly lab: Lab,
     readonly generator: Generator,
   ) {}
 
-  static async create(tag: string, generator: Generator = cliGenerator): Promise<SplitCase> {
-    const lab = await Lab.create({ tag, host: "networkd" });
+  /** RAW (the spec) tells which extra ports the servers must listen on (split.ports). */
+  static async create(tag: string, raw?: Record<string, any>, generator: Generator = cliGenerator): Promise<SplitCase> {
+    const ports = raw ? (specView(raw).ports ?? []).flatMap(([a, b]) => [a, b]) : [];
+    const lab = await Lab.create({ tag, host: "networkd", echoPorts: [...new Set(ports)].filter((p) => p !== ECHO_PORT) });
     const c = new SplitCase(lab, generator);
     c.keyFile = join(lab.keyDir, "wg0.key");
     await writeKeyFile(c.keyFile);
@@ -96,11 +111,31 @@ export class SplitCase {
       const peers = spec.tunnel.peers ?? [{ allowed_ips: ["0.0.0.0/0", "::/0"] }];
       peers[0] = { ...peers[0], public_key: this.lab.peerPublicKey, endpoint: `${ADDR.peerInet4}:${ADDR.peerPort}` };
       spec.tunnel.peers = peers.slice(0, 1);
+    } else if (spec.tunnel.endpoints) {
+      // An unmanaged tunnel's endpoints are kept direct: they must be the lab peer's.
+      spec.tunnel.endpoints = [ADDR.peerInet4];
     }
-    this.spec = specView(spec);
     this.specPath = join(this.lab.work, `spec.${format}`);
     await writeFile(this.specPath, format === "json" ? JSON.stringify(spec, null, 2) + "\n" : TOML.stringify(spec));
     await this.generator(this.specPath, this.lab.genDir);
+    this.spec = specView(spec);
+    const netdev = await this.wireguardNetdev();
+    if (netdev) {
+      const args = wireguardFromNetdev(parseUnitFile(netdev)).wgArgs;
+      const mark = args.indexOf("fwmark");
+      if (mark >= 0) this.spec.fwmark = Number(args[mark + 1]);
+    }
+  }
+
+  /** The generated WireGuard .netdev's text, if the spec manages the tunnel. */
+  async wireguardNetdev(): Promise<string | undefined> {
+    return (await this.files()).find((f) => f.name.endsWith(".netdev") && isWireguardNetdev(f.text))?.text;
+  }
+
+  /** Every link a generated .network matches (the tunnel, the policy anchor). */
+  async links(): Promise<string[]> {
+    const names = (await this.files()).filter((f) => f.name.endsWith(".network")).map((f) => matchName(f.sections));
+    return ["lan0", ...new Set(names.filter((n): n is string => !!n))];
   }
 
   async files(): Promise<{ name: string; text: string; sections: Section[] }[]> {
@@ -123,10 +158,8 @@ export class SplitCase {
   /** Starts the tunnel (wireguard-go from the generated .netdev) and networkd on the generated files; waits until configured. */
   async apply(): Promise<void> {
     const started = Date.now();
-    const files = await this.files();
-    const netdev = files.find((f) => f.name.endsWith(".netdev"));
     const netdevText =
-      netdev?.text ??
+      (await this.wireguardNetdev()) ??
       // manage = false: the tunnel exists already (e.g. wg-quick with Table = off); the lab makes one.
       [
         "[NetDev]", `Name=${this.spec.iface}`, "Kind=wireguard",
@@ -134,12 +167,17 @@ export class SplitCase {
         "[WireGuardPeer]", `PublicKey=${this.lab.peerPublicKey}`, `Endpoint=${ADDR.peerInet4}:${ADDR.peerPort}`,
         "AllowedIPs=0.0.0.0/0", "AllowedIPs=::/0",
       ].join("\n");
-    const wg = await this.lab.startHostWireguard(netdevText);
-    this.hostPublicKey = wg.publicKey;
-    await this.lab.admitHost(wg.publicKey, addressesOf(await this.tunnelNetwork()));
+    // Order matters: the uplink first, the peer ready for our key, and only then the tunnel.
+    // With PersistentKeepalive= WireGuard sends its first handshake the moment it is
+    // configured; one sent into a half-built lab is retried only after 5 s (REKEY_TIMEOUT).
+    const config = wireguardFromNetdev(parseUnitFile(netdevText));
+    this.hostPublicKey = await publicKey((await readFile(config.privateKeyFile, "utf8")).trim());
+    await this.lab.admitHost(this.hostPublicKey, addressesOf(await this.tunnelNetwork()));
     this.networkdStartLine = this.lab.networkd?.lines.length ?? 0;
     await this.lab.startNetworkd();
-    await this.lab.waitConfigured(["lan0", this.spec.iface]);
+    await this.lab.waitConfigured(["lan0"]);
+    await this.lab.startHostWireguard(netdevText);
+    await this.lab.waitConfigured(await this.links());
     await this.waitKernelMatchesPlan();
     this.applyMs = Date.now() - started;
   }
@@ -229,56 +267,71 @@ export class SplitCase {
     return k;
   }
 
-  /** Cross-checks the planned state against the spec itself. */
+  /**
+   * Cross-checks the planned state against the spec itself: a rule into the
+   * spec's table for every split protocol and family, at the spec's priority, with
+   * the direct_connected rule just before it; without include, every excluded
+   * prefix thrown and nothing else; the default routes the IPv6 policy and the
+   * kill switch call for. (The verdicts and traffic check the meaning.)
+   */
   planMatchesSpec(plan: PlannedState): string[] {
     const spec = this.spec;
     const problems: string[] = [];
     const table = String(spec.table);
     const lookups = plan.rules.filter((r) => r.includes(` lookup ${table}`));
     const families = ["ipv4", ...(spec.ipv6 === "direct" ? [] : ["ipv6"])];
+    const protos = spec.protocols.includes("all") ? [undefined] : spec.protocols;
     for (const family of families) {
-      for (const proto of spec.protocols) {
-        const rule = lookups.find((r) => r.startsWith(`${family} `) && r.includes(`ipproto ${proto}`));
-        if (!rule) {
-          problems.push(`no ${family} ${proto} rule looking up table ${table}`);
+      for (const proto of protos) {
+        const sel = (r: string) => r.startsWith(`${family} `) && (proto ? r.includes(`ipproto ${proto} `) : !r.includes("ipproto "));
+        const rules = lookups.filter(sel);
+        if (rules.length === 0) {
+          problems.push(`no ${family} ${proto ?? "all-protocol"} rule looking up table ${table}`);
           continue;
         }
-        const pref = Number(/pref (\d+)/.exec(rule)![1]);
-        if (spec.priority !== undefined ? pref !== spec.priority : !(pref > 5270 && pref < 32766)) {
-          problems.push(`${family} rule priority ${pref}, spec wants ${spec.priority ?? "the default (5271..32765)"}`);
-        }
-        if (spec.directConnected) {
-          const suppress = plan.rules.find(
-            (r) => r.startsWith(`${family} `) && r.includes(`ipproto ${proto}`) && r.includes("lookup main suppress_prefixlength 0"),
-          );
-          const sp = suppress && Number(/pref (\d+)/.exec(suppress)![1]);
-          if (!suppress || !(sp! < pref)) problems.push(`no ${family} ${proto} suppress_prefixlength 0 rule before priority ${pref}`);
+        for (const rule of rules) {
+          const pref = Number(/pref (\d+)/.exec(rule)![1]);
+          if (spec.priority !== undefined ? pref !== spec.priority : !(pref > 5270 && pref < 32766)) {
+            problems.push(`${family} rule priority ${pref}, spec wants ${spec.priority ?? "the default (5271..32765)"}`);
+          }
+          if (spec.users && !rule.includes("uidrange ")) problems.push(`split.users, but no uidrange in: ${rule}`);
+          if (spec.ports && !rule.includes("dport ")) problems.push(`split.ports, but no dport in: ${rule}`);
+          if (spec.sources === "local" && !rule.includes("iif lo")) problems.push(`sources = local, but no iif lo in: ${rule}`);
+          if (spec.directConnected) {
+            const twin = rule.replace(`pref ${pref}`, `pref ${pref - 1}`).replace(`lookup ${table}`, "lookup main suppress_prefixlength 0");
+            if (!plan.rules.includes(twin)) problems.push(`no direct_connected rule "${twin}" just before "${rule}"`);
+          }
         }
       }
     }
     if (spec.ipv6 === "direct" && lookups.some((r) => r.startsWith("ipv6 "))) problems.push("ipv6 = direct, but there is an IPv6 rule");
-    const throws = plan.routes.filter((r) => r.startsWith(`table ${table} `) && r.includes(" throw "));
-    for (const p of spec.exclude) {
-      const family = p.family === 4 ? "ipv4" : "ipv6";
-      if (family === "ipv6" && spec.ipv6 === "direct") continue;
-      const covered = throws.some((t) => {
-        const dst = t.split(" ")[4]!;
-        const tp = parsePrefix(dst === "default" ? (family === "ipv4" ? "0.0.0.0/0" : "::/0") : dst);
-        return tp.family === p.family && tp.len <= p.len && contains(tp, p.text.split("/")[0]!);
-      });
-      if (!covered) problems.push(`excluded ${p.text} has no covering throw in table ${table}`);
-    }
-    for (const t of throws) {
-      const dst = parsePrefix(t.split(" ")[4]!);
-      if (!spec.exclude.some((p) => p.family === dst.family && p.len <= dst.len && contains(p, dst.text.split("/")[0]!))) {
-        problems.push(`throw ${dst.text} is not in the spec's exclusions`);
+    const inTable = plan.routes.filter((r) => r.startsWith(`table ${table} `));
+    const throws = inTable.filter((r) => r.includes(" throw "));
+    const prefixOf = (r: string) => parsePrefix(r.split(" ")[4]!.replace(/^default$/, r.includes(" ipv4 ") ? "0.0.0.0/0" : "::/0"));
+    const within = (inner: { family: number; len: number; text: string }, outer: { family: number; len: number } & Parameters<typeof contains>[0]) =>
+      inner.family === outer.family && outer.len <= inner.len && contains(outer, inner.text.split("/")[0]!);
+    if (!spec.include) {
+      for (const p of spec.exclude) {
+        if (p.family === 6 && spec.ipv6 === "direct") continue;
+        if (!throws.some((t) => within(p, prefixOf(t)))) problems.push(`excluded ${p.text} has no covering throw in table ${table}`);
       }
     }
-    const defaults = plan.routes.filter((r) => r.startsWith(`table ${table} `) && / default/.test(r));
-    const want = (family: string, type: string) => defaults.some((r) => r.startsWith(`table ${table} ${family} ${type} default`));
-    if (!want("ipv4", "unicast")) problems.push(`no IPv4 default route through ${spec.iface} in table ${table}`);
-    if (spec.ipv6 === "tunnel" && !want("ipv6", "unicast")) problems.push(`ipv6 = tunnel, but no IPv6 default route in table ${table}`);
-    if (spec.ipv6 === "block" && !want("ipv6", "unreachable")) problems.push(`ipv6 = block, but no IPv6 unreachable default in table ${table}`);
+    for (const t of throws) {
+      const dst = prefixOf(t);
+      if (!spec.exclude.some((p) => within(dst, p))) problems.push(`throw ${dst.text} is not in the spec's exclusions`);
+    }
+    const has = (family: string, type: string, extra = "") =>
+      inTable.some((r) => r.startsWith(`table ${table} ${family} ${type} default`) && r.includes(extra));
+    if (!spec.include) {
+      if (!has("ipv4", "unicast", `dev ${spec.iface}`)) problems.push(`no IPv4 default route through ${spec.iface} in table ${table}`);
+      if (spec.ipv6 === "tunnel" && !has("ipv6", "unicast", `dev ${spec.iface}`)) problems.push(`ipv6 = tunnel, but no IPv6 default route in table ${table}`);
+    }
+    if (spec.ipv6 === "block" && !has("ipv6", "unreachable")) problems.push(`ipv6 = block, but no IPv6 unreachable default in table ${table}`);
+    if (spec.killswitch) {
+      for (const family of families) {
+        if (!has(family, "unreachable", "metric 4294967295")) problems.push(`killswitch, but no ${family} unreachable default (last metric) in table ${table}`);
+      }
+    }
     return problems;
   }
 
@@ -288,7 +341,7 @@ export class SplitCase {
   async checkVerdicts(): Promise<VerdictRow[]> {
     const rows = await verdictRows(this.lab, this.spec, (p) => expectedVerdict(this.spec, p));
     const wrong = rows.filter((r) => r.kernel.verdict !== r.expected);
-    const badTable = rows.filter((r) => r.kernel.verdict === "tunnel" && r.kernel.table !== String(this.spec.table));
+    const badTable = rows.filter((r) => r.kernel.verdict === "tunnel" && r.reason.startsWith("split") && r.kernel.table !== String(this.spec.table));
     if (wrong.length || badTable.length) {
       throw new Error(
         `kernel verdicts differ from the spec:\n${[...wrong, ...badTable].map(formatRow).join("\n")}`,
@@ -299,27 +352,45 @@ export class SplitCase {
 
   // ------------------------------------------------------------ 4. traffic
 
-  /** Assertion 4: real TCP/UDP from H, and the source address each server saw. */
+  /**
+   * Assertion 4: real TCP/UDP from H to the internet server and the LAN host, both
+   * families (as each split uid and port and one that is not, when the spec has
+   * them), and the source address each server saw: the tunnel address means the
+   * flow went through the tunnel, the LAN address that it went direct.
+   */
   async checkTraffic(): Promise<TrafficRow[]> {
-    const tunnel4 = this.spec.addresses.find((a) => !a.includes(":"))?.split("/")[0];
-    const tunnel6 = this.spec.addresses.find((a) => a.includes(":"))?.split("/")[0];
-    const expect = (dst: string, proto: "tcp" | "udp"): TrafficExpectation => {
-      const { verdict } = expectedVerdict(this.spec, { dst, proto, why: "" });
-      const v6 = parseAddress(dst).family === 6;
+    const spec = this.spec;
+    const tunnel4 = spec.addresses.find((a) => !a.includes(":"))?.split("/")[0];
+    const tunnel6 = spec.addresses.find((a) => a.includes(":"))?.split("/")[0];
+    const expect = (probe: Probe): TrafficExpectation => {
+      const { verdict } = expectedVerdict(spec, probe);
+      const v6 = parseAddress(probe.dst).family === 6;
       if (verdict === "tunnel") return { path: "tunnel", saw: v6 ? tunnel6 : tunnel4 };
       if (verdict === "unreachable") return { path: "refused" };
       return { path: "direct", saw: v6 ? ADDR.hostLan6 : ADDR.hostLan4 };
     };
-    const flows: { dst: string; proto: "tcp" | "udp"; label: string }[] = [
-      { dst: ADDR.server4, proto: "tcp", label: "TCP to the internet server" },
-      { dst: ADDR.server4, proto: "udp", label: "UDP to the internet server" },
-      { dst: ADDR.lanHost4, proto: "tcp", label: "TCP to the LAN host" },
-      { dst: ADDR.lanHost4, proto: "udp", label: "UDP to the LAN host" },
-      { dst: ADDR.server6, proto: "tcp", label: "IPv6 TCP to the internet server" },
-      { dst: ADDR.server6, proto: "udp", label: "IPv6 UDP to the internet server" },
-      { dst: ADDR.lanHost6, proto: "tcp", label: "IPv6 TCP to the LAN host" },
+    const targets = [
+      { dst: ADDR.server4, name: "the internet server" },
+      { dst: ADDR.lanHost4, name: "the LAN host" },
+      { dst: ADDR.server6, name: "the internet server (IPv6)" },
+      { dst: ADDR.lanHost6, name: "the LAN host (IPv6)" },
     ];
-    return trafficRows(this.lab, flows.map((f) => ({ ...f, expect: expect(f.dst, f.proto) })));
+    const uids: (number | undefined)[] = spec.users ? [undefined, spec.users[0]![0]] : [undefined];
+    const ports = spec.ports ? [spec.ports[0]![0], ECHO_PORT] : [ECHO_PORT];
+    const flows: Flow[] = [];
+    for (const t of targets) {
+      for (const proto of ["tcp", "udp"] as const) {
+        for (const uid of uids) {
+          for (const port of ports) {
+            const probe: Probe = { dst: t.dst, proto, dport: port, why: "" };
+            if (uid !== undefined) probe.uid = uid;
+            const who = uid === undefined ? "" : ` as uid ${uid}`;
+            flows.push({ dst: t.dst, proto, port, uid, label: `${proto.toUpperCase()} to ${t.name}:${port}${who}`, expect: expect(probe) });
+          }
+        }
+      }
+    }
+    return trafficRows(this.lab, flows);
   }
 
   // ------------------------------------------------------------ 6. regenerate
@@ -333,12 +404,18 @@ export class SplitCase {
     const before = await this.kernelState(oldPlan.tables);
     const raw = structuredClone(this.spec.raw);
     edit(raw);
+    const oldNetdev = await this.wireguardNetdev();
     await this.generate(raw, this.specPath.endsWith(".json") ? "json" : "toml");
     await this.lab.syncOverlay();
     const started = Date.now();
     const from = this.lab.networkd!.lines.length;
     await this.lab.networkctl(["reload"]);
-    await this.lab.waitConfigured(["lan0", this.spec.iface]);
+    // networkd (up to 256) does not apply a changed .netdev on reload: the user recreates the
+    // tunnel. Here wireguard-go stands in for it, so the lab recreates that.
+    const newNetdev = await this.wireguardNetdev();
+    this.netdevRecreated = newNetdev !== undefined && newNetdev !== oldNetdev;
+    if (this.netdevRecreated) await this.lab.startHostWireguard(newNetdev!);
+    await this.lab.waitConfigured(await this.links());
     await this.waitKernelMatchesPlan(oldPlan.tables);
     const reloadMs = Date.now() - started;
     const newPlan = await this.plannedState();
@@ -370,7 +447,10 @@ export interface VerdictRow {
 export function formatRow(r: VerdictRow): string {
   const k = r.kernel;
   const where = k.verdict === "unreachable" ? k.error ?? k.type : `dev ${k.dev}${k.table ? ` table ${k.table}` : ""}`;
-  return `  ${r.probe.proto.padEnd(3)} ${r.probe.dst.padEnd(28)} expected ${r.expected.padEnd(11)} kernel ${k.verdict.padEnd(11)} (${where}) — ${r.probe.why}; ${r.reason}`;
+  const extra = [r.probe.uid !== undefined ? `uid ${r.probe.uid}` : "", r.probe.dport !== undefined ? `dport ${r.probe.dport}` : "", r.probe.mark !== undefined ? `mark ${r.probe.mark}` : ""]
+    .filter(Boolean)
+    .join(" ");
+  return `  ${r.probe.proto.padEnd(3)} ${r.probe.dst.padEnd(28)} ${extra.padEnd(20)} expected ${r.expected.padEnd(11)} kernel ${k.verdict.padEnd(11)} (${where}) — ${r.probe.why}; ${r.reason}`;
 }
 
 export async function verdictRows(
@@ -379,13 +459,19 @@ export async function verdictRows(
   oracle: (p: Probe) => { verdict: Verdict; reason: string },
 ): Promise<VerdictRow[]> {
   const probes = probeTable(spec);
-  return Promise.all(
-    probes.map(async (probe) => {
-      const { verdict, reason } = oracle(probe);
-      const kernel = await lab.routeGet(probe.dst, { ipproto: probe.proto, tunnel: spec.iface });
-      return { probe, expected: verdict, reason, kernel };
+  const decisions = await lab.routeGetMany(
+    probes.map((p) => {
+      const flow: Parameters<Lab["routeGetMany"]>[0][number] = { dst: p.dst, ipproto: p.proto, tunnel: spec.iface };
+      if (p.uid !== undefined) flow.uid = p.uid;
+      if (p.dport !== undefined) flow.dport = p.dport;
+      if (p.mark !== undefined) flow.mark = p.mark;
+      return flow;
     }),
   );
+  return probes.map((probe, i) => {
+    const { verdict, reason } = oracle(probe);
+    return { probe, expected: verdict, reason, kernel: decisions[i]! };
+  });
 }
 
 export interface TrafficExpectation {
@@ -393,20 +479,34 @@ export interface TrafficExpectation {
   saw?: string | undefined;
 }
 
-export interface TrafficRow {
-  label: string;
+export interface Flow {
   dst: string;
   proto: "tcp" | "udp";
+  port?: number;
+  uid?: number | undefined;
+  label: string;
   expect: TrafficExpectation;
+}
+
+export interface TrafficRow extends Flow {
   result: ProbeResult;
 }
 
 /** Sends the flows from H and checks each server's answer (the source it saw) or the fast refusal. */
-export async function trafficRows(
-  lab: Lab,
-  flows: { dst: string; proto: "tcp" | "udp"; label: string; expect: TrafficExpectation }[],
-): Promise<TrafficRow[]> {
-  const results = await lab.probe(flows.map((f) => ({ proto: f.proto, host: f.dst, timeoutMs: 3000 })));
+export async function trafficRows(lab: Lab, flows: Flow[]): Promise<TrafficRow[]> {
+  const byUid = new Map<number | undefined, number[]>();
+  flows.forEach((f, i) => byUid.set(f.uid, [...(byUid.get(f.uid) ?? []), i]));
+  const results: ProbeResult[] = [];
+  await Promise.all(
+    [...byUid].map(async ([uid, indexes]) => {
+      const got = await lab.probe(
+        indexes.map((i) => ({ proto: flows[i]!.proto, host: flows[i]!.dst, port: flows[i]!.port ?? ECHO_PORT, timeoutMs: 3000 })),
+        "H",
+        uid,
+      );
+      indexes.forEach((i, k) => (results[i] = got[k]!));
+    }),
+  );
   const rows = flows.map((f, i) => ({ ...f, result: results[i]! }));
   const wrong = rows.filter((r) =>
     r.expect.path === "refused"
@@ -422,7 +522,7 @@ export async function trafficRows(
 export function formatTraffic(r: TrafficRow): string {
   const got = r.result.ok ? `server saw ${r.result.saw}` : `failed: ${r.result.error}`;
   const want = r.expect.path === "refused" ? "refused fast" : `${r.expect.path} (server sees ${r.expect.saw})`;
-  return `  ${r.label.padEnd(34)} expected ${want.padEnd(42)} got ${got} in ${r.result.ms} ms`;
+  return `  ${r.label.padEnd(46)} expected ${want.padEnd(42)} got ${got} in ${r.result.ms} ms`;
 }
 
 // ------------------------------------------------------------------ 5. the blog
@@ -476,8 +576,31 @@ export class BlogReference {
   }
 }
 
+export interface BlogDifference {
+  probe: Probe;
+  ours: Verdict;
+  blog: Verdict;
+  why: string;
+  /** The spec feature that makes the difference. */
+  feature?: string;
+}
+
+/** Names the spec feature behind a difference from the blog, or undefined when none explains it. */
+function deliberate(spec: SpecView, d: BlogDifference): string | undefined {
+  const ours = d.why.split(";")[0]!;
+  if (parseAddress(d.probe.dst).family === 6) return `ipv6 = ${spec.ipv6}`;
+  if (/excluded by/.test(ours) && !BLOG_THROWS.map(parsePrefix).some((p) => contains(p, d.probe.dst))) return `exclusion (${ours.replace("ours: excluded by ", "")})`;
+  if (/is not split/.test(ours)) return /uid/.test(ours) ? "split.users" : /port/.test(ours) ? "split.ports" : "split.protocols";
+  if (/not included/.test(ours)) return "split.include";
+  if (/fwmark/.test(ours)) return "the tunnel's fwmark";
+  if (/tunnel's own subnet/.test(ours)) return "tunnel address prefix";
+  if (d.probe.proto !== "tcp" && d.ours === "tunnel") return "split.protocols";
+  if (/connected/.test(ours)) return "direct_connected";
+  return undefined;
+}
+
 export interface BlogComparison {
-  differences: { probe: Probe; ours: Verdict; blog: Verdict; why: string }[];
+  differences: BlogDifference[];
   priority: { ours: number[]; blog: number };
   traffic: TrafficRow[];
 }
@@ -502,12 +625,11 @@ export async function compareWithBlog(ours: SplitCase, blog: BlogReference): Pro
   const differences = oursRows
     .map((o, i) => ({ o, b: blogRows[i]! }))
     .filter(({ o, b }) => o.kernel.verdict !== b.kernel.verdict)
-    .map(({ o, b }) => ({ probe: o.probe, ours: o.kernel.verdict, blog: b.kernel.verdict, why: `ours: ${o.reason}; blog: ${b.reason}` }));
-  // Every difference must be a deliberate one: an extra excluded set, or IPv6.
+    .map(({ o, b }): BlogDifference => ({ probe: o.probe, ours: o.kernel.verdict, blog: b.kernel.verdict, why: `ours: ${o.reason}; blog: ${b.reason}` }));
+  // Every difference must be a deliberate one: a spec feature the blog does not have.
   for (const d of differences) {
-    const v6 = parseAddress(d.probe.dst).family === 6;
-    const extraExclusion = /excluded by/.test(d.why) && !BLOG_THROWS.map(parsePrefix).some((p) => contains(p, d.probe.dst));
-    if (!v6 && !extraExclusion) problems.push(`undeliberate difference: ${d.probe.proto} ${d.probe.dst}: ours ${d.ours}, blog ${d.blog} (${d.why})`);
+    d.feature = deliberate(spec, d);
+    if (!d.feature) problems.push(`undeliberate difference: ${d.probe.proto} ${d.probe.dst}: ours ${d.ours}, blog ${d.blog} (${d.why})`);
   }
   const ourPriorities = (await ours.lab.rules()).filter((r) => r.table === String(spec.table)).map((r) => r.priority);
   if (blog.rulePriority !== 32765) problems.push(`the blog's rule landed at ${blog.rulePriority}, expected 32765 (just before main)`);

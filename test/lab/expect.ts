@@ -126,7 +126,20 @@ NAMED_SETS["@local"] = [
   ),
 ];
 
-/** The parts of a spec the lab reasons about, with issue 2's defaults filled in. */
+/** A uid or port selection: single values and inclusive ranges. */
+export type Ranges = [number, number][];
+
+function ranges(list: (number | string)[] | undefined): Ranges | undefined {
+  if (!list) return undefined;
+  return list.map((v) => {
+    const [a, b] = String(v).split("-").map((x) => Number(x.trim()));
+    return [a!, b ?? a!];
+  });
+}
+
+export const inRanges = (r: Ranges, n: number) => r.some(([a, b]) => n >= a && n <= b);
+
+/** The parts of a spec the lab reasons about, with issue 2's (and issue 5's) defaults filled in. */
 export interface SpecView {
   raw: Record<string, any>;
   iface: string;
@@ -134,13 +147,21 @@ export interface SpecView {
   manage: boolean;
   table: number;
   priority?: number;
+  /** Protocol names; "all" means no protocol selector. */
   protocols: string[];
-  /** Excluded prefixes (named sets expanded). */
+  /** Excluded prefixes (named sets expanded, unmanaged endpoints added). */
   exclude: Prefix[];
   /** Each exclude entry as written, with what it expands to. */
   excludeEntries: { entry: string; prefixes: Prefix[] }[];
+  include?: Prefix[];
+  users?: Ranges;
+  ports?: Ranges;
+  sources: "all" | "local";
+  killswitch: boolean;
   ipv6: "tunnel" | "block" | "direct";
   directConnected: boolean;
+  /** The tunnel's own firewall mark (from the generated .netdev), when it marks its packets. */
+  fwmark?: number;
 }
 
 export async function readSpec(path: string): Promise<Record<string, any>> {
@@ -153,26 +174,39 @@ export function specView(raw: Record<string, any>): SpecView {
   const split = raw.split ?? {};
   const addresses: string[] = tunnel.addresses ?? [];
   const entries: string[] = split.exclude ?? ["@local"];
-  const excludeEntries = entries.map((entry) => {
+  const expand = (entry: string) => {
     const list = entry.startsWith("@") ? NAMED_SETS[entry] : [entry];
     if (!list) throw new Error(`lab: unknown named set ${entry}`);
-    return { entry, prefixes: list.map(parsePrefix) };
-  });
+    return list.map(parsePrefix);
+  };
+  const excludeEntries = entries.map((entry) => ({ entry, prefixes: expand(entry) }));
+  // An unmanaged tunnel's endpoints are kept direct (issue 5).
+  for (const e of tunnel.endpoints ?? []) excludeEntries.push({ entry: `endpoint ${e}`, prefixes: [parsePrefix(e)] });
   const hasV6 = addresses.some((a) => a.includes(":"));
-  return {
+  const view: SpecView = {
     raw,
     iface: tunnel.interface ?? "wg0",
     addresses,
     manage: tunnel.manage ?? true,
     table: split.table ?? 10086,
     priority: split.priority,
-    protocols: split.protocols ?? ["tcp"],
+    protocols: (split.protocols ?? ["tcp"]).map((p: string | number) => PROTO_NAMES[String(p)] ?? String(p)),
     exclude: excludeEntries.flatMap((e) => e.prefixes),
     excludeEntries,
+    sources: split.sources ?? "all",
+    killswitch: split.killswitch ?? false,
     ipv6: split.ipv6 ?? (hasV6 ? "tunnel" : "block"),
     directConnected: split.direct_connected ?? true,
   };
+  if (split.include) view.include = (split.include as string[]).flatMap(expand);
+  const users = ranges(split.users);
+  if (users) view.users = users;
+  const ports = ranges(split.ports);
+  if (ports) view.ports = ports;
+  return view;
 }
+
+const captures = (spec: SpecView, proto: string) => spec.protocols.includes("all") || spec.protocols.includes(proto);
 
 // ------------------------------------------------------------------ verdicts
 
@@ -181,6 +215,9 @@ export type Verdict = "tunnel" | "direct" | "unreachable";
 export interface Probe {
   dst: string;
   proto: "tcp" | "udp";
+  uid?: number;
+  dport?: number;
+  mark?: number;
   /** Why this destination is in the table. */
   why: string;
 }
@@ -193,24 +230,36 @@ function isLocal(dst: string, spec: SpecView): boolean {
 
 const CONNECTED = [ADDR.lanPrefix4, ADDR.lanPrefix6].map(parsePrefix);
 
+/** The prefixes the tunnel address itself makes connected (e.g. 10.254.0.0/24 for 10.254.0.2/24). */
+function tunnelConnected(spec: SpecView): Prefix[] {
+  return spec.addresses.map(parsePrefix).filter((p) => p.len < (p.family === 4 ? 32 : 128));
+}
+
 /** What our spec says should happen to a flow from the lab host. */
 export function expectedVerdict(spec: SpecView, probe: Probe): { verdict: Verdict; reason: string } {
   const { family } = parseAddress(probe.dst);
   if (isLocal(probe.dst, spec)) return { verdict: "direct", reason: "local address (local table)" };
-  if (!spec.protocols.includes(probe.proto)) return { verdict: "direct", reason: `${probe.proto} is not split` };
   // IPv6 multicast: the kernel's local table holds ff00::/8 for every link.
   if (family === 6 && contains(parsePrefix("ff00::/8"), probe.dst)) return { verdict: "direct", reason: "multicast (local table)" };
+  if (tunnelConnected(spec).some((p) => contains(p, probe.dst))) return { verdict: "tunnel", reason: "the tunnel's own subnet (main table)" };
+  if (spec.fwmark !== undefined && probe.mark === spec.fwmark) return { verdict: "direct", reason: "the tunnel's own packets (fwmark)" };
+  if (!captures(spec, probe.proto)) return { verdict: "direct", reason: `${probe.proto} is not split` };
+  if (spec.users && !inRanges(spec.users, probe.uid ?? 0)) return { verdict: "direct", reason: `uid ${probe.uid ?? 0} is not split` };
+  if (spec.ports && (probe.dport === undefined || !inRanges(spec.ports, probe.dport))) {
+    return { verdict: "direct", reason: `port ${probe.dport ?? "(none)"} is not split` };
+  }
   if (spec.directConnected && CONNECTED.some((p) => contains(p, probe.dst))) {
     return { verdict: "direct", reason: "connected subnet (direct_connected)" };
   }
   const excluded = spec.excludeEntries.find((e) => e.prefixes.some((p) => contains(p, probe.dst)));
   if (excluded) return { verdict: "direct", reason: `excluded by ${excluded.entry}` };
+  if (spec.include && !spec.include.some((p) => contains(p, probe.dst))) return { verdict: "direct", reason: "not included" };
   if (family === 6) {
     if (spec.ipv6 === "tunnel") return { verdict: "tunnel", reason: "ipv6 = tunnel" };
     if (spec.ipv6 === "block") return { verdict: "unreachable", reason: "ipv6 = block" };
     return { verdict: "direct", reason: "ipv6 = direct" };
   }
-  return { verdict: "tunnel", reason: "split" };
+  return { verdict: "tunnel", reason: spec.include ? "split (included)" : "split" };
 }
 
 /** The blog's final script: throws for RFC 1918 space, an IPv4-only TCP rule, nothing for IPv6. */
@@ -219,6 +268,7 @@ export const BLOG_THROWS = ["192.168.0.0/16", "172.16.0.0/12", "10.0.0.0/8"];
 export function blogVerdict(spec: SpecView, probe: Probe): { verdict: Verdict; reason: string } {
   const { family } = parseAddress(probe.dst);
   if (isLocal(probe.dst, spec)) return { verdict: "direct", reason: "local address (local table)" };
+  if (family === 6 && contains(parsePrefix("ff00::/8"), probe.dst)) return { verdict: "direct", reason: "multicast (local table)" };
   if (probe.proto !== "tcp") return { verdict: "direct", reason: `${probe.proto} is not split` };
   if (family === 6) return { verdict: "direct", reason: "the blog has no IPv6 rule" };
   if (BLOG_THROWS.map(parsePrefix).some((p) => contains(p, probe.dst))) return { verdict: "direct", reason: "blog throw" };
@@ -227,9 +277,11 @@ export function blogVerdict(spec: SpecView, probe: Probe): { verdict: Verdict; r
 
 /**
  * The probe table: a public address per family (the lab's internet server and one
- * more), first and last address of every excluded prefix, the LAN (connected),
- * the tunnel endpoint and the tunnel's own subnet, each for TCP and UDP (and any
- * other protocol the spec splits).
+ * more), first and last address of every excluded (and included) prefix, the LAN
+ * (connected), the tunnel endpoint and the tunnel's own subnet, each for TCP and
+ * UDP; with users or ports in the spec, each also as a split and a non-split uid
+ * and port; with a tunnel firewall mark, the endpoint and a public address with
+ * and without it.
  */
 export function probeTable(spec: SpecView): Probe[] {
   const destinations: { dst: string; why: string }[] = [
@@ -241,22 +293,50 @@ export function probeTable(spec: SpecView): Probe[] {
     { dst: ADDR.lanHost6, why: "LAN host IPv6 (connected)" },
     { dst: ADDR.peerInet4, why: "tunnel endpoint" },
     { dst: "10.253.0.1", why: "tunnel subnet" },
+    ...spec.addresses.map((a) => {
+      const p = parsePrefix(a);
+      return { dst: firstAndLast(p)[0], why: `tunnel prefix ${p.text}` };
+    }),
   ];
-  for (const { entry, prefixes } of spec.excludeEntries) {
-    for (const p of prefixes) {
-      const [first, last] = firstAndLast(p);
-      destinations.push({ dst: first, why: `first of ${p.text} (${entry})` });
-      if (last !== first) destinations.push({ dst: last, why: `last of ${p.text} (${entry})` });
+  const edges = (list: { entry: string; prefixes: Prefix[] }[], kind: string) => {
+    for (const { entry, prefixes } of list) {
+      for (const p of prefixes) {
+        const [first, last] = firstAndLast(p);
+        destinations.push({ dst: first, why: `first of ${p.text} (${kind} ${entry})` });
+        if (last !== first) destinations.push({ dst: last, why: `last of ${p.text} (${kind} ${entry})` });
+      }
     }
-  }
+  };
+  edges(spec.excludeEntries, "exclude");
+  if (spec.include) edges([{ entry: "include", prefixes: spec.include }], "in");
   for (const cidr of BLOG_THROWS) {
     const [first] = firstAndLast(parsePrefix(cidr));
     destinations.push({ dst: first, why: `first of ${cidr} (blog throw)` });
   }
   const seen = new Set<string>();
   const unique = destinations.filter((d) => (seen.has(d.dst) ? false : (seen.add(d.dst), true)));
-  const protos = [...new Set(["tcp", "udp", ...spec.protocols])].filter((p): p is "tcp" | "udp" => p === "tcp" || p === "udp");
-  return unique.flatMap((d) => protos.map((proto) => ({ ...d, proto })));
+  const protos: ("tcp" | "udp")[] = ["tcp", "udp"];
+  const uids: (number | undefined)[] = spec.users ? [undefined, spec.users[0]![0], spec.users[0]![1] + 1] : [undefined];
+  const ports: (number | undefined)[] = spec.ports ? [...new Set([spec.ports[0]![0], spec.ports.at(-1)![1], 7777])] : [undefined];
+  const probes: Probe[] = [];
+  for (const d of unique) {
+    for (const proto of protos) {
+      for (const uid of uids) {
+        for (const dport of ports) {
+          const p: Probe = { ...d, proto };
+          if (uid !== undefined) p.uid = uid;
+          if (dport !== undefined) p.dport = dport;
+          probes.push(p);
+        }
+      }
+    }
+  }
+  if (spec.fwmark !== undefined) {
+    for (const dst of [ADDR.peerInet4, ADDR.server4]) {
+      for (const proto of protos) probes.push({ dst, proto, mark: spec.fwmark, why: "marked as the tunnel's own packet" });
+    }
+  }
+  return probes;
 }
 
 // ------------------------------------------------------------------ planned kernel state
@@ -372,21 +452,34 @@ export function canonKernelRule(r: Record<string, any>): string {
     to: prefix(r.dst, r.dstlen),
     fwmark: r.fwmark === undefined ? undefined : r.fwmask && r.fwmask !== "0xffffffff" ? `${r.fwmark}/${r.fwmask}` : r.fwmark,
     uid: range2(r.uid_start, r.uid_end),
-    dport: range2(r.dport_start, r.dport_end),
-    sport: range2(r.sport_start, r.sport_end),
+    // iproute2 prints a single port as "dport", a range as "dport_start"/"dport_end".
+    dport: r.dport !== undefined ? range2(r.dport, r.dport) : range2(r.dport_start, r.dport_end),
+    sport: r.sport !== undefined ? range2(r.sport, r.sport) : range2(r.sport_start, r.sport_end),
     not: "not" in r,
     type: r.action ?? (r.table === undefined ? r.type : undefined),
   });
 }
 
 /** Canonical text of one route: "TABLE FAMILY TYPE DST [dev D] [src S] [via G]". */
-export function canonRoute(r: { table: string; family: string; type: string; dst: string; dev?: string; src?: string; via?: string }): string {
+export function canonRoute(r: {
+  table: string;
+  family: string;
+  type: string;
+  dst: string;
+  dev?: string;
+  src?: string;
+  via?: string;
+  metric?: number | string;
+}): string {
   const parts = [`table ${tableName(r.table)}`, r.family, r.type, r.dst];
   if (r.type === "unicast") {
     if (r.via) parts.push(`via ${r.via}`);
     if (r.dev) parts.push(`dev ${r.dev}`);
   }
   if (r.src) parts.push(`src ${r.src}`);
+  // The kernel's default metrics (0 for IPv4, 1024 for IPv6) are left out on both sides.
+  const metric = r.metric === undefined ? undefined : Number(r.metric);
+  if (metric !== undefined && metric !== (r.family === "ipv4" ? 0 : 1024)) parts.push(`metric ${metric}`);
   return parts.join(" ");
 }
 
@@ -407,6 +500,7 @@ export function routesFromNetwork(sections: Section[], iface: string): string[] 
         dev: iface,
         src: one(s, "PreferredSource"),
         via: gateway,
+        metric: one(s, "Metric"),
       }),
     );
   }
@@ -415,7 +509,7 @@ export function routesFromNetwork(sections: Section[], iface: string): string[] 
 
 export function canonKernelRoute(r: Record<string, any>, table: string, family: string): string {
   const dst = r.dst === "default" ? "default" : parsePrefix(String(r.dst)).text;
-  return canonRoute({ table, family, type: r.type ?? "unicast", dst, dev: r.dev, src: r.prefsrc, via: r.gateway });
+  return canonRoute({ table, family, type: r.type ?? "unicast", dst, dev: r.dev, src: r.prefsrc, via: r.gateway, metric: r.metric });
 }
 
 /** The tables the .network's routes and rules refer to (not main/local/default). */

@@ -22,6 +22,7 @@
 // I routes the LAN back through R and the tunnel addresses back through P, and
 // nothing else: a flow that took the wrong path gets no answer.
 
+import { execFile } from "node:child_process";
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -124,6 +125,7 @@ const ROUTINE = [
   /^\S+: (Re)?[Cc]onfiguring with \/\S+\.network\.$/,
   /^\S+: Reconfiguring with \/\S+\.network\.$/,
   /^Enumeration completed$/,
+  /^\S+: netdev ready$/,
   /^\S+: Link is not managed by us$/,
   /^\S+: Unmanaged link$/,
   /^# /,
@@ -150,7 +152,6 @@ export class Lab {
   networkd?: Proc;
   private dbus?: Proc;
   private hostWireguard?: Proc;
-  private peerWireguard?: Proc;
   peerPublicKey = "";
   private peerPrivateKeyFile = "";
   private tunnelRoutes: string[] = [];
@@ -179,7 +180,7 @@ export class Lab {
     // networkd drops to the systemd-network user: it must be able to walk into the lab's files.
     await chmod(work, 0o755);
     const lab = new Lab(options, work);
-    for (const dir of [lab.genDir, lab.etcDir, lab.keyDir, lab.logDir]) {
+    for (const dir of [lab.genDir, join(lab.genDir, "networkd.conf.d"), lab.etcDir, lab.keyDir, lab.logDir]) {
       await mkdir(dir, { recursive: true, mode: 0o755 });
       await chmod(dir, 0o755);
     }
@@ -216,11 +217,17 @@ export class Lab {
       await run(["ip", "netns", "add", ns[role]]);
       trackNamespace(ns[role]);
     }
-    // Routers forward; H gets systemd's default loose reverse-path filter (50-default.conf).
+    // No IPv6 duplicate address detection anywhere (a tentative address delays neighbour
+    // discovery by a second); routers forward; H gets systemd's default loose reverse-path
+    // filter (50-default.conf).
+    const noDad = ["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"];
+    const forward = ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"];
     await Promise.all([
-      this.sysctl("R", ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]),
-      this.sysctl("P", ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]),
-      this.sysctl("H", ["net.ipv4.conf.all.rp_filter=2", "net.ipv4.conf.default.rp_filter=2"]),
+      this.sysctl("R", [...noDad, ...forward]),
+      this.sysctl("P", [...noDad, ...forward]),
+      this.sysctl("L", noDad),
+      this.sysctl("I", noDad),
+      this.sysctl("H", [...noDad, "net.ipv4.conf.all.rp_filter=2", "net.ipv4.conf.default.rp_filter=2"]),
     ]);
     // Links, created between lab namespaces only.
     await this.batch("R", [
@@ -334,8 +341,10 @@ export class Lab {
     const script = [
       "set -e",
       "mount -t tmpfs tmpfs /run/systemd",
-      "mkdir -p /run/systemd/network /etc/systemd/network /run/dbus /run/wireguard",
+      "mkdir -p /run/systemd/network /etc/systemd/network /etc/systemd/networkd.conf.d /run/dbus /run/wireguard",
       `mount --bind ${this.genDir} /run/systemd/network`,
+      // The generated networkd.conf drop-ins, where the README tells users to install them.
+      `mount --bind ${this.genDir}/networkd.conf.d /etc/systemd/networkd.conf.d`,
       `mount --bind ${this.etcDir} /etc/systemd/network`,
       "mount -t tmpfs tmpfs /run/dbus",
       "mount -t tmpfs tmpfs /run/wireguard",
@@ -377,7 +386,7 @@ export class Lab {
     const key = await genKey();
     await writeFile(this.peerPrivateKeyFile, key + "\n", { mode: 0o600 });
     this.peerPublicKey = await publicKey(key);
-    this.peerWireguard = await this.startProc("wireguard-go-P", inPeer(["wireguard-go", "wg0"]), {
+    await this.startProc("wireguard-go-P", inPeer(["wireguard-go", "wg0"]), {
       env: { WG_PROCESS_FOREGROUND: "1", LOG_LEVEL: "error" },
     });
     const peerSocket = `/proc/${this.peerHolder!.pid}/root/run/wireguard/wg0.sock`;
@@ -420,6 +429,7 @@ export class Lab {
   async startHostWireguard(netdevText: string): Promise<{ iface: string; publicKey: string }> {
     const config = wireguardFromNetdev(parseUnitFile(netdevText));
     if (this.hostWireguard?.running) await this.hostWireguard.stop();
+    await poll(`${config.iface} gone`, async () => ((await this.ip("H", ["-j", "link"])).includes(`"${config.iface}"`) ? undefined : true));
     this.hostWireguard = await this.startProc("wireguard-go-H", this.hostArgv(["wireguard-go", config.iface]), {
       env: { WG_PROCESS_FOREGROUND: "1", LOG_LEVEL: "error" },
     });
@@ -438,7 +448,7 @@ export class Lab {
   // ------------------------------------------------------------------- networkd
 
   /**
-   * Makes the generated directory usable by H's networkd: masks every .netdev (a
+   * Makes the generated directory usable by H's networkd: masks every WireGuard .netdev (a
    * /dev/null symlink of the same name in the higher-priority /etc directory), and
    * adds a lab-only drop-in with LinkLocalAddressing=no to every generated .network
    * (otherwise networkd waits ~12 s for router advertisements on the TUN link).
@@ -449,7 +459,9 @@ export class Lab {
       await rm(join(this.etcDir, name), { recursive: true, force: true });
     }
     for (const name of await readdir(this.genDir)) {
-      if (name.endsWith(".netdev")) await symlink("/dev/null", join(this.etcDir, name));
+      if (name.endsWith(".netdev") && isWireguardNetdev(await readFile(join(this.genDir, name), "utf8"))) {
+        await symlink("/dev/null", join(this.etcDir, name));
+      }
       if (name.endsWith(".network")) {
         const dropIns = join(this.etcDir, `${name}.d`);
         await mkdir(dropIns, { mode: 0o755 });
@@ -557,46 +569,60 @@ export class Lab {
     }
   }
 
+  /** Many `ip route get` in one `ip -batch` process; same answers as routeGet, in order. */
+  async routeGetMany(flows: (RouteFlow & { dst: string })[]): Promise<RouteDecision[]> {
+    if (flows.length === 0) return [];
+    const lines = flows.map((f) => routeGetArgs(f.dst, f).join(" "));
+    const result = await new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
+      const child = execFile(
+        "ip",
+        ["-n", this.ns.H, "-j", "-force", "-batch", "-"],
+        { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, timeout: 30_000 },
+        (err, stdout, stderr) => (err && !stderr.includes("Command failed") ? reject(err) : resolve({ stdout, stderr })),
+      );
+      child.stdin!.end(lines.join("\n") + "\n");
+    });
+    // Failures: "RTNETLINK answers: REASON" then "Command failed -:LINE" on stderr; successes: one JSON array per line on stdout.
+    const failed = new Map<number, string>();
+    let reason = "";
+    for (const line of result.stderr.split("\n")) {
+      const m = /^Command failed -:(\d+)$/.exec(line.trim());
+      if (m) failed.set(Number(m[1]) - 1, reason);
+      else if (line.trim()) reason = line.replace(/^RTNETLINK answers: /, "").trim();
+    }
+    const answers = result.stdout.split("\n").filter((l) => l.trim().startsWith("["));
+    let next = 0;
+    return flows.map((f, i) => {
+      if (failed.has(i)) return { verdict: "unreachable", error: failed.get(i)! };
+      return decide(JSON.parse(answers[next++]!)[0], f.tunnel);
+    });
+  }
+
   /** The kernel's routing decision for a flow from H (`ip -j route get`). */
-  async routeGet(
-    dst: string,
-    flow: { ipproto?: string; dport?: number; uid?: number; mark?: number; tunnel: string },
-  ): Promise<RouteDecision> {
-    const args = ["-j", "route", "get", dst];
-    if (flow.ipproto) args.push("ipproto", flow.ipproto);
-    if (flow.dport !== undefined) args.push("dport", String(flow.dport));
-    if (flow.uid !== undefined) args.push("uid", String(flow.uid));
-    if (flow.mark !== undefined) args.push("mark", String(flow.mark));
+  async routeGet(dst: string, flow: RouteFlow): Promise<RouteDecision> {
     let raw: Record<string, unknown>;
     try {
-      raw = JSON.parse(await this.ip("H", args))[0];
+      raw = JSON.parse(await this.ip("H", ["-j", ...routeGetArgs(dst, flow)]))[0];
     } catch (err) {
       if (err instanceof CommandError) {
         return { verdict: "unreachable", error: err.stderr.replace(/^RTNETLINK answers: /, "").trim() };
       }
       throw err;
     }
-    const type = typeof raw.type === "string" ? raw.type : undefined;
-    const dev = typeof raw.dev === "string" ? raw.dev : undefined;
-    const table = raw.table === undefined ? undefined : String(raw.table);
-    const decision: RouteDecision = { verdict: "direct", raw };
-    if (dev !== undefined) decision.dev = dev;
-    if (table !== undefined) decision.table = table;
-    if (type !== undefined) decision.type = type;
-    if (type === "unreachable" || type === "blackhole" || type === "prohibit") decision.verdict = "unreachable";
-    // The local table (rule 0, before any split rule) answers for local, broadcast and IPv6
-    // multicast destinations; its choice of device says nothing about the split.
-    else if (table === "local") decision.verdict = "direct";
-    else if (dev === flow.tunnel) decision.verdict = "tunnel";
-    return decision;
+    return decide(raw, flow.tunnel);
   }
 
   // ---------------------------------------------------------------- traffic
 
-  /** Runs a batch of TCP/UDP probes from H (or ROLE), all in one helper process. */
-  async probe(probes: ProbeSpec[], role: Role = "H"): Promise<ProbeResult[]> {
+  /** Runs a batch of TCP/UDP probes from H (or ROLE), all in one helper process (as UID when given). */
+  async probe(probes: ProbeSpec[], role: Role = "H", uid?: number): Promise<ProbeResult[]> {
     const list = probes.map((p) => ({ port: ECHO_PORT, timeoutMs: 2000, ...p }));
-    const argv = [process.execPath, join(HELPERS, "probe.mjs"), JSON.stringify(list)];
+    const argv = [
+      ...(uid === undefined ? [] : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups"]),
+      process.execPath,
+      join(HELPERS, "probe.mjs"),
+      JSON.stringify(list),
+    ];
     const { stdout } = await run(role === "H" && this.hostHolder ? this.hostArgv(argv) : ["ip", "netns", "exec", this.ns[role], ...argv], {
       timeoutMs: 30_000,
     });
@@ -621,6 +647,41 @@ export class Lab {
 }
 
 // ------------------------------------------------------------------ helpers
+export interface RouteFlow {
+  ipproto?: string;
+  dport?: number;
+  uid?: number;
+  mark?: number;
+  /** The tunnel interface: a decision for it is the "tunnel" verdict. */
+  tunnel: string;
+}
+
+function routeGetArgs(dst: string, flow: Omit<RouteFlow, "tunnel">): string[] {
+  const args = ["route", "get", dst];
+  if (flow.ipproto) args.push("ipproto", flow.ipproto);
+  if (flow.dport !== undefined) args.push("dport", String(flow.dport));
+  if (flow.uid !== undefined) args.push("uid", String(flow.uid));
+  if (flow.mark !== undefined) args.push("mark", String(flow.mark));
+  return args;
+}
+
+/** Classifies one `ip -j route get` answer. */
+function decide(raw: Record<string, unknown>, tunnel: string): RouteDecision {
+  const type = typeof raw.type === "string" ? raw.type : undefined;
+  const dev = typeof raw.dev === "string" ? raw.dev : undefined;
+  const table = raw.table === undefined ? undefined : String(raw.table);
+  const decision: RouteDecision = { verdict: "direct", raw };
+  if (dev !== undefined) decision.dev = dev;
+  if (table !== undefined) decision.table = table;
+  if (type !== undefined) decision.type = type;
+  if (type === "unreachable" || type === "blackhole" || type === "prohibit") decision.verdict = "unreachable";
+  // The local table (rule 0, before any split rule) answers for local, broadcast and IPv6
+  // multicast destinations; its choice of device says nothing about the split.
+  else if (table === "local") decision.verdict = "direct";
+  else if (dev === tunnel) decision.verdict = "tunnel";
+  return decision;
+}
+
 
 export async function genKey(): Promise<string> {
   return (await run(["wg", "genkey"])).stdout.trim();
@@ -638,6 +699,10 @@ export async function writeKeyFile(path: string): Promise<string> {
   const gid = Number((await run(["getent", "group", "systemd-network"])).stdout.split(":")[2]);
   await chown(path, 0, gid);
   return key;
+}
+
+export function isWireguardNetdev(text: string): boolean {
+  return parseUnitFile(text).some((s) => s.name === "NetDev" && s.entries.some((e) => e.key === "Kind" && e.value === "wireguard"));
 }
 
 export interface WireguardConfig {
@@ -713,8 +778,9 @@ export async function networkdParseWarnings(dir: string, tag: string): Promise<{
   const script = [
     "set -e",
     "mount -t tmpfs tmpfs /run/systemd",
-    "mkdir -p /etc/systemd/network",
+    "mkdir -p /etc/systemd/network /etc/systemd/networkd.conf.d",
     `mount --bind ${dir} /etc/systemd/network`,
+    `if [ -d ${dir}/networkd.conf.d ]; then mount --bind ${dir}/networkd.conf.d /etc/systemd/networkd.conf.d; fi`,
     "umount /sys",
     "mount -t sysfs -o ro none /sys",
     `exec ${NETWORKD}`,
