@@ -38,6 +38,7 @@ import {
   rulesFromNetwork,
   specView,
   tablesOf,
+  unknownKeys,
   type Probe,
   type SpecView,
   type Verdict,
@@ -258,6 +259,9 @@ export class SplitCase {
     if (d1) problems.push(`rules differ from the plan:\n${d1}`);
     if (d2) problems.push(`routes differ from the plan:\n${d2}`);
     problems.push(...this.planMatchesSpec(plan));
+    for (const f of await this.files()) {
+      for (const k of unknownKeys(f.sections)) problems.push(`${f.name}: ${k} is not a key the lab (or networkd 252) knows`);
+    }
     const main = [
       ...(await this.lab.routes("main", "ipv4")),
       ...(await this.lab.routes("main", "ipv6")),
