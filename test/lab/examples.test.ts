@@ -24,7 +24,11 @@ const say = (lines: string[]) => verbose && console.log("\n" + lines.join("\n"))
 const examplesDir = join(ROOT, "examples");
 const all = readdirSync(examplesDir).filter((n) => n.endsWith(".toml") || n.endsWith(".json")).sort();
 // A .json twin of a .toml example is the same spec (the golden tests prove the files equal).
-const examples = all.filter((n) => n.endsWith(".toml") || !all.includes(n.replace(/\.json$/, ".toml")));
+// GEN_NETWORKD_LAB_ONLY=seed,laptop runs those examples only.
+const only = process.env.GEN_NETWORKD_LAB_ONLY?.split(",").filter(Boolean);
+const examples = all
+  .filter((n) => n.endsWith(".toml") || !all.includes(n.replace(/\.json$/, ".toml")))
+  .filter((n) => !only || only.some((o) => n.startsWith(o)));
 
 interface Case {
   ours: SplitCase;

@@ -631,8 +631,27 @@ export class Lab {
 
   // ---------------------------------------------------------------- teardown
 
+  /** GEN_NETWORKD_LAB_HOLD=1: keep the lab up for a look by hand until Ctrl-C (which tears it down). */
+  private async hold(): Promise<never> {
+    const h = this.hostHolder?.pid;
+    process.stdout.write(
+      [
+        ``,
+        `lab ${this.options.tag} held (GEN_NETWORKD_LAB_HOLD); Ctrl-C tears it down. Try:`,
+        `  ip -n ${this.ns.H} rule; ip -n ${this.ns.H} route show table all`,
+        `  ip -n ${this.ns.H} route get 203.0.113.80 ipproto tcp`,
+        ...(h ? [`  nsenter -t ${h} -m -n networkctl list      # H's own networkd, over its private D-Bus`, `  nsenter -t ${h} -m -n wg show`] : []),
+        `  ip netns exec ${this.ns.H} ${process.execPath} ${join(HELPERS, "probe.mjs")} '[{"proto":"tcp","host":"203.0.113.80","port":${ECHO_PORT}}]'`,
+        `  files: ${this.work}   logs: ${this.logDir}`,
+        ``,
+      ].join("\n"),
+    );
+    return new Promise<never>(() => {});
+  }
+
   /** Stops every process (by PID) and deletes every namespace of this lab. */
   async destroy(): Promise<void> {
+    if (process.env.GEN_NETWORKD_LAB_HOLD) await this.hold();
     await Promise.all([...this.procs].reverse().map((p) => p.stop(1500)));
     for (const name of Object.values(this.ns)) {
       await run(["ip", "netns", "del", name]).catch(() => {});
