@@ -45,91 +45,176 @@ const BITS: Record<Family, number> = { 4: 32, 6: 128 };
 
 // ---------------------------------------------------------------------------
 // Parsing
+//
+// Scanners walk character codes and allocate nothing, because lists run to a
+// million lines. They only decide; when one rejects its input, a describe*
+// function says why in words. IPv4 prefixes travel as one number,
+// network * 64 + length (below 2^38, exact), which is also their sort key.
 
-const IPV4 = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/;
-const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
-const DECIMAL = /^(0|[1-9][0-9]*)$/;
+const IPV4_KEY_SCALE = 64;
 
-function parseIPv4(text: string): number | Failure {
-  const match = IPV4.exec(text);
-  if (match === null) return failure("is not an IPv4 address (expected 4 decimal parts separated by dots)");
+/** A dotted quad in text[start, end): its value, or -1 unless it is exactly 4 decimal parts 0-255 without leading zeros. */
+function scanIPv4(text: string, start: number, end: number): number {
   let value = 0;
-  for (let i = 1; i <= 4; i++) {
-    const part = match[i]!;
-    if (part.length > 1 && part.charCodeAt(0) === 48 /* "0" */) {
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || dots === 3) return -1;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if ((digits === 1 && part === 0) || digits === 3) return -1;
+      part = part * 10 + (c - 48);
+      if (part > 255) return -1;
+      digits++;
+    } else {
+      return -1;
+    }
+  }
+  return digits === 0 || dots !== 3 ? -1 : value * 256 + part;
+}
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+const groups = new Uint32Array(8);
+
+/**
+ * An RFC 4291 section 2.2 address in text[start, end): eight groups of 1-4 hex
+ * digits, or fewer around one "::", the last 32 bits optionally a dotted quad.
+ * Its value, or undefined when it is not one.
+ */
+function scanIPv6(text: string, start: number, end: number): bigint | undefined {
+  let count = 0;
+  let gap = -1;
+  let i = start;
+  if (text.charCodeAt(i) === 58 /* : */) {
+    if (text.charCodeAt(i + 1) !== 58) return undefined;
+    gap = 0;
+    i += 2;
+  }
+  while (i < end) {
+    let value = 0;
+    let j = i;
+    for (let d = hexDigit(text.charCodeAt(j)); j < end && d !== -1; d = hexDigit(text.charCodeAt(++j))) value = value * 16 + d;
+    if (j < end && text.charCodeAt(j) === 46 /* . */) {
+      const v4 = count <= 6 ? scanIPv4(text, i, end) : -1;
+      if (v4 === -1) return undefined;
+      groups[count++] = Math.floor(v4 / 65536);
+      groups[count++] = v4 % 65536;
+      break;
+    }
+    if (j === i || j - i > 4 || count === 8) return undefined;
+    groups[count++] = value;
+    if (j === end) break;
+    if (text.charCodeAt(j) !== 58) return undefined;
+    j++;
+    if (text.charCodeAt(j) === 58) {
+      if (gap !== -1) return undefined;
+      gap = count;
+      j++;
+    } else if (j === end) {
+      return undefined;
+    }
+    i = j;
+  }
+  if (gap === -1 ? count !== 8 : count > 7) return undefined;
+  if (gap !== -1) {
+    const moved = count - gap;
+    groups.copyWithin(8 - moved, gap, count);
+    groups.fill(0, gap, 8 - moved);
+  }
+  // Three pieces of at most 48 bits each are exact in doubles.
+  const high = groups[0]! * 4294967296 + groups[1]! * 65536 + groups[2]!;
+  const middle = groups[3]! * 4294967296 + groups[4]! * 65536 + groups[5]!;
+  const low = groups[6]! * 65536 + groups[7]!;
+  return (BigInt(high) << 80n) | (BigInt(middle) << 32n) | BigInt(low);
+}
+
+/** A prefix length in text[start, end): its value (above 128 when too large), or -1 unless plain decimal digits without sign or leading zeros. */
+function scanLength(text: string, start: number, end: number): number {
+  if (start === end || end - start > 3) return start === end ? -1 : /^[1-9][0-9]*$/.test(text.slice(start, end)) ? 1000 : -1;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57 || (i > start && value === 0)) return -1;
+    value = value * 10 + (c - 48);
+  }
+  return value;
+}
+
+const IPV4_PARTS = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/;
+
+/** Why scanIPv4 rejected the text. */
+function describeIPv4(text: string): Failure {
+  const match = IPV4_PARTS.exec(text);
+  if (match === null) return failure("is not an IPv4 address (expected 4 decimal parts separated by dots)");
+  for (const part of match.slice(1)) {
+    if (part.length > 1 && part.startsWith("0")) {
       const corrected = match.slice(1).map((p) => String(Number(p))).join(".");
       const correctable: Correctable = { ok: false, message: `IPv4 part ${part} has a leading zero (octal or decimal?)`, corrected };
       return correctable;
     }
-    const octet = part.length > 3 ? 256 : Number(part);
-    if (octet > 255) return failure(`IPv4 part ${part} is out of range (0-255)`);
-    value = value * 256 + octet;
+    if (Number(part) > 255) return failure(`IPv4 part ${part} is out of range (0-255)`);
   }
-  return value;
+  return failure("is not an IPv4 address");
 }
 
-/** RFC 4291 section 2.2 text forms: eight groups, one "::" for a run of zero groups, optional IPv4 tail. */
-function parseIPv6(text: string): bigint | Failure {
+const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+
+/** Why scanIPv6 rejected the text. */
+function describeIPv6(text: string): Failure {
+  const bad = (why: string) => failure(`is not an IPv6 address (${why})`);
   const halves = text.split("::");
-  if (halves.length > 2) return failure('is not an IPv6 address ("::" may appear only once)');
-  const compressed = halves.length === 2;
-  const head = halves[0] === "" ? [] : halves[0]!.split(":");
-  const tail = !compressed || halves[1] === "" ? [] : halves[1]!.split(":");
-  const groups: number[] = [];
-  const last = compressed ? tail : head;
-  const parseGroups = (parts: string[], isLast: boolean): Failure | undefined => {
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i]!;
-      if (isLast && i === parts.length - 1 && part.includes(".")) {
-        const v4 = parseIPv4(part);
-        if (isFailure(v4)) return failure(`is not an IPv6 address (IPv4 tail "${part}": ${v4.message.replace(/^is not an IPv4 address \((.*)\)$/, "$1")})`);
-        groups.push(Math.floor(v4 / 65536), v4 % 65536);
-      } else if (HEX_GROUP.test(part)) {
-        groups.push(parseInt(part, 16));
-      } else {
-        return failure(
-          part === ""
-            ? "is not an IPv6 address (empty group; only one \"::\" may stand for zero groups)"
-            : `is not an IPv6 address (group "${part}" is not 1-4 hex digits)`,
-        );
+  if (halves.length > 2) return bad('"::" may appear only once');
+  const parts = halves.flatMap((half) => (half === "" ? [] : half.split(":")));
+  let count = 0;
+  for (const [index, part] of parts.entries()) {
+    if (part.includes(".") && index === parts.length - 1 && !text.endsWith(":")) {
+      if (scanIPv4(part, 0, part.length) === -1) {
+        return bad(`IPv4 tail "${part}": ${describeIPv4(part).message.replace(/^is not an IPv4 address \((.*)\)$/, "$1")}`);
       }
+      count += 2;
+    } else if (part === "") {
+      return bad('empty group; only one "::" may stand for zero groups');
+    } else if (!HEX_GROUP.test(part)) {
+      return bad(`group "${part}" is not 1-4 hex digits`);
+    } else {
+      count++;
     }
-    return undefined;
-  };
-  const headError = parseGroups(head, last === head);
-  if (headError) return headError;
-  const explicitHead = groups.length;
-  const tailError = parseGroups(tail, last === tail);
-  if (tailError) return tailError;
-  if (compressed ? groups.length > 7 : groups.length !== 8) {
-    return failure(
-      compressed
-        ? `is not an IPv6 address (${groups.length} groups plus "::"; at most 7 with "::")`
-        : `is not an IPv6 address (${groups.length} groups; 8 expected, or use "::")`,
-    );
   }
-  const zeros = new Array<number>(8 - groups.length).fill(0);
-  const all = [...groups.slice(0, explicitHead), ...zeros, ...groups.slice(explicitHead)];
-  let value = 0n;
-  for (const group of all) value = (value << 16n) | BigInt(group);
-  return value;
+  if (halves.length === 2 && count > 7) return bad(`${count} groups plus "::"; at most 7 with "::"`);
+  if (halves.length === 1 && count !== 8) return bad(`${count} groups; 8 expected, or use "::"`);
+  return bad("misplaced colon");
 }
 
-function parseAddressText(text: string, noun: string): { family: Family; value: bigint } | Failure {
-  if (text === "") return failure("is empty");
-  if (text.includes(":")) {
-    const value = parseIPv6(text);
-    return isFailure(value) ? value : { family: 6, value };
-  }
-  if (text.includes(".")) {
-    const value = parseIPv4(text);
-    return isFailure(value) ? value : { family: 4, value: BigInt(value) };
-  }
-  return failure(`is not an IPv4 or IPv6 ${noun}`);
+/** Where character code `c` first occurs in text[start, end), or -1 (indexOf would search past `end`). */
+function find(text: string, c: number, start: number, end: number): number {
+  for (let i = start; i < end; i++) if (text.charCodeAt(i) === c) return i;
+  return -1;
 }
 
-/** The failure as callers see it: a correction becomes a "did you mean" hint for the whole input. */
-function withHint(error: Failure, suffix: string): Failure {
+/** The address in text[start, end): IPv4 as a number, IPv6 as a bigint, or why it is neither. */
+function scanAddress(text: string, start: number, end: number, noun: string): number | bigint | Failure {
+  if (start === end) return failure("is empty");
+  if (find(text, 58 /* : */, start, end) !== -1) return scanIPv6(text, start, end) ?? describeIPv6(text.slice(start, end));
+  const v4 = scanIPv4(text, start, end);
+  if (v4 !== -1) return v4;
+  return find(text, 46 /* . */, start, end) !== -1 ? describeIPv4(text.slice(start, end)) : failure(`is not an IPv4 or IPv6 ${noun}`);
+}
+
+/** The failure as callers see it: whitespace first, and a correction becomes a "did you mean" hint for the whole input. */
+function explain(error: Failure, text: string, suffix: string): Failure {
+  if (WHITESPACE.test(text)) return failure("contains whitespace");
   if (!("corrected" in error)) return error;
   return failure(error.message, `did you mean "${(error as Correctable).corrected}${suffix}"?`);
 }
@@ -137,10 +222,57 @@ function withHint(error: Failure, suffix: string): Failure {
 const WHITESPACE = /\s/;
 
 export function parseAddress(text: string): Parsed<{ family: Family; value: bigint }> {
-  if (WHITESPACE.test(text)) return failure("contains whitespace");
-  if (text.includes("/")) return failure("is a prefix, not a single address");
-  const address = parseAddressText(text, "address");
-  return isFailure(address) ? withHint(address, "") : { ok: true, value: address };
+  if (text.includes("/")) return explain(failure("is a prefix, not a single address"), text, "");
+  const address = scanAddress(text, 0, text.length, "address");
+  if (isFailure(address)) return explain(address, text, "");
+  return { ok: true, value: { family: typeof address === "number" ? 4 : 6, value: BigInt(address) } };
+}
+
+/** An IPv6 prefix before it becomes public. */
+interface Block6 {
+  readonly network: bigint;
+  readonly length: number;
+}
+
+/**
+ * parsePrefix on text[start, end) without building the public object, the fast
+ * path for long lists: an IPv4 prefix comes back as its key (network * 64 + length).
+ */
+function scanPrefix(text: string, start: number, end: number, bareAddress: boolean): number | Block6 | Failure {
+  const slash = find(text, 47 /* / */, start, end);
+  const addressEnd = slash === -1 ? end : slash;
+  const address = scanAddress(text, start, addressEnd, "prefix");
+  if (isFailure(address)) return explain(address, text.slice(start, end), text.slice(addressEnd, end));
+  const bits = typeof address === "number" ? 32 : 128;
+  let length = bits;
+  if (slash === -1) {
+    if (!bareAddress) {
+      const line = text.slice(start, end);
+      return explain(failure("has no prefix length", `did you mean "${line}/${bits}" (a single address)?`), line, "");
+    }
+  } else {
+    length = scanLength(text, slash + 1, end);
+    if (length === -1) {
+      const why = slash + 1 === end ? "has an empty prefix length" : "has a bad prefix length (expected a decimal number without sign or leading zeros)";
+      return explain(failure(why), text.slice(start, end), "");
+    }
+    if (length > bits) return failure(`prefix length ${text.slice(slash + 1, end)} is out of range for IPv${bits === 32 ? 4 : 6} (0-${bits})`);
+  }
+  if (typeof address === "number") {
+    const network = address - (address % 2 ** (32 - length));
+    if (network !== address) return failure("has host bits set", `did you mean "${formatIPv4(network)}/${length}"?`);
+    return network * IPV4_KEY_SCALE + length;
+  }
+  const hostBits = BigInt(128 - length);
+  const network = (address >> hostBits) << hostBits;
+  if (network !== address) return failure("has host bits set", `did you mean "${formatIPv6(network)}/${length}"?`);
+  return { network, length };
+}
+
+function publicPrefix(scanned: number | Block6): Prefix {
+  if (typeof scanned !== "number") return { family: 6, network: scanned.network, length: scanned.length };
+  const network = Math.floor(scanned / IPV4_KEY_SCALE);
+  return { family: 4, network: BigInt(network), length: scanned - network * IPV4_KEY_SCALE };
 }
 
 /**
@@ -148,32 +280,8 @@ export function parseAddress(text: string): Parsed<{ family: Family; value: bigi
  * length stands for itself (/32 or /128), as in prefix list files.
  */
 export function parsePrefix(text: string, options: { bareAddress?: boolean } = {}): Parsed<Prefix> {
-  if (WHITESPACE.test(text)) return failure("contains whitespace");
-  const slash = text.indexOf("/");
-  const address = parseAddressText(slash === -1 ? text : text.slice(0, slash), "prefix");
-  if (isFailure(address)) return withHint(address, slash === -1 ? "" : text.slice(slash));
-  const bits = BITS[address.family];
-  let length = bits;
-  if (slash === -1) {
-    if (!options.bareAddress) {
-      return failure("has no prefix length", `did you mean "${text}/${bits}" (a single address)?`);
-    }
-  } else {
-    const lengthText = text.slice(slash + 1);
-    if (lengthText === "") return failure("has an empty prefix length");
-    if (!DECIMAL.test(lengthText)) {
-      return failure("has a bad prefix length (expected a decimal number without sign or leading zeros)");
-    }
-    length = Number(lengthText);
-    if (length > bits) {
-      return failure(`prefix length ${lengthText} is out of range for IPv${address.family} (0-${bits})`);
-    }
-  }
-  const hostBits = BigInt(bits - length);
-  const network = (address.value >> hostBits) << hostBits;
-  const prefix: Prefix = { family: address.family, network, length };
-  if (network !== address.value) return failure("has host bits set", `did you mean "${formatPrefix(prefix)}"?`);
-  return { ok: true, value: prefix };
+  const scanned = scanPrefix(text, 0, text.length, options.bareAddress ?? false);
+  return isFailure(scanned) ? scanned : { ok: true, value: publicPrefix(scanned) };
 }
 
 // ---------------------------------------------------------------------------
@@ -185,10 +293,14 @@ function formatIPv4(value: number): string {
 
 /** RFC 5952: lowercase, no leading zeros, the longest run (first if tied) of two or more zero groups as "::". */
 function formatIPv6(value: bigint): string {
-  const groups: number[] = [];
-  for (let shift = 112n; shift >= 0n; shift -= 16n) groups.push(Number((value >> shift) & 0xffffn));
+  const last = Number(BigInt.asUintN(32, value));
   // Section 5: IPv4-mapped addresses keep their dotted IPv4 tail.
-  if (value >> 32n === 0xffffn) return `::ffff:${formatIPv4(Number(value & 0xffffffffn))}`;
+  if (value >> 32n === 0xffffn) return `::ffff:${formatIPv4(last)}`;
+  const words = [Number(value >> 96n), Number(BigInt.asUintN(32, value >> 64n)), Number(BigInt.asUintN(32, value >> 32n)), last];
+  for (let i = 0; i < 4; i++) {
+    groups[2 * i] = words[i]! >>> 16;
+    groups[2 * i + 1] = words[i]! & 0xffff;
+  }
   let bestStart = -1;
   let bestLength = 1;
   for (let i = 0; i < 8; ) {
@@ -198,12 +310,22 @@ function formatIPv6(value: bigint): string {
     }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) [bestStart, bestLength] = [i, j - i];
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
     i = j;
   }
-  const hex = (gs: number[]) => gs.map((g) => g.toString(16)).join(":");
-  if (bestStart === -1) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLength))}`;
+  let text = "";
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      text += i === 0 ? "::" : ":";
+      i += bestLength - 1;
+    } else {
+      text += i === 7 ? groups[i]!.toString(16) : `${groups[i]!.toString(16)}:`;
+    }
+  }
+  return text;
 }
 
 export function formatAddress(family: Family, value: bigint): string {
@@ -237,8 +359,7 @@ interface Space<N extends number | bigint> {
   toBigint(value: N): bigint;
   /** log2 of the largest CIDR block that starts at `start` and ends at or before `end`. */
   largestBlock(start: N, end: N): number;
-  /** Sorts blocks, given as parallel arrays of networks and prefix lengths, by network in place. */
-  sortBlocks(networks: N[], lengths: number[]): void;
+  format(network: N, length: number): string;
 }
 
 /** Sorted, disjoint, non-adjacent half-open ranges [starts[i], ends[i]). */
@@ -263,62 +384,36 @@ const V4: Space<number> = {
     const fits = span >= 2 ** 32 ? 32 : 31 - Math.clz32(span);
     return aligned < fits ? aligned : fits;
   },
-  sortBlocks(networks, lengths) {
-    // network * 64 + length stays below 2^38, exact in a double, so a native
-    // comparator-free typed-array sort orders both at once (several times faster
-    // than sorting with a callback).
-    const keys = new Float64Array(networks.length);
-    for (let i = 0; i < keys.length; i++) keys[i] = networks[i]! * 64 + lengths[i]!;
-    keys.sort();
-    for (let i = 0; i < keys.length; i++) {
-      const network = Math.floor(keys[i]! / 64);
-      networks[i] = network;
-      lengths[i] = keys[i]! - network * 64;
-    }
-  },
+  format: (network, length) => `${formatIPv4(network)}/${length}`,
 };
 
-function bitLength(value: bigint): number {
-  let n = 0;
-  while (value >= 0x100000000n) {
-    value >>= 32n;
-    n += 32;
-  }
-  return n + 32 - Math.clz32(Number(value));
-}
+const V6_BLOCK_SIZE = Array.from({ length: 129 }, (_, k) => 1n << BigInt(k));
 
 const V6: Space<bigint> = {
   family: 6,
   bits: 128,
   zero: 0n,
   end: 1n << 128n,
-  blockSize: Array.from({ length: 129 }, (_, k) => 1n << BigInt(k)),
+  blockSize: V6_BLOCK_SIZE,
   add: (a, b) => a + b,
   fromBigint: (value) => value,
   toBigint: (value) => value,
   largestBlock(start, end) {
-    const aligned = start === 0n ? 128 : bitLength(start & -start) - 1;
-    const fits = bitLength(end - start) - 1;
+    // Powers of two up to 2^128 are exact doubles, so log2 of the lowest set bit is exact.
+    const aligned = start === 0n ? 128 : Math.round(Math.log2(Number(start & -start)));
+    // The span may round up to the next power of two as a double: correct by one step.
+    const span = end - start;
+    let fits = Math.floor(Math.log2(Number(span)));
+    if (V6_BLOCK_SIZE[fits]! > span) fits--;
     return aligned < fits ? aligned : fits;
   },
-  sortBlocks(networks, lengths) {
-    const order = Array.from(networks.keys()).sort((a, b) =>
-      networks[a]! < networks[b]! ? -1 : networks[a]! > networks[b]! ? 1 : 0,
-    );
-    const sortedNetworks = order.map((i) => networks[i]!);
-    const sortedLengths = order.map((i) => lengths[i]!);
-    for (let i = 0; i < order.length; i++) {
-      networks[i] = sortedNetworks[i]!;
-      lengths[i] = sortedLengths[i]!;
-    }
-  },
+  format: (network, length) => `${formatIPv6(network)}/${length}`,
 };
 
-/** Maximal ranges covering the given blocks of one family (the arrays are sorted in place). */
-function toRanges<N extends number | bigint>(space: Space<N>, networks: N[], lengths: number[]): Ranges<N> {
+/** Maximal ranges covering the given blocks of one family, given in order of their networks. */
+function toRanges<N extends number | bigint>(space: Space<N>, networks: ArrayLike<N>, lengths: ArrayLike<number>): Ranges<N> {
   const starts: N[] = [];
   const ends: N[] = [];
-  space.sortBlocks(networks, lengths);
   for (let i = 0; i < networks.length; i++) {
     const start = networks[i]!;
     const end = space.add(start, space.blockSize[space.bits - lengths[i]!]!);
@@ -357,50 +452,191 @@ function difference<N extends number | bigint>(a: Ranges<N>, b: Ranges<N>): Rang
   return { starts, ends };
 }
 
-/** The unique minimal CIDR cover of maximal ranges, in address order. */
-function toPrefixes<N extends number | bigint>(space: Space<N>, ranges: Ranges<N>): Prefix[] {
-  const prefixes: Prefix[] = [];
+/** Visits the blocks of the unique minimal CIDR cover of maximal ranges, in address order. */
+function forEachBlock<N extends number | bigint>(space: Space<N>, ranges: Ranges<N>, visit: (network: N, length: number) => void): void {
   for (let i = 0; i < ranges.starts.length; i++) {
     let start = ranges.starts[i]!;
     const end = ranges.ends[i]!;
     while (start < end) {
       const k = space.largestBlock(start, end);
-      prefixes.push({ family: space.family, network: space.toBigint(start), length: space.bits - k });
+      visit(start, space.bits - k);
       start = space.add(start, space.blockSize[k]!);
     }
   }
-  return prefixes;
 }
 
-function rangesOf<N extends number | bigint>(space: Space<N>, prefixes: Iterable<Prefix>): Ranges<N> {
-  const networks: N[] = [];
-  const lengths: number[] = [];
-  for (const p of prefixes) {
-    if (p.family !== space.family) continue;
-    networks.push(space.fromBigint(p.network));
-    lengths.push(p.length);
+/** a ∪ b, both maximal ranges. */
+function union<N extends number | bigint>(a: Ranges<N>, b: Ranges<N>): Ranges<N> {
+  const starts: N[] = [];
+  const ends: N[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.starts.length || j < b.starts.length) {
+    const fromA = j === b.starts.length || (i < a.starts.length && a.starts[i]! <= b.starts[j]!);
+    const start = fromA ? a.starts[i]! : b.starts[j]!;
+    const end = fromA ? a.ends[i++]! : b.ends[j++]!;
+    const last = ends.length - 1;
+    if (last >= 0 && start <= ends[last]!) {
+      if (end > ends[last]!) ends[last] = end;
+    } else {
+      starts.push(start);
+      ends.push(end);
+    }
   }
-  return toRanges(space, networks, lengths);
+  return { starts, ends };
+}
+
+const EMPTY_V4: Ranges<number> = { starts: [], ends: [] };
+const EMPTY_V6: Ranges<bigint> = { starts: [], ends: [] };
+
+/**
+ * A set of IPv4 and IPv6 addresses, kept as maximal ranges per family. Every set
+ * operation of this module goes through it; large prefix lists use it directly
+ * so that no per-prefix object is ever built for them.
+ */
+export class AddressSet {
+  /** From maximal ranges; build sets with `of`, `whole` or an AddressSetBuilder. */
+  constructor(
+    private readonly v4: Ranges<number>,
+    private readonly v6: Ranges<bigint>,
+  ) {}
+
+  static readonly EMPTY = new AddressSet(EMPTY_V4, EMPTY_V6);
+
+  static whole(family: Family): AddressSet {
+    return family === 4
+      ? new AddressSet({ starts: [V4.zero], ends: [V4.end] }, EMPTY_V6)
+      : new AddressSet(EMPTY_V4, { starts: [V6.zero], ends: [V6.end] });
+  }
+
+  static of(prefixes: Iterable<Prefix>): AddressSet {
+    const builder = new AddressSetBuilder();
+    for (const p of prefixes) builder.add(p);
+    return builder.build();
+  }
+
+  union(other: AddressSet): AddressSet {
+    return new AddressSet(union(this.v4, other.v4), union(this.v6, other.v6));
+  }
+
+  minus(other: AddressSet): AddressSet {
+    return new AddressSet(difference(this.v4, other.v4), difference(this.v6, other.v6));
+  }
+
+  /** The addresses of one family only. */
+  only(family: Family): AddressSet {
+    return family === 4 ? new AddressSet(this.v4, EMPTY_V6) : new AddressSet(EMPTY_V4, this.v6);
+  }
+
+  /** The family's whole space minus this set. */
+  complement(family: Family): AddressSet {
+    return AddressSet.whole(family).minus(this);
+  }
+
+  /** How many prefixes the family's minimal cover has, without building it: decides between equivalent forms cheaply. */
+  prefixCount(family: Family): number {
+    let count = 0;
+    const visit = () => void count++;
+    if (family === 4) forEachBlock(V4, this.v4, visit);
+    else forEachBlock(V6, this.v6, visit);
+    return count;
+  }
+
+  /** The unique minimal CIDR cover: IPv4 first, then IPv6, each in address order. */
+  prefixes(): Prefix[] {
+    const prefixes: Prefix[] = [];
+    forEachBlock(V4, this.v4, (network, length) => prefixes.push({ family: 4, network: BigInt(network), length }));
+    forEachBlock(V6, this.v6, (network, length) => prefixes.push({ family: 6, network, length }));
+    return prefixes;
+  }
+
+  /**
+   * The same cover as prefixes(), already formatted as formatPrefix would:
+   * large sets go straight to text without a bigint per IPv4 prefix.
+   */
+  cidrs(): string[] {
+    const texts: string[] = [];
+    forEachBlock(V4, this.v4, (network, length) => texts.push(V4.format(network, length)));
+    forEachBlock(V6, this.v6, (network, length) => texts.push(V6.format(network, length)));
+    return texts;
+  }
+}
+
+/** Collects prefixes, from objects or from text, into an AddressSet. */
+export class AddressSetBuilder {
+  /** IPv4 prefixes as keys network * 64 + length: one double each, sortable natively. */
+  private v4Keys = new Float64Array(1024);
+  private v4Count = 0;
+  private v6Networks: bigint[] = [];
+  private v6Lengths: number[] = [];
+
+  add(p: Prefix): void {
+    if (p.family === 4) this.addIPv4(Number(p.network) * IPV4_KEY_SCALE + p.length);
+    else this.addIPv6(p);
+  }
+
+  /**
+   * Parses text[start, end) like parsePrefix and adds the prefix, or returns why
+   * it is not one (adding nothing). Ranges let a list reader skip slicing lines.
+   */
+  addText(text: string, bareAddress: boolean, start = 0, end = text.length): { message: string; hint?: string } | undefined {
+    const scanned = scanPrefix(text, start, end, bareAddress);
+    if (typeof scanned === "number") this.addIPv4(scanned);
+    else if (!isFailure(scanned)) this.addIPv6(scanned);
+    else return scanned.hint === undefined ? { message: scanned.message } : { message: scanned.message, hint: scanned.hint };
+    return undefined;
+  }
+
+  private addIPv4(key: number): void {
+    if (this.v4Count === this.v4Keys.length) {
+      const grown = new Float64Array(this.v4Keys.length * 2);
+      grown.set(this.v4Keys);
+      this.v4Keys = grown;
+    }
+    this.v4Keys[this.v4Count++] = key;
+  }
+
+  private addIPv6(block: Block6): void {
+    this.v6Networks.push(block.network);
+    this.v6Lengths.push(block.length);
+  }
+
+  /** The set of every address added so far; the builder starts over empty. */
+  build(): AddressSet {
+    // A comparator-free typed-array sort is several times faster than one with a callback.
+    const keys = this.v4Keys.subarray(0, this.v4Count).sort();
+    const v4Networks = new Float64Array(keys.length);
+    const v4Lengths = new Uint8Array(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      v4Networks[i] = Math.floor(keys[i]! / IPV4_KEY_SCALE);
+      v4Lengths[i] = keys[i]! - v4Networks[i]! * IPV4_KEY_SCALE;
+    }
+    const networks = this.v6Networks;
+    const lengths = this.v6Lengths;
+    const order = Array.from(networks.keys()).sort((a, b) => (networks[a]! < networks[b]! ? -1 : networks[a]! > networks[b]! ? 1 : 0));
+    const set = new AddressSet(
+      toRanges(V4, v4Networks, v4Lengths),
+      toRanges(V6, order.map((i) => networks[i]!), order.map((i) => lengths[i]!)),
+    );
+    this.v4Keys = new Float64Array(1024);
+    this.v4Count = 0;
+    this.v6Networks = [];
+    this.v6Lengths = [];
+    return set;
+  }
 }
 
 /** The unique minimal CIDR cover of the union: IPv4 first, then IPv6, each in address order. */
 export function aggregate(prefixes: Iterable<Prefix>): Prefix[] {
-  const all = [...prefixes];
-  return [...toPrefixes(V4, rangesOf(V4, all)), ...toPrefixes(V6, rangesOf(V6, all))];
+  return AddressSet.of(prefixes).prefixes();
 }
 
 /** The minimal CIDR cover of the addresses in `from` but not in `remove`. */
 export function subtract(from: readonly Prefix[], remove: readonly Prefix[]): Prefix[] {
-  return [
-    ...toPrefixes(V4, difference(rangesOf(V4, from), rangesOf(V4, remove))),
-    ...toPrefixes(V6, difference(rangesOf(V6, from), rangesOf(V6, remove))),
-  ];
+  return AddressSet.of(from).minus(AddressSet.of(remove)).prefixes();
 }
 
 /** The minimal CIDR cover of the family's whole address space minus the set (other families are ignored). */
 export function complement(prefixes: readonly Prefix[], family: Family): Prefix[] {
-  const whole = <N extends number | bigint>(space: Space<N>): Ranges<N> => ({ starts: [space.zero], ends: [space.end] });
-  return family === 4
-    ? toPrefixes(V4, difference(whole(V4), rangesOf(V4, prefixes)))
-    : toPrefixes(V6, difference(whole(V6), rangesOf(V6, prefixes)));
+  return AddressSet.of(prefixes).complement(family).prefixes();
 }

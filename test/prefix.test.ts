@@ -2,6 +2,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
 import {
+  AddressSet,
   aggregate,
   complement,
   containsAddress,
@@ -257,6 +258,9 @@ property(
   fc.property(arbitrarySet, (input) => {
     const output = aggregate(input);
     assertSameAddresses(output, (family, a) => inSet(input, family, a), input);
+    const set = AddressSet.of(input);
+    assert.equal(set.cidrs(), texts(output));
+    assert.is(set.prefixCount(4) + set.prefixCount(6), output.length);
     assertMinimalSorted(output);
     assert.equal(aggregate(output), output);
     assert.equal(aggregate([...input].reverse()), output);
@@ -289,6 +293,43 @@ property(
   "formatting round-trips through the parser",
   fc.property(arbitraryPrefix, (p) => {
     assert.equal(parsePrefix(formatPrefix(p)), { ok: true, value: p });
+  }),
+);
+
+/** Every RFC 4291 spelling of an address: any leading zeros, any case, "::" on any zero run, an IPv4 tail. */
+const arbitrarySpelling = fc
+  .record({
+    groups: fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 }),
+    pad: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 8, maxLength: 8 }),
+    upper: fc.boolean(),
+    compress: fc.nat(),
+    tail: fc.boolean(),
+  })
+  .map(({ groups, pad, upper, compress, tail }) => {
+    const value = groups.reduce((v, g) => (v << 16n) | BigInt(g), 0n);
+    let parts = groups.map((g, i) => g.toString(16).padStart(Math.min(4, g.toString(16).length + pad[i]!), "0"));
+    if (upper) parts = parts.map((p) => p.toUpperCase());
+    if (tail) parts = [...parts.slice(0, 6), `${groups[6]! >> 8}.${groups[6]! & 255}.${groups[7]! >> 8}.${groups[7]! & 255}`];
+    const zeroRuns: [number, number][] = [];
+    for (let i = 0; i < parts.length; i++) {
+      for (let j = i; j < parts.length && groups[j] === 0 && !(tail && j >= 6); j++) zeroRuns.push([i, j + 1]);
+    }
+    let text = parts.join(":");
+    if (zeroRuns.length > 0 && compress % 3 !== 0) {
+      const [from, to] = zeroRuns[compress % zeroRuns.length]!;
+      text = `${parts.slice(0, from).join(":")}::${parts.slice(to).join(":")}`;
+    }
+    return { text, value };
+  });
+
+property(
+  "every IPv6 spelling parses to its value and formats by RFC 5952",
+  fc.property(arbitrarySpelling, ({ text, value }) => {
+    assert.equal(parseAddress(text), { ok: true, value: { family: 6, value } }, text);
+    const canonical = formatAddress(6, value);
+    assert.equal(parseAddress(canonical), { ok: true, value: { family: 6, value } }, canonical);
+    // WHATWG URL serializes IPv6 hosts by RFC 5952 too (except the dotted IPv4-mapped form): an independent oracle.
+    if (value >> 32n !== 0xffffn) assert.is(`[${canonical}]`, new URL(`http://[${text}]/`).hostname);
   }),
 );
 

@@ -1,0 +1,87 @@
+// Prefix list files: the format users keep country lists and feeds in.
+//
+// One CIDR or bare address per line (a bare address is a /32 or /128), IPv4 and
+// IPv6 mixed, blank lines ignored, "#" starts a comment (whole line or after a
+// prefix), surrounding whitespace and Windows line ends ignored. A name ending
+// in ".gz" is gunzipped first. Lists run to a million lines, so lines go straight
+// into an AddressSetBuilder without a per-prefix object; every bad line is
+// counted and the first MAX_REPORTED_PROBLEMS are kept with their line numbers,
+// so one bad list cannot flood the terminal.
+
+import { readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
+import { AddressSetBuilder, type AddressSet } from "./prefix.js";
+
+export const MAX_REPORTED_PROBLEMS = 20;
+
+export interface ListProblem {
+  /** 1-based line number in the (decompressed) file. */
+  readonly line: number;
+  /** The line's content without comment and surrounding whitespace. */
+  readonly text: string;
+  readonly message: string;
+  readonly hint?: string;
+}
+
+export interface PrefixList {
+  readonly set: AddressSet;
+  /** Lines that held a prefix (before any merging). */
+  readonly prefixCount: number;
+  /** The first MAX_REPORTED_PROBLEMS bad lines. */
+  readonly problems: readonly ListProblem[];
+  /** All bad lines, reported or not. */
+  readonly problemCount: number;
+}
+
+const isBlank = (c: number) => c === 32 || c === 9 || c === 13; // space, tab, CR
+
+export function parsePrefixList(text: string): PrefixList {
+  const builder = new AddressSetBuilder();
+  const problems: ListProblem[] = [];
+  let problemCount = 0;
+  let prefixCount = 0;
+  // Lines are scanned in place (no string per line); a Windows editor's byte-order mark is skipped.
+  let lineStart = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+  // The next "#" at or after lineStart, searched again only once passed (a search per line would be quadratic).
+  let nextHash = -1;
+  for (let lineNumber = 1; lineStart <= text.length; lineNumber++) {
+    let lineEnd = text.indexOf("\n", lineStart);
+    if (lineEnd === -1) lineEnd = text.length;
+    let start = lineStart;
+    if (nextHash !== text.length && nextHash < lineStart) {
+      nextHash = text.indexOf("#", lineStart);
+      if (nextHash === -1) nextHash = text.length;
+    }
+    let end = nextHash < lineEnd ? nextHash : lineEnd;
+    lineStart = lineEnd + 1;
+    while (start < end && isBlank(text.charCodeAt(start))) start++;
+    while (end > start && isBlank(text.charCodeAt(end - 1))) end--;
+    if (start === end) continue;
+    const problem = builder.addText(text, true, start, end);
+    if (problem === undefined) {
+      prefixCount++;
+    } else if (problemCount++ < MAX_REPORTED_PROBLEMS) {
+      problems.push({ line: lineNumber, text: text.slice(start, end), ...problem });
+    }
+  }
+  return { set: builder.build(), prefixCount, problems, problemCount };
+}
+
+/** Reads a list file; file system and gzip errors are thrown as they come (with the path in their message). */
+export function readPrefixList(path: string): PrefixList {
+  const bytes = readFileSync(path);
+  return parsePrefixList((path.endsWith(".gz") ? gunzipSync(bytes) : bytes).toString("utf8"));
+}
+
+/**
+ * The list's problems as error lines, each naming the file and line:
+ *   countries.txt:12: "256.0.0.0/8" IPv4 part 256 is out of range (0-255)
+ */
+export function describeProblems(fileName: string, list: PrefixList): string[] {
+  const lines = list.problems.map(
+    (p) => `${fileName}:${p.line}: ${JSON.stringify(p.text)} ${p.message}${p.hint === undefined ? "" : `; ${p.hint}`}`,
+  );
+  const unreported = list.problemCount - list.problems.length;
+  if (unreported > 0) lines.push(`${fileName}: ${unreported} more bad line${unreported === 1 ? "" : "s"} not shown`);
+  return lines;
+}
