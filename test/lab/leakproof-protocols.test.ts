@@ -32,8 +32,8 @@ async function protocolsHost(tag: string, split: Record<string, unknown>, tunnel
   try {
     await host.generate([{ version: 1, tunnel: { interface: "wg0", addresses: [`${TUNNEL_SOURCE}/32`], ...tunnel }, split }]);
     const peer = `ip daddr ${ADDR.peerInet4} udp dport ${ADDR.peerPort}`;
-    const wireguardViaLan = await host.countPackets("H", "wglan", "postrouting", `oifname "lan0" ${peer}`);
-    const wireguardViaTunnel = await host.countPackets("H", "wgloop", "postrouting", `oifname "wg0" ${peer}`);
+    const wireguardViaLan = await host.countPackets("H", "wglan", "postrouting", [`oifname "lan0" ${peer}`]);
+    const wireguardViaTunnel = await host.countPackets("H", "wgloop", "postrouting", [`oifname "wg0" ${peer}`]);
     await host.start();
     return { host, wireguardViaLan, wireguardViaTunnel };
   } catch (err) {

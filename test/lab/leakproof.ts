@@ -309,9 +309,9 @@ export class LeakproofHost {
     await run(["ip", "netns", "exec", this.lab.ns[role], "nft", "-f", "-"], { input: `table ${family} ${name} {\n${body.join("\n")}\n}\n` });
   }
 
-  /** A packet counter: counts packets matching MATCH (nft expression) at HOOK in ROLE. Returns a reader. */
-  async countPackets(role: Role, name: string, hook: "output" | "postrouting" | "input" | "prerouting" | "forward", match: string): Promise<() => Promise<number>> {
-    await this.nft(role, "inet", name, [`counter seen { }`, `chain c { type filter hook ${hook} priority 0; policy accept; ${match} counter name seen; }`]);
+  /** A packet counter in ROLE: counts packets matching any of MATCHES (nft expressions) at HOOK. Returns a reader. */
+  async countPackets(role: Role, name: string, hook: "output" | "postrouting" | "input" | "prerouting" | "forward", matches: string[]): Promise<() => Promise<number>> {
+    await this.nft(role, "inet", name, ["counter seen { }", `chain c { type filter hook ${hook} priority 0; policy accept; ${matches.map((m) => `${m} counter name seen;`).join(" ")} }`]);
     return async () => {
       const json = JSON.parse((await run(["ip", "netns", "exec", this.lab.ns[role], "nft", "-j", "list", "counter", "inet", name, "seen"])).stdout);
       return json.nftables.find((x: { counter?: { packets: number } }) => x.counter)!.counter.packets;
