@@ -461,11 +461,12 @@ export async function verdictRows(
   lab: Lab,
   spec: SpecView,
   oracle: (p: Probe) => { verdict: Verdict; reason: string },
+  tunnel = spec.iface,
 ): Promise<VerdictRow[]> {
   const probes = probeTable(spec);
   const decisions = await lab.routeGetMany(
     probes.map((p) => {
-      const flow: Parameters<Lab["routeGetMany"]>[0][number] = { dst: p.dst, ipproto: p.proto, tunnel: spec.iface };
+      const flow: Parameters<Lab["routeGetMany"]>[0][number] = { dst: p.dst, ipproto: p.proto, tunnel };
       if (p.uid !== undefined) flow.uid = p.uid;
       if (p.dport !== undefined) flow.dport = p.dport;
       if (p.mark !== undefined) flow.mark = p.mark;
@@ -531,42 +532,50 @@ export function formatTraffic(r: TrafficRow): string {
 
 // ------------------------------------------------------------------ 5. the blog
 
-/** The blog's setup on a lab host of its own: the tunnel plus the blog's five `ip` commands, no networkd. */
+/** The blog's host, as a spec view: wg0 with 10.253.0.2, table 10086. */
+export const BLOG_VIEW: SpecView = specView({
+  version: 1,
+  tunnel: { interface: "wg0", addresses: ["10.253.0.2/32"] },
+  split: { table: 10086, protocols: ["tcp"], exclude: [...BLOG_THROWS], ipv6: "direct", direct_connected: false },
+});
+
+/**
+ * The blog's setup on a lab host of its own: the tunnel plus the blog's final
+ * script, verbatim (wg0, 10.253.0.2, table 10086), no networkd. One reference
+ * serves every spec: its verdicts do not depend on ours.
+ */
 export class BlogReference {
   private constructor(readonly lab: Lab) {}
-  commands: string[] = [];
+  readonly iface = "wg0";
+  readonly tunnel4 = "10.253.0.2";
+  readonly commands = [
+    "route add default dev wg0 src 10.253.0.2 table 10086",
+    "route add throw 192.168.0.0/16 table 10086",
+    "route add throw 172.16.0.0/12 table 10086",
+    "route add throw 10.0.0.0/8 table 10086",
+    "rule add ipproto tcp table 10086",
+  ];
   rulePriority = 0;
 
-  static async create(tag: string, spec: SpecView): Promise<BlogReference> {
+  static async create(tag: string): Promise<BlogReference> {
     const lab = await Lab.create({ tag, host: "manual" });
     const ref = new BlogReference(lab);
     try {
       const keyFile = join(lab.keyDir, "wg0.key");
       await writeKeyFile(keyFile);
-      const iface = spec.iface;
       const wg = await lab.startHostWireguard(
         [
-          "[NetDev]", `Name=${iface}`, "Kind=wireguard",
+          "[NetDev]", "Name=wg0", "Kind=wireguard",
           "[WireGuard]", `PrivateKeyFile=${keyFile}`,
           "[WireGuardPeer]", `PublicKey=${lab.peerPublicKey}`, `Endpoint=${ADDR.peerInet4}:${ADDR.peerPort}`,
           "AllowedIPs=0.0.0.0/0",
         ].join("\n"),
       );
-      const tunnel4 = (spec.addresses.find((a) => !a.includes(":")) ?? "10.253.0.2/32").split("/")[0]!;
-      await lab.admitHost(wg.publicKey, [`${tunnel4}/32`]);
-      await lab.ip("H", ["address", "add", `${tunnel4}/32`, "dev", iface]);
-      await lab.ip("H", ["link", "set", iface, "up"]);
-      // The blog's final script, verbatim apart from the tunnel address and table of this spec.
-      const t = String(spec.table);
-      ref.commands = [
-        `route add default dev ${iface} src ${tunnel4} table ${t}`,
-        `route add throw 192.168.0.0/16 table ${t}`,
-        `route add throw 172.16.0.0/12 table ${t}`,
-        `route add throw 10.0.0.0/8 table ${t}`,
-        `rule add ipproto tcp table ${t}`,
-      ];
+      await lab.admitHost(wg.publicKey, [`${ref.tunnel4}/32`]);
+      await lab.ip("H", ["address", "add", `${ref.tunnel4}/32`, "dev", "wg0"]);
+      await lab.ip("H", ["link", "set", "wg0", "up"]);
       for (const c of ref.commands) await lab.ip("H", c.split(" "));
-      const rule = (await lab.rules()).find((r) => r.table === t);
+      const rule = (await lab.rules()).find((r) => r.table === "10086");
       ref.rulePriority = rule?.priority ?? -1;
     } catch (err) {
       await lab.destroy();
@@ -619,7 +628,7 @@ export async function compareWithBlog(ours: SplitCase, blog: BlogReference): Pro
   const spec = ours.spec;
   const [oursRows, blogRows] = await Promise.all([
     verdictRows(ours.lab, spec, (p) => expectedVerdict(spec, p)),
-    verdictRows(blog.lab, spec, (p) => blogVerdict(spec, p)),
+    verdictRows(blog.lab, spec, (p) => blogVerdict(BLOG_VIEW, p), blog.iface),
   ]);
   const problems: string[] = [];
   const badOurs = oursRows.filter((r) => r.kernel.verdict !== r.expected);
@@ -642,7 +651,7 @@ export async function compareWithBlog(ours: SplitCase, blog: BlogReference): Pro
     problems.push(`our rule priorities ${ourPriorities.join(",")} are not the spec's ${wantPriority}`);
   }
   // The blog host's real traffic: TCP through the tunnel, UDP and IPv6 direct.
-  const tunnel4 = (spec.addresses.find((a) => !a.includes(":")) ?? "10.253.0.2/32").split("/")[0];
+  const tunnel4 = blog.tunnel4;
   let traffic: TrafficRow[] = [];
   try {
     traffic = await trafficRows(blog.lab, [
