@@ -417,7 +417,9 @@ export class SplitCase {
     // networkd (up to 256) does not apply a changed .netdev on reload: the user recreates the
     // tunnel. Here wireguard-go stands in for it, so the lab recreates that.
     const newNetdev = await this.wireguardNetdev();
-    this.netdevRecreated = newNetdev !== undefined && newNetdev !== oldNetdev;
+    // Compare what the files say, not their text: the header comment carries the spec's hash.
+    const meaning = (text: string | undefined) => (text === undefined ? "" : JSON.stringify(parseUnitFile(text)));
+    this.netdevRecreated = newNetdev !== undefined && meaning(newNetdev) !== meaning(oldNetdev);
     if (this.netdevRecreated) await this.lab.startHostWireguard(newNetdev!);
     await this.lab.waitConfigured(await this.links());
     await this.waitKernelMatchesPlan(oldPlan.tables);

@@ -134,7 +134,7 @@ for (const name of examples) {
     assert.ok(toServer.length > 0);
     for (const x of toServer) assert.equal(x.result.saw, ADDR.hostLan4, `${x.label}: the newly excluded internet server should be reached directly`);
     say([
-      `reload: table ${old.table} → ${newTable}, priority ${old.priority} → ${newPriority}, +exclude 203.0.113.0/24; applied in ${r.reloadMs} ms${ours.netdevRecreated ? " (the .netdev changed: tunnel recreated)" : ""}`,
+      `reload: table ${old.table} → ${newTable}, priority ${old.priority ?? "default"} → ${newPriority}, +exclude 203.0.113.0/24; applied in ${r.reloadMs} ms${ours.netdevRecreated ? " (the .netdev changed: tunnel recreated)" : ""}`,
       ...r.after.rules.map((x) => `  rule  ${x}`),
     ]);
     console.log(
