@@ -5,7 +5,7 @@
 import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { CommandError } from "./command-error.js";
-import { parseAddress, parsePrefix, type Family, type Prefix } from "./prefix.js";
+import { formatAddress, parseAddress, parsePrefix, type Family, type Prefix } from "./prefix.js";
 import { TABLE_IDS, type Range, type Route, type RouteType, type Rule, type RuleAction, type RoutingState } from "./route-model.js";
 
 /** A problem reading or understanding the host's state; `where` names the file or command. */
@@ -65,7 +65,12 @@ export function ruleFromIp(entry: Json, family: Family, where: string): Rule {
   let action: RuleAction;
   if (entry.goto !== undefined) action = { kind: "goto", priority: Number(entry.goto) };
   else if ("nop" in entry) action = { kind: "nop" };
-  else if (entry.action === "blackhole" || entry.action === "unreachable" || entry.action === "prohibit") action = { kind: entry.action };
+  else if (entry.action !== undefined) {
+    // By name, or by the number `ip -N` prints (FR_ACT_* in linux/fib_rules.h).
+    const kind = ({ "6": "blackhole", "7": "unreachable", "8": "prohibit" } as Record<string, string>)[String(entry.action)] ?? String(entry.action);
+    if (kind !== "blackhole" && kind !== "unreachable" && kind !== "prohibit") return fail(`action "${entry.action}" is not modelled`);
+    action = { kind };
+  }
   else {
     const table = parseTable(String(entry.table ?? "")) ?? fail(`table ${JSON.stringify(entry.table)} is a name from this machine's rt_tables; dump numeric tables instead: ip -N -j rule`);
     action = typeof entry.suppress_prefixlen === "number" ? { kind: "lookup", table, suppressPrefixLength: entry.suppress_prefixlen } : { kind: "lookup", table };
@@ -229,4 +234,38 @@ export async function readStateFiles(rulesPath: string, routesPath: string): Pro
 export function addressOf(text: string): { family: Family; value: bigint } | undefined {
   const parsed = parseAddress(text);
   return parsed.ok ? parsed.value : undefined;
+}
+
+/** A link as `ip -j address show` reports it. */
+export interface LinkInfo {
+  readonly name: string;
+  readonly up: boolean;
+  /** "10.253.0.2/32", canonical. */
+  readonly addresses: readonly string[];
+}
+
+export async function readLinks(ip: IpRunner = localIp): Promise<Map<string, LinkInfo>> {
+  const links = JSON.parse(await ip(["-j", "address", "show"])) as { ifname: string; flags?: string[]; addr_info?: { local: string; prefixlen: number }[] }[];
+  return new Map(
+    links.map((link) => [
+      link.ifname,
+      {
+        name: link.ifname,
+        up: (link.flags ?? []).includes("UP"),
+        addresses: (link.addr_info ?? []).map((a) => {
+          const parsed = parseAddress(a.local);
+          return `${parsed.ok ? formatAddress(parsed.value.family, parsed.value.value) : a.local}/${a.prefixlen}`;
+        }),
+      },
+    ]),
+  );
+}
+
+/** A sysctl value of this network namespace (/proc/sys follows the reader's namespace), or undefined. Segments, since interface names may hold dots. */
+export async function readSysctl(...segments: string[]): Promise<string | undefined> {
+  try {
+    return (await readFile(`/proc/sys/${segments.join("/")}`, "utf8")).trim();
+  } catch {
+    return undefined;
+  }
 }

@@ -25,6 +25,8 @@ export interface PlannedRouting {
   readonly addressRoutes: readonly Route[];
   /** Each planned link with its addresses, as "10.253.0.2/32". */
   readonly links: readonly { readonly name: string; readonly addresses: readonly string[] }[];
+  /** The link whose .network carries each rule and route (what `networkctl reconfigure` re-applies). */
+  readonly linkOf: ReadonlyMap<Rule | Route, string>;
 }
 
 // Keys that do not change which route or rule a packet gets.
@@ -146,6 +148,7 @@ export function plannedRouting(plan: Plan): PlannedRouting {
   const routes: Route[] = [];
   const addressed: Route[] = [];
   const links: { name: string; addresses: string[] }[] = [];
+  const linkOf = new Map<Rule | Route, string>();
   for (const unit of plan.units) {
     if (unit.kind !== "network") continue;
     const match = unit.sections.find((s) => s.name === "Match");
@@ -155,12 +158,20 @@ export function plannedRouting(plan: Plan): PlannedRouting {
     const addresses: string[] = [];
     unit.sections.forEach((section, index) => {
       const where = `${unit.fileName}: [${section.name}] #${index + 1}`;
-      if (section.name === "RoutingPolicyRule") rules.push(...rulesOf(section, where));
-      else if (section.name === "Route") routes.push(routeOf(section, dev, where));
+      if (section.name === "RoutingPolicyRule") {
+        for (const rule of rulesOf(section, where)) {
+          rules.push(rule);
+          linkOf.set(rule, dev);
+        }
+      } else if (section.name === "Route") {
+        const route = routeOf(section, dev, where);
+        routes.push(route);
+        linkOf.set(route, dev);
+      }
       else if (section.name === "Network" || section.name === "Address") addresses.push(...values(section, "Address"));
     });
     links.push({ name: dev, addresses });
     addressed.push(...addresses.flatMap((a) => addressRoutes(a, dev)));
   }
-  return { rules, routes, addressRoutes: addressed, links };
+  return { rules, routes, addressRoutes: addressed, links, linkOf };
 }

@@ -204,17 +204,18 @@ test("IPv4 0.0.0.0 is this host before any rule, as the kernel answers", () => {
 
 test("ip -j rule entries: selectors, actions, not, detached interfaces, numeric output (ip -N)", () => {
   const rules = rulesFromText(
-    `[{"priority":0,"src":"all","table":"local"},{"priority":100,"src":"all","fwmark":"0x10","fwmask":"0xff","uid_start":1000,"uid_end":2000,"ipproto":"tcp","dport":443,"table":"7"},{"priority":101,"not":null,"src":"10.0.0.0","srclen":8,"dst":"1.2.3.0","dstlen":24,"iif":"lo","oif":"d0","oif_detached":null,"sport_start":1000,"sport_end":2000,"table":"main","suppress_prefixlen":0},{"priority":102,"src":"all","goto":200,"unresolved":null},{"priority":103,"src":"all","action":"blackhole"},{"priority":104,"src":"all","nop":null},{"priority":109,"src":"all","ipproto":"ipproto-200","table":"8"}]
+    `[{"priority":0,"src":"all","table":"local"},{"priority":100,"src":"all","fwmark":"0x10","fwmask":"0xff","uid_start":1000,"uid_end":2000,"ipproto":"tcp","dport":443,"table":"7"},{"priority":101,"not":null,"src":"10.0.0.0","srclen":8,"dst":"1.2.3.0","dstlen":24,"iif":"lo","oif":"d0","oif_detached":null,"sport_start":1000,"sport_end":2000,"table":"main","suppress_prefixlen":0},{"priority":102,"src":"all","goto":200,"unresolved":null},{"priority":103,"src":"all","action":"blackhole"},{"priority":104,"src":"all","nop":null},{"priority":109,"src":"all","ipproto":"ipproto-200","table":"8"},{"priority":5250,"src":"all","fwmark":"0x80000","fwmask":"0xff0000","action":"7"}]
 [{"priority":0,"src":"all","table":"255"},{"priority":5,"src":"all","ipproto":"ipproto-6","table":"52"}]`,
     "rules.json",
   );
   const json = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === "bigint" ? v.toString() : v));
-  assert.is(rules.length, 9);
+  assert.is(rules.length, 10);
   assert.equal(rules[1], { family: 4, priority: 100, action: { kind: "lookup", table: 7 }, origin: "host", fwmark: { value: 16, mask: 255 }, uid: { start: 1000, end: 2000 }, ipproto: 6, dport: { start: 443, end: 443 } });
   assert.is(json(rules[2]), json({ family: 4, priority: 101, action: { kind: "lookup", table: 254, suppressPrefixLength: 0 }, origin: "host", invert: true, from: prefix("10.0.0.0/8"), to: prefix("1.2.3.0/24"), iif: "lo", oif: "d0 (detached)", sport: { start: 1000, end: 2000 } }));
   assert.equal(rules.slice(3, 7).map((r) => r.action), [{ kind: "goto", priority: 200 }, { kind: "blackhole" }, { kind: "nop" }, { kind: "lookup", table: 8 }]);
   assert.is(rules[6]!.ipproto, 200);
-  assert.equal(rules.slice(7).map((r) => [r.family, r.priority, r.ipproto]), [[6, 0, undefined], [6, 5, 6]]);
+  assert.equal(rules[7]!.action, { kind: "unreachable" }, "ip -N prints actions as numbers");
+  assert.equal(rules.slice(8).map((r) => [r.family, r.priority, r.ipproto]), [[6, 0, undefined], [6, 5, 6]]);
 });
 
 test("ip -j route entries: types by name and number, default, host routes, metrics, family from the entry", () => {

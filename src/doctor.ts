@@ -1,0 +1,330 @@
+// `gen-networkd doctor`: does this host do what the spec says? Each check reads
+// the live state (rules, tables, links, sysctls, WireGuard, the files in DIR),
+// compares it with the plan, and on failure names one concrete fix.
+
+import { execFile } from "node:child_process";
+import { stat } from "node:fs/promises";
+import { CommandError } from "./command-error.js";
+import { ruleText, simulationState } from "./explain.js";
+import { generate } from "./generate.js";
+import { localIp, readLinks, readLiveState, readSysctl, type LinkInfo } from "./host-state.js";
+import { INSTALL_HINT, keyFileWarnings } from "./keyfile.js";
+import { plannedRouting, type PlannedRouting } from "./plan-routing.js";
+import { formatPrefix, parseAddress } from "./prefix.js";
+import { decide, TABLE_IDS, tableName, type Flow, type Route, type Rule, type RoutingState } from "./route-model.js";
+import { columns, painter } from "./terminal.js";
+import type { Spec } from "./spec.js";
+import { diffAgainstDisk, pathOf, type OutputFile } from "./write.js";
+
+export interface Check {
+  readonly id: string;
+  readonly status: "pass" | "fail" | "skip";
+  /** One line: what was found. */
+  readonly summary: string;
+  /** The evidence, one item per line. */
+  readonly details: readonly string[];
+  /** On failure: one concrete fix, a command or a spec change. */
+  readonly fix?: string;
+}
+
+export interface DoctorOptions {
+  readonly output: string;
+  readonly confDir?: string;
+  readonly prefix: string;
+  readonly json?: boolean;
+}
+
+/** The live host, as doctor reads it; replaceable for tests. */
+export interface LiveHost {
+  readonly state: RoutingState;
+  readonly links: ReadonlyMap<string, LinkInfo>;
+  sysctl(...segments: string[]): Promise<string | undefined>;
+  /** `wg show IFACE dump`, or undefined when wg is not installed. */
+  wireguardDump(iface: string): Promise<string | undefined>;
+  readonly now: number;
+}
+
+const TAILSCALE = { link: "tailscale0", table: 52, first: 5210, last: 5270 } as const;
+/** WireGuard rejects a session older than this (REJECT_AFTER_TIME); a live peer with keepalive renews well before. */
+const HANDSHAKE_MAX_AGE_S = 180;
+
+export async function readLiveHost(): Promise<LiveHost> {
+  const [state, links] = await Promise.all([readLiveState(localIp), readLinks(localIp)]);
+  return {
+    state,
+    links,
+    sysctl: readSysctl,
+    wireguardDump: (iface) =>
+      new Promise((resolve, reject) =>
+        execFile("wg", ["show", iface, "dump"], { encoding: "utf8" }, (error, stdout, stderr) => {
+          if (!error) resolve(stdout);
+          else if ((error as NodeJS.ErrnoException).code === "ENOENT") resolve(undefined);
+          else reject(new Error((stderr || error.message).trim().split("\n")[0]));
+        }),
+      ),
+    now: Date.now(),
+  };
+}
+
+const pass = (id: string, summary: string, details: string[] = []): Check => ({ id, status: "pass", summary, details });
+const skip = (id: string, summary: string): Check => ({ id, status: "skip", summary, details: [] });
+const fail = (id: string, summary: string, details: string[], fix: string): Check => ({ id, status: "fail", summary, details, fix });
+
+const familyName = (family: 4 | 6) => (family === 4 ? "ipv4" : "ipv6");
+const ruleKey = (rule: Rule) => `${familyName(rule.family)} ${rule.priority}: ${ruleText(rule)}`;
+const routeKey = (route: Route) =>
+  `${familyName(route.family)} table ${tableName(route.table)}: ${route.type === "unicast" ? "" : `${route.type} `}${formatPrefix(route.dst)}${route.type === "unicast" && route.dev ? ` dev ${route.dev}` : ""} metric ${route.metric}`;
+const ruleDelete = (rule: Rule) => `ip -${rule.family} rule del priority ${rule.priority} ${ruleText(rule)}`;
+const reconfigure = (links: Iterable<string>) => `networkctl reconfigure ${[...new Set(links)].sort().join(" ")}`;
+
+/** Tables the plan owns outright (every route in them is ours). */
+function ownTables(planned: PlannedRouting): Set<number> {
+  const reserved = new Set<number>([TABLE_IDS.main!, TABLE_IDS.local!, TABLE_IDS.default!]);
+  return new Set([...planned.routes.map((r) => r.table), ...planned.rules.flatMap((r) => (r.action.kind === "lookup" ? [r.action.table] : []))].filter((t) => !reserved.has(t)));
+}
+
+async function checkFiles(specPath: string, files: readonly OutputFile[], identity: string, applyCommand: string): Promise<Check[]> {
+  const changes = await diffAgainstDisk(files, identity);
+  const problems = [
+    ...changes.create.map((f) => `missing: ${pathOf(f)}`),
+    ...changes.update.map((f) => `stale: ${pathOf(f)} (${specPath} changed since it was generated)`),
+    ...changes.foreign.map((f) => `not ours: ${pathOf(f)} (no gen-networkd mark for this tunnel)`),
+    ...changes.stale.map((f) => `left over: ${f.path} (no longer in the spec)`),
+  ];
+  const present = [...changes.unchanged, ...changes.update].map(pathOf);
+  const badModes: string[] = [];
+  for (const path of present) {
+    const mode = (await stat(path)).mode & 0o777;
+    if (mode !== 0o644) badModes.push(`${path} has mode ${mode.toString(8).padStart(4, "0")}`);
+  }
+  return [
+    problems.length === 0
+      ? pass("files", `${files.length} generated files present, ours and current`)
+      : fail("files", `${problems.length} of the generated files are not what ${specPath} generates`, problems, changes.foreign.length ? `${applyCommand} --force (after checking the files not ours)` : applyCommand),
+    badModes.length === 0
+      ? pass("file-modes", `generated files have mode 0644`)
+      : fail("file-modes", `${badModes.length} generated files have the wrong mode (networkd must read them; they hold no secrets)`, badModes, `chmod 0644 ${badModes.map((b) => b.split(" ")[0]).join(" ")}`),
+  ];
+}
+
+async function checkKeys(spec: Spec, specPath: string): Promise<Check> {
+  if (!spec.tunnel.manage) return skip("key-file", "the tunnel is not managed by networkd (manage = false): no key file to check");
+  const paths = [spec.tunnel.private_key_file!, ...(spec.tunnel.peers ?? []).flatMap((p) => (p.preshared_key_file ? [p.preshared_key_file] : []))];
+  const details: string[] = [];
+  let fix: string | undefined;
+  for (const path of paths) {
+    try {
+      await stat(path);
+    } catch {
+      details.push(`${path} does not exist`);
+      fix ??= INSTALL_HINT(path);
+      continue;
+    }
+    for (const warning of await keyFileWarnings(path, specPath)) {
+      details.push(warning.replace(`${specPath}: `, ""));
+      fix ??= /world-readable/.test(warning) ? `chmod 0640 ${path}` : INSTALL_HINT(path);
+    }
+  }
+  return fix === undefined ? pass("key-file", `${paths.join(", ")}: readable by networkd, not by everyone`) : fail("key-file", "a key file networkd needs is missing, unreadable to it, or world-readable", details, fix);
+}
+
+function checkLinks(spec: Spec, planned: PlannedRouting, live: LiveHost): Check {
+  const details: string[] = [];
+  let fix: string | undefined;
+  for (const link of planned.links) {
+    const info = live.links.get(link.name);
+    if (!info) {
+      details.push(`${link.name} does not exist`);
+      fix ??= link.name === spec.tunnel.interface && !spec.tunnel.manage ? `bring your tunnel ${link.name} up (e.g. wg-quick up ${link.name}), then networkctl reconfigure ${link.name}` : "networkctl reload";
+      continue;
+    }
+    if (!info.up) {
+      details.push(`${link.name} is down`);
+      fix ??= `networkctl up ${link.name} && networkctl reconfigure ${link.name}`;
+    }
+    const missing = link.addresses.filter((a) => !info.addresses.includes(a));
+    if (missing.length) {
+      details.push(`${link.name} lacks ${missing.join(", ")}`);
+      fix ??= `networkctl reconfigure ${link.name}`;
+    }
+  }
+  const names = planned.links.map((l) => l.name).join(", ");
+  return fix === undefined ? pass("links", `${names} up with their addresses`) : fail("links", `a planned link is missing, down or without its addresses`, details, fix);
+}
+
+function checkRules(planned: PlannedRouting, live: LiveHost): Check {
+  const liveKeys = new Set(live.state.rules.map(ruleKey));
+  const plannedKeys = new Set(planned.rules.map(ruleKey));
+  const missing = planned.rules.filter((r) => !liveKeys.has(ruleKey(r)));
+  const tables = ownTables(planned);
+  const priorities = new Set(planned.rules.map((r) => `${r.family} ${r.priority}`));
+  const strays = live.state.rules.filter(
+    (r) => !plannedKeys.has(ruleKey(r)) && ((r.action.kind === "lookup" && tables.has(r.action.table)) || priorities.has(`${r.family} ${r.priority}`)),
+  );
+  if (missing.length === 0 && strays.length === 0) return pass("rules", `all ${planned.rules.length} planned rules present, nothing else uses our table or priorities`);
+  const details = [...missing.map((r) => `missing: ${ruleKey(r)}`), ...strays.map((r) => `not planned: ${ruleKey(r)}`)];
+  const fix = missing.length ? reconfigure(missing.map((r) => planned.linkOf.get(r)!)) : ruleDelete(strays[0]!);
+  return fail("rules", `${missing.length} planned rules missing, ${strays.length} unplanned rules on our table or priorities`, details, fix);
+}
+
+function checkTables(planned: PlannedRouting, live: LiveHost): Check {
+  const tables = ownTables(planned);
+  const liveKeys = new Set(live.state.routes.map(routeKey));
+  const plannedKeys = new Set(planned.routes.map(routeKey));
+  const missing = planned.routes.filter((r) => !liveKeys.has(routeKey(r)));
+  const extra = live.state.routes.filter((r) => tables.has(r.table) && !plannedKeys.has(routeKey(r)));
+  const names = [...tables].map(tableName).join(", ");
+  if (missing.length === 0 && extra.length === 0) return pass("tables", `table ${names} holds exactly the ${planned.routes.length} planned routes`);
+  const details = [...missing.map((r) => `missing: ${routeKey(r)}`), ...extra.map((r) => `not planned: ${routeKey(r)}`)];
+  const fix = reconfigure(missing.length ? missing.map((r) => planned.linkOf.get(r)!) : planned.links.map((l) => l.name));
+  return fail("tables", `${missing.length} planned routes missing, ${extra.length} unplanned routes in table ${names}`, details, fix);
+}
+
+/** Flows the plan sends into the tunnel: a public address per family, for each kind of captured flow. */
+function capturedFlows(planned: PlannedRouting, state: RoutingState, tunnel: string): Flow[] {
+  const flows: Flow[] = [];
+  const candidates = ["203.0.113.9", "2001:db8::1", ...planned.routes.filter((r) => r.type === "unicast" && r.dev === tunnel && r.dst.length > 0).map((r) => formatPrefix(r.dst).replace(/\/.*/, ""))];
+  for (const rule of planned.rules) {
+    if (rule.action.kind !== "lookup" || !ownTables(planned).has(rule.action.table)) continue;
+    for (const text of candidates) {
+      const address = parseAddress(text);
+      if (!address.ok || address.value.family !== rule.family) continue;
+      const flow: Flow = { family: rule.family, dst: address.value.value, src: 0n, proto: rule.ipproto ?? 6, sport: 0, dport: rule.dport?.start ?? 443, uid: rule.uid?.start ?? 0, mark: 0, iif: "lo" };
+      const expected = decide(state, flow);
+      if (expected.kind === "route" && expected.route.dev === tunnel) {
+        flows.push(flow);
+        break;
+      }
+    }
+  }
+  return flows;
+}
+
+function checkShadowing(spec: Spec, planned: PlannedRouting, live: LiveHost): Check {
+  const expectedState = simulationState(planned, live.state);
+  const plannedKeys = new Set(planned.rules.map(ruleKey));
+  const flows = capturedFlows(planned, expectedState, spec.tunnel.interface);
+  const shadows: { flow: Flow; rule: Rule; ours: number }[] = [];
+  for (const flow of flows) {
+    const expected = decide(expectedState, flow);
+    const actual = decide(live.state, flow);
+    if (actual.rule && expected.rule && !plannedKeys.has(ruleKey(actual.rule)) && actual.rule.priority < expected.rule.priority) {
+      shadows.push({ flow, rule: actual.rule, ours: expected.rule.priority });
+    }
+  }
+  if (flows.length === 0) return skip("shadowing", "the plan sends no probe flow into the tunnel to check");
+  if (shadows.length === 0) return pass("shadowing", `no earlier rule takes captured flows before ours (${flows.length} probe${flows.length === 1 ? "" : "s"})`);
+  const details = shadows.map(({ flow, rule, ours }) => `${flow.proto === 17 ? "udp" : flow.proto === 6 ? "tcp" : `proto ${flow.proto}`} IPv${flow.family} flows are decided by ${ruleKey(rule)} before ours (${ours})`);
+  return fail("shadowing", `${shadows.length} of ${flows.length} probe flows never reach our rules`, details, `${ruleDelete(shadows[0]!.rule)} (or move it after ${shadows[0]!.ours})`);
+}
+
+function checkTailscale(planned: PlannedRouting, live: LiveHost): Check {
+  const theirs = live.state.rules.filter((r) => (r.action.kind === "lookup" && r.action.table === TAILSCALE.table) || (r.priority >= TAILSCALE.first && r.priority <= TAILSCALE.last));
+  const present = live.links.has(TAILSCALE.link) || theirs.length > 0 || live.state.routes.some((r) => r.table === TAILSCALE.table);
+  if (!present) return skip("tailscale", `tailscale not found (no ${TAILSCALE.link}, no table ${TAILSCALE.table})`);
+  const lookups = theirs.filter((r) => r.action.kind === "lookup" && r.action.table === TAILSCALE.table);
+  const families = [...new Set(planned.rules.map((r) => r.family))];
+  const missing = families.filter((f) => !lookups.some((r) => r.family === f));
+  if (missing.length) {
+    return fail("tailscale", `tailscale is here but its rules are gone`, missing.map((f) => `no IPv${f} rule looks up table ${TAILSCALE.table}: tailnet traffic follows our rules and main instead`), "systemctl restart tailscaled (it re-adds its rules)");
+  }
+  const tables = ownTables(planned);
+  const plannedKeys = new Set(planned.rules.map(ruleKey));
+  const last = (family: 4 | 6) => Math.max(...theirs.filter((r) => r.family === family).map((r) => r.priority));
+  const early = live.state.rules.filter(
+    (r) => ((r.action.kind === "lookup" && tables.has(r.action.table)) || plannedKeys.has(ruleKey(r))) && r.priority <= last(r.family),
+  );
+  if (early.length) {
+    return fail("tailscale", `rules of ours come before tailscale's, so tailnet traffic could enter the tunnel`, early.map((r) => `${ruleKey(r)} precedes tailscale's rule ${last(r.family)}`), ruleDelete(early[0]!));
+  }
+  return pass("tailscale", `tailscale's rules present (up to ${Math.max(...lookups.map((r) => r.priority))}) and before ours`);
+}
+
+async function checkReversePath(spec: Spec, live: LiveHost): Promise<Check> {
+  const iface = spec.tunnel.interface;
+  const all = Number(await live.sysctl("net", "ipv4", "conf", "all", "rp_filter"));
+  const own = Number((await live.sysctl("net", "ipv4", "conf", iface, "rp_filter")) ?? (await live.sysctl("net", "ipv4", "conf", "default", "rp_filter")));
+  // The kernel uses the larger of conf/all and conf/IFACE.
+  const effective = Math.max(Number.isNaN(all) ? 0 : all, Number.isNaN(own) ? 0 : own);
+  if (effective !== 1) return pass("rp-filter", `reverse-path filter on ${iface}: ${effective === 2 ? "loose" : "off"} (${effective})`);
+  return fail(
+    "rp-filter",
+    `strict reverse-path filtering on ${iface} drops tunnel replies (the way back to their sources is main's, not ${iface})`,
+    [`net.ipv4.conf.all.rp_filter=${all}, net.ipv4.conf.${iface}.rp_filter=${own}`],
+    `sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.${iface}.rp_filter=2 (and the same in /etc/sysctl.d/ to keep it)`,
+  );
+}
+
+async function checkHandshake(spec: Spec, live: LiveHost): Promise<Check> {
+  const iface = spec.tunnel.interface;
+  if (!live.links.has(iface)) return skip("handshake", `${iface} does not exist (see links)`);
+  let dump: string | undefined;
+  try {
+    dump = await live.wireguardDump(iface);
+  } catch (error) {
+    return skip("handshake", `wg show ${iface}: ${(error as Error).message}`);
+  }
+  if (dump === undefined) return skip("handshake", "wg is not installed (wireguard-tools)");
+  const peers = dump.trim().split("\n").slice(1).map((line) => line.split("\t"));
+  const details: string[] = [];
+  let recent = 0;
+  for (const [publicKey, , endpoint, , latest, , , keepalive] of peers) {
+    const age = Math.round(live.now / 1000 - Number(latest));
+    const name = `peer ${publicKey!.slice(0, 8)}… (${endpoint})`;
+    if (Number(latest) !== 0 && age <= HANDSHAKE_MAX_AGE_S) recent++;
+    // Without keepalive an idle peer has no reason to shake hands: only a silent keepalive peer is a problem.
+    else if (keepalive !== "off") details.push(Number(latest) === 0 ? `${name}: no handshake yet` : `${name}: last handshake ${age} s ago`);
+  }
+  const idle = peers.length - recent - details.length;
+  if (details.length === 0) return pass("handshake", `${recent} of ${peers.length} peers with a recent handshake${idle ? `, ${idle} idle without keepalive` : ""}`);
+  return fail("handshake", `WireGuard peers without a recent handshake`, details, `check that the endpoint is reachable over UDP and that the peer has this host's public key (wg show ${iface})`);
+}
+
+/** Every check of SPEC against the live host, in a fixed order. */
+export async function doctorChecks(specPath: string, options: DoctorOptions, live: LiveHost): Promise<Check[]> {
+  const { spec, plan, files } = await generate(specPath, { outputDir: options.output, confDir: options.confDir, prefix: options.prefix });
+  const planned = plannedRouting(plan);
+  const flags = [options.prefix !== "50" ? `--prefix ${options.prefix}` : "", options.confDir ? `--conf-dir ${options.confDir}` : ""].filter(Boolean).join(" ");
+  const applyCommand = `gen-networkd apply ${specPath} -o ${options.output}${flags ? ` ${flags}` : ""}`;
+  return [
+    ...(await checkFiles(specPath, files, plan.identity, applyCommand)),
+    await checkKeys(spec, specPath),
+    checkLinks(spec, planned, live),
+    checkRules(planned, live),
+    checkTables(planned, live),
+    checkShadowing(spec, planned, live),
+    checkTailscale(planned, live),
+    await checkReversePath(spec, live),
+    await checkHandshake(spec, live),
+  ];
+}
+
+/** Prints the checklist (or JSON); returns the exit code: 0 all passed, 1 otherwise. */
+export function printChecks(checks: readonly Check[], json: boolean, stream: NodeJS.WriteStream = process.stdout): number {
+  const failed = checks.filter((c) => c.status === "fail").length;
+  if (json) {
+    stream.write(`${JSON.stringify({ ok: failed === 0, checks }, null, 2)}\n`);
+    return failed === 0 ? 0 : 1;
+  }
+  const paint = painter(stream);
+  const word = { pass: paint("green", "ok"), fail: paint("red", "FAIL"), skip: paint("dim", "skip") };
+  const aligned = columns(checks.map((check) => [word[check.status], check.id, check.summary]));
+  const lines: string[] = [];
+  checks.forEach((check, index) => {
+    lines.push(aligned[index]!);
+    if (check.status === "fail") lines.push(...check.details.map((d) => `      ${d}`), `      ${paint("bold", `fix: ${check.fix}`)}`);
+  });
+  lines.push(failed === 0 ? paint("green", `all ${checks.filter((c) => c.status === "pass").length} checks passed`) : paint("red", `${failed} of ${checks.length} checks failed`));
+  stream.write(`${lines.join("\n")}\n`);
+  return failed === 0 ? 0 : 1;
+}
+
+export async function runDoctor(specPath: string, options: DoctorOptions): Promise<number> {
+  let live: LiveHost;
+  try {
+    live = await readLiveHost();
+  } catch (error) {
+    throw new CommandError(`doctor: cannot read this host's state: ${(error as Error).message}; doctor runs on the host the spec is for (as root for the key file checks)`, 1);
+  }
+  return printChecks(await doctorChecks(specPath, options, live), options.json ?? false);
+}
