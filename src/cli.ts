@@ -7,6 +7,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { readFileSync } from "node:fs";
 import { InvalidSpecError, OUTPUT_FORMATS, generate, type OutputFormat } from "./generate.js";
 import { CommandError as OperateError } from "./command-error.js";
+import { runApply, type ApplyOptions } from "./apply.js";
+import { runDoctor, type DoctorOptions } from "./doctor.js";
 import { runExplain, type ExplainOptions } from "./explain.js";
 import { keyFileWarnings } from "./keyfile.js";
 import { SpecSyntaxError } from "./load.js";
@@ -117,8 +119,8 @@ Exit codes: 0 ok, 1 invalid spec or --check drift, 2 usage, 3 refused write.`,
     .argument("<spec>", "split-tunnel spec, .toml or .json")
     .argument("[flow...]", "[PROTO:]ADDR[:PORT] (IPv6 with a port in brackets), optionally followed by uid=N, mark=N, sport=N, from=ADDR, forwarded")
     .option("--json", "one JSON object per flow (dst, proto, verdict, interface, table, rule_priority, steps, assumes)")
-    .option("--rules <file>", "the host's rules as `ip -4 -j rule; ip -6 -j rule` prints them (with --routes)")
-    .option("--routes <file>", "the host's routes as `ip -j route show table all` prints them (with --rules)")
+    .option("--rules <file>", "the host's rules: `{ ip -4 -N -j rule; ip -6 -N -j rule; } > FILE` (with --routes)")
+    .option("--routes <file>", "the host's routes: `ip -N -j route show table all > FILE` (with --rules)")
     .option("--offline", "ignore this machine's tables; assume a host whose main table holds only a default route")
     .addHelpText(
       "after",
@@ -132,6 +134,49 @@ Without --rules/--routes it reads this machine's tables (ip -j rule, ip -j route
     )
     .action(async (specPath: string, flows: string[], flags: ExplainOptions) => {
       process.exitCode = await runExplain(specPath, flows, flags);
+    });
+
+  program
+    .command("doctor")
+    .description("check this host against SPEC: files, key, links, rules, tables, shadowing, tailscale, rp_filter, handshakes")
+    .argument("<spec>", "split-tunnel spec, .toml or .json")
+    .option("-o, --output <dir>", "directory networkd reads the generated files from", "/etc/systemd/network")
+    .option("--conf-dir <dir>", "directory of the networkd.conf drop-in, if not the default")
+    .option("--prefix <NN>", "two-digit file name prefix the files were generated with", filePrefix, "50")
+    .option("--json", "the checks as JSON ({ ok, checks: [{ id, status, summary, details, fix }] })")
+    .addHelpText(
+      "after",
+      `
+Example:
+  sudo gen-networkd doctor /etc/gen-networkd/wg0.toml      # each failed check prints one fix
+
+Exit codes: 0 every check passed (or was skipped), 1 a check failed.`,
+    )
+    .action(async (specPath: string, flags: DoctorOptions) => {
+      process.exitCode = await runDoctor(specPath, flags);
+    });
+
+  program
+    .command("apply")
+    .description("write SPEC's files into DIR after showing the diff, reload networkd (recreating a changed tunnel), then run doctor")
+    .argument("<spec>", "split-tunnel spec, .toml or .json")
+    .requiredOption("-o, --output <dir>", "directory networkd reads, e.g. /etc/systemd/network")
+    .option("--conf-dir <dir>", "directory for the networkd.conf drop-in (default as for generate)")
+    .option("--prefix <NN>", "two-digit file name prefix that orders our files", filePrefix, "50")
+    .option("-y, --yes", "apply without asking (needed when there is no terminal)")
+    .option("--force", "overwrite files of ours' names that gen-networkd did not write")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  sudo gen-networkd apply /etc/gen-networkd/wg0.toml -o /etc/systemd/network
+  sudo gen-networkd apply wg0.toml -o /etc/systemd/network --yes     # from a script
+
+A changed .netdev needs its link recreated (networkctl delete, then reload): the tunnel drops for a moment.
+Exit codes: 0 applied and doctor passed, 1 doctor found a problem (or you declined), 3 refused (no terminal without --yes, or a file not ours).`,
+    )
+    .action(async (specPath: string, flags: ApplyOptions) => {
+      process.exitCode = await runApply(specPath, flags);
     });
 
   program
