@@ -9,8 +9,9 @@
 // so one bad list cannot flood the terminal.
 
 import { readFileSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { AddressSetBuilder, type AddressSet } from "./prefix.js";
+import { AddressSet, AddressSetBuilder } from "./prefix.js";
 
 export const MAX_REPORTED_PROBLEMS = 20;
 
@@ -84,4 +85,33 @@ export function describeProblems(fileName: string, list: PrefixList): string[] {
   const unreported = list.problemCount - list.problems.length;
   if (unreported > 0) lines.push(`${fileName}: ${unreported} more bad line${unreported === 1 ? "" : "s"} not shown`);
   return lines;
+}
+
+/**
+ * The union of the lists a spec names (paths relative to the spec's directory),
+ * or the problems, each under its spec path (e.g. "split.exclude_files[0]") and
+ * naming file and line, so that nothing is written when any line is bad.
+ */
+export function readListFiles(
+  paths: readonly string[],
+  baseDir: string,
+  specPath: string,
+): { set: AddressSet; problems: { path: string; message: string }[] } {
+  let set = AddressSet.EMPTY;
+  const problems: { path: string; message: string }[] = [];
+  paths.forEach((path, index) => {
+    const where = `${specPath}[${index}]`;
+    let list: PrefixList;
+    try {
+      list = readPrefixList(isAbsolute(path) ? path : join(baseDir, path));
+    } catch (error) {
+      const { code, message } = error as NodeJS.ErrnoException;
+      const why = code === "ENOENT" ? "no such file" : code === "Z_DATA_ERROR" ? "not gzip data (the name ends in .gz)" : (code ?? message);
+      problems.push({ path: where, message: `cannot read ${JSON.stringify(path)}: ${why}` });
+      return;
+    }
+    if (list.problemCount > 0) problems.push(...describeProblems(path, list).map((message) => ({ path: where, message })));
+    else set = set.union(list.set);
+  });
+  return { set, problems };
 }

@@ -523,6 +523,10 @@ export class AddressSet {
     return new AddressSet(difference(this.v4, other.v4), difference(this.v6, other.v6));
   }
 
+  isEmpty(): boolean {
+    return this.v4.starts.length === 0 && this.v6.starts.length === 0;
+  }
+
   /** The addresses of one family only. */
   only(family: Family): AddressSet {
     return family === 4 ? new AddressSet(this.v4, EMPTY_V6) : new AddressSet(EMPTY_V4, this.v6);
