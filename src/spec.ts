@@ -208,6 +208,12 @@ const numberOrRange = (what: string, min: number, max: number) => {
 
 const prefixItem = checkedString(excludeItemProblem).transform(canonicalPrefixItem);
 
+/** A prefix list file (format in src/prefix-list.ts), relative to the spec's directory; read after validation. */
+const listFiles = z
+  .array(checkedString((path) => (path === "" ? 'is empty; give the path of a prefix list file, relative to the spec, e.g. "lists/home-country.txt"' : undefined)))
+  .min(1, { error: "list at least one prefix list file, or omit the key" })
+  .optional();
+
 const splitSchema = z.strictObject({
   table: tableSchema.default(10086),
   priority: integer(1 + HELPER_RULE_COUNT, 32765, "a rule priority (before main at 32766)").default(10086),
@@ -220,6 +226,8 @@ const splitSchema = z.strictObject({
     .default(["tcp"]),
   include: z.array(prefixItem).optional(),
   exclude: z.array(prefixItem).default([LOCAL_SET]),
+  include_files: listFiles,
+  exclude_files: listFiles,
   sources: z.enum(["all", "local"], { error: (issue) => `${quote(issue.input)} is not a source selection; expected "all" (also forwarded traffic) or "local" (this host's own)` }).default("all"),
   users: z.array(numberOrRange("a uid", 0, 4294967294)).min(1, { error: "list at least one uid, or omit the key to capture every user" }).optional(),
   ports: z.array(numberOrRange("a port", 1, 65535)).min(1, { error: "list at least one port, or omit the key to capture every port" }).optional(),

@@ -106,7 +106,7 @@ const cases: Case[] = [
   ["bad ipv6 policy", (s) => (s.split.ipv6 = "tunel"), 'split.ipv6: "tunel" is not an IPv6 policy; expected "tunnel", "block" or "direct"'],
   ["ipv6 tunnel without v6 address", (s) => (s.split.ipv6 = "tunnel"), 'split.ipv6: "tunnel" needs an IPv6 address in tunnel.addresses; add one, or use "block" or "direct"'],
   ["typo in key", (s) => ((s.tunnel.adresses = s.tunnel.addresses), delete s.tunnel.addresses), ["tunnel.addresses: is required (expected array)", 'tunnel.adresses: unknown key; did you mean "addresses"? (known here: interface, addresses, manage, private_key_file, listen_port, mtu, peers, endpoints)']],
-  ["typo in split key", (s) => (s.split.exlude = []), 'split.exlude: unknown key; did you mean "exclude"? (known here: table, priority, protocols, include, exclude, sources, users, ports, killswitch, fwmark, anchor, ipv6, direct_connected)'],
+  ["typo in split key", (s) => (s.split.exlude = []), 'split.exlude: unknown key; did you mean "exclude"? (known here: table, priority, protocols, include, exclude, include_files, exclude_files, sources, users, ports, killswitch, fwmark, anchor, ipv6, direct_connected)'],
   ["unknown peer key", (s) => (s.tunnel.peers[0].keepalive = 25), 'tunnel.peers[0].keepalive: unknown key; did you mean "persistent_keepalive"? (known here: public_key, endpoint, allowed_ips, persistent_keepalive, preshared_key_file)'],
   ["wrong version", (s) => (s.version = 2), "version: 2 is not a spec version this gen-networkd reads; expected 1"],
   ["missing tunnel", (s) => delete s.tunnel, "tunnel: is required (expected object)"],
