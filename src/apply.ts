@@ -45,7 +45,17 @@ function netdevName(text: string): string | undefined {
  * changed .netdev to a link that exists, and never removes a link whose .netdev is gone.
  */
 export function linksToRecreate(changes: Changes): string[] {
-  const changed = [...changes.update, ...changes.foreign].filter((f) => f.fileName.endsWith(".netdev")).map((f) => netdevName(f.old));
+  // Comments do not count: the ownership header changes with every edit of the spec.
+  const settings = (text: string) => {
+    try {
+      return JSON.stringify(parseUnitFile(text).map((s) => [s.name, s.entries]));
+    } catch {
+      return text;
+    }
+  };
+  const changed = [...changes.update, ...changes.foreign]
+    .filter((f) => f.fileName.endsWith(".netdev") && settings(f.old) !== settings(f.content))
+    .map((f) => netdevName(f.old));
   const removed = changes.stale.filter((f) => f.path.endsWith(".netdev")).map((f) => netdevName(f.old));
   return [...new Set([...changed, ...removed].filter((n): n is string => n !== undefined))].sort();
 }
