@@ -5,6 +5,7 @@ import type { Plan } from "./model.js";
 import { loadSpec } from "./load.js";
 import { headerLines } from "./ownership.js";
 import { buildPlan } from "./plan.js";
+import { readListFiles } from "./prefix-list.js";
 import { renderNetworkd } from "./render-networkd.js";
 import { renderNix } from "./render-nix.js";
 import { validateSpec, type Spec, type SpecProblem } from "./spec.js";
@@ -50,7 +51,16 @@ export async function generate(specPath: string, options: GenerateOptions): Prom
   const loaded = await loadSpec(specPath);
   const validated = validateSpec(loaded.document);
   if (!validated.ok) throw new InvalidSpecError(specPath, validated.problems);
-  const plan = buildPlan(validated.spec, { prefix: options.prefix });
+  // Prefix list files are named relative to the spec; every bad line is a spec problem, so nothing is written.
+  const { include_files, exclude_files } = validated.spec.split;
+  const include = include_files && readListFiles(include_files, dirname(specPath), "split.include_files");
+  const exclude = exclude_files && readListFiles(exclude_files, dirname(specPath), "split.exclude_files");
+  const listProblems = [...(include?.problems ?? []), ...(exclude?.problems ?? [])];
+  if (listProblems.length > 0) throw new InvalidSpecError(specPath, listProblems);
+  const plan = buildPlan(validated.spec, {
+    prefix: options.prefix,
+    lists: { ...(include && { include: include.set }), ...(exclude && { exclude: exclude.set }) },
+  });
   const format = options.format ?? "networkd";
   const files: OutputFile[] = [];
   if (format !== "nix") {

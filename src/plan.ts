@@ -19,13 +19,15 @@
 
 import { createHash } from "node:crypto";
 import { entry, section, type Entry, type Plan, type Section, type Unit } from "./model.js";
-import { aggregate, complement, formatPrefix, parsePrefix, subtract, type Family, type Prefix } from "./prefix.js";
+import { AddressSet, formatPrefix, parsePrefix, type Family, type Prefix } from "./prefix.js";
 import { namedSet } from "./named-sets.js";
 import { addressFamily, ALL_PROTOCOLS, anchorName, capturesTunnelPackets, tunnelFwmark, type Spec } from "./spec.js";
 
 export interface PlanOptions {
   /** Two-digit file name prefix that orders our files among others in the directory. */
   readonly prefix: string;
+  /** The contents of split.include_files and split.exclude_files, read by the caller (planning does no I/O). */
+  readonly lists?: { readonly include?: AddressSet; readonly exclude?: AddressSet };
 }
 
 export class PlanError extends Error {
@@ -51,8 +53,8 @@ interface FamilyRoute {
   readonly family: Family;
   /** "tunnel": through the interface from `source`; "unreachable": captured traffic fails fast. */
   readonly target: { kind: "tunnel"; source: string } | { kind: "unreachable" };
-  /** The minimal set of destinations captured into the table. */
-  readonly captured: readonly Prefix[];
+  /** The destinations captured into the table (this family only). */
+  readonly captured: AddressSet;
 }
 
 /** Routes of the split table, split by the link that carries them. */
@@ -106,22 +108,25 @@ function endpointExclusions(spec: Spec): string[] {
   return !spec.tunnel.manage && capturesTunnelPackets(spec.split.protocols) ? (spec.tunnel.endpoints ?? []) : [];
 }
 
-function familyRoutes(spec: Spec, ipv6: Ipv6Policy): FamilyRoute[] {
+function familyRoutes(spec: Spec, ipv6: Ipv6Policy, lists: NonNullable<PlanOptions["lists"]>): FamilyRoute[] {
   const { split } = spec;
-  const included = split.include === undefined ? [WHOLE[4], WHOLE[6]] : aggregate(expand(split.include));
-  const excluded = aggregate(expand([...split.exclude, ...endpointExclusions(spec)]));
+  if ((split.include_files && !lists.include) || (split.exclude_files && !lists.exclude)) {
+    throw new Error("buildPlan: the spec names prefix list files, but their contents were not passed in options.lists");
+  }
+  const hasInclude = split.include !== undefined || split.include_files !== undefined;
+  const included = hasInclude
+    ? AddressSet.of(expand(split.include ?? [])).union(lists.include ?? AddressSet.EMPTY)
+    : AddressSet.whole(4).union(AddressSet.whole(6));
+  const excluded = AddressSet.of(expand([...split.exclude, ...endpointExclusions(spec)])).union(lists.exclude ?? AddressSet.EMPTY);
   const sourceOf = (family: Family) => spec.tunnel.addresses.find((a) => addressFamily(a) === family)?.split("/")[0];
   const families: Family[] = ipv6 === "direct" ? [4] : [4, 6];
   return families.flatMap((family) => {
-    const captured = subtract(
-      included.filter((p) => p.family === family),
-      excluded.filter((p) => p.family === family),
-    );
-    if (captured.length === 0) {
+    const captured = included.only(family).minus(excluded);
+    if (captured.isEmpty()) {
       // An include list for one family only leaves the other alone; anything else that
       // captures nothing is a mistake worth stopping for.
-      if (split.include !== undefined && !included.some((p) => p.family === family)) return [];
-      const path = split.include === undefined ? "split.exclude" : "split.include";
+      if (hasInclude && included.only(family).isEmpty()) return [];
+      const path = hasInclude ? (split.include === undefined ? "split.include_files" : "split.include") : split.exclude_files === undefined ? "split.exclude" : "split.exclude_files";
       throw new PlanError(path, `leaves no ${LABEL[family]} destination to capture (split.exclude covers all of split.include); nothing would enter the tunnel`);
     }
     const source = family === 6 && ipv6 === "block" ? undefined : sourceOf(family);
@@ -138,42 +143,46 @@ function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
   const { family, target, captured } = route;
   const { table, killswitch } = spec.split;
   const tunnel = spec.tunnel.interface;
-  const holes = complement(captured, family);
+  const holes = captured.complement(family);
   const guarded = killswitch && target.kind === "tunnel";
-  const toTunnel = (destination: Prefix, comment: string[] = []) =>
-    section("Route", [entry("Destination", formatPrefix(destination)), entry("Table", table), entry("PreferredSource", (target as { source: string }).source)], comment);
-  const unreachable = (destination: Prefix, comment: string[] = [], metric?: number) =>
+  const whole = formatPrefix(WHOLE[family]);
+  const toTunnel = (destination: string, comment: string[] = []) =>
+    section("Route", [entry("Destination", destination), entry("Table", table), entry("PreferredSource", (target as { source: string }).source)], comment);
+  const unreachable = (destination: string, comment: string[] = [], metric?: number) =>
     section(
       "Route",
-      [entry("Type", "unreachable"), entry("Destination", formatPrefix(destination)), entry("Table", table), ...(metric === undefined ? [] : [entry("Metric", metric)])],
+      [entry("Type", "unreachable"), entry("Destination", destination), entry("Table", table), ...(metric === undefined ? [] : [entry("Metric", metric)])],
       comment,
     );
-  const lastResort = (destination: Prefix, comment: string[] = []) => unreachable(destination, comment, LAST_RESORT_METRIC);
+  const lastResort = (destination: string, comment: string[] = []) => unreachable(destination, comment, LAST_RESORT_METRIC);
   const pathComment =
     target.kind === "tunnel"
       ? [`${LABEL[family]} path: captured traffic leaves through ${tunnel} from ${target.source}.`]
       : [`${LABEL[family]} is blocked: captured traffic gets "network unreachable" at once, so applications fall back to IPv4 through the tunnel.`];
   const killswitchComment = [`Kill switch (${LABEL[family]}): while ${tunnel} is down or gone its routes vanish and these answer "unreachable", so captured traffic never falls back to the main table.`];
 
-  const listCaptured = guarded ? 2 * captured.length : captured.length;
-  const withHoles = 1 + holes.length + (guarded ? 1 : 0);
+  // Counted first, so that only the chosen form is ever built (a long list has millions of holes or captured prefixes).
+  const capturedCount = captured.prefixCount(family);
+  const listCaptured = guarded ? 2 * capturedCount : capturedCount;
+  const withHoles = 1 + holes.prefixCount(family) + (guarded ? 1 : 0);
   if (listCaptured < withHoles) {
-    const listed = [`Only the ${captured.length} captured prefixes are listed; any other destination finds no route in table ${table} and falls back to the next rule.`];
-    if (target.kind === "unreachable") return { path: [], policy: captured.map((p, i) => unreachable(p, i === 0 ? [...pathComment, ...listed] : [])) };
+    const destinations = captured.cidrs();
+    const listed = [`Only the ${capturedCount} captured prefixes are listed; any other destination finds no route in table ${table} and falls back to the next rule.`];
+    if (target.kind === "unreachable") return { path: [], policy: destinations.map((p, i) => unreachable(p, i === 0 ? [...pathComment, ...listed] : [])) };
     return {
-      path: captured.map((p, i) => toTunnel(p, i === 0 ? [...pathComment, ...listed] : [])),
-      policy: guarded ? captured.map((p, i) => lastResort(p, i === 0 ? killswitchComment : [])) : [],
+      path: destinations.map((p, i) => toTunnel(p, i === 0 ? [...pathComment, ...listed] : [])),
+      policy: guarded ? destinations.map((p, i) => lastResort(p, i === 0 ? killswitchComment : [])) : [],
     };
   }
-  const throws = holes.map((hole, index) =>
+  const throws = holes.cidrs().map((hole, index) =>
     section(
       "Route",
-      [entry("Type", "throw"), entry("Destination", formatPrefix(hole)), entry("Table", table)],
+      [entry("Type", "throw"), entry("Destination", hole), entry("Table", table)],
       index === 0 ? [`Excluded ${LABEL[family]} destinations: a throw ends the lookup in table ${table}, so the kernel falls back to the next rule (main).`] : [],
     ),
   );
-  if (target.kind === "unreachable") return { path: [], policy: [unreachable(WHOLE[family], pathComment), ...throws] };
-  return { path: [toTunnel(WHOLE[family], pathComment)], policy: [...(guarded ? [lastResort(WHOLE[family], killswitchComment)] : []), ...throws] };
+  if (target.kind === "unreachable") return { path: [], policy: [unreachable(whole, pathComment), ...throws] };
+  return { path: [toTunnel(whole, pathComment)], policy: [...(guarded ? [lastResort(whole, killswitchComment)] : []), ...throws] };
 }
 
 /** Protocols that exist in one family only get rules in that family only. */
@@ -322,7 +331,7 @@ function networkdConf(fileName: string): Unit {
 
 export function buildPlan(spec: Spec, options: PlanOptions): Plan {
   const { policy: ipv6, note } = chooseIpv6(spec);
-  const routes = familyRoutes(spec, ipv6);
+  const routes = familyRoutes(spec, ipv6, options.lists ?? {});
   const anchor = anchorName(spec)!;
   const table = routes.map((route) => tableRoutes(route, spec));
   const stem = `${options.prefix}-${spec.tunnel.interface}`;
