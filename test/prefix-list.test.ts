@@ -4,7 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { generate, InvalidSpecError } from "../src/generate.js";
 import { describeProblems, MAX_REPORTED_PROBLEMS, parsePrefixList, readPrefixList } from "../src/prefix-list.js";
+
+const root = new URL("..", import.meta.url).pathname;
 
 const LIST = [
   "\ufeff# a country list",
@@ -62,6 +65,68 @@ test("lists: read from files, gzip by name", () => {
     writeFileSync(join(dir, "fake.gz"), LIST);
     assert.throws(() => readPrefixList(join(dir, "fake.gz")), /incorrect header check/);
     assert.throws(() => readPrefixList(join(dir, "missing.txt")), /ENOENT/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The Destination of every throw the generated files hold, in file order. */
+function throwsOf(files: readonly { content: string }[]): string[] {
+  return files.flatMap((f) => [...f.content.matchAll(/^Type=throw\nDestination=(\S+)$/gm)].map((m) => m[1]!));
+}
+
+test("split.exclude_files: the country example's list, merged with @local, becomes the minimal throws", async () => {
+  const { files } = await generate(join(root, "examples/country/country.toml"), { outputDir: "out", prefix: "50" });
+  // Worked out by hand from examples/country/home-country.txt (see its comments) plus @local.
+  assert.equal(throwsOf(files), [
+    "10.0.0.0/8", "41.64.0.0/12", "41.190.1.7/32", "100.64.0.0/10", "102.128.0.0/15", "102.130.0.0/17",
+    "105.16.0.0/12", "127.0.0.0/8", "154.64.0.0/14", "154.68.0.0/15", "160.88.0.0/15", "169.254.0.0/16",
+    "172.16.0.0/12", "192.168.0.0/16", "196.200.0.0/18", "196.200.64.0/19", "196.200.96.0/20", "197.156.0.0/15",
+    "197.232.0.0/14", "224.0.0.0/4", "255.255.255.255/32",
+    "::1/128", "2a0b:5c40::/28", "2c0f:f000::/30", "2c0f:fb50::/32", "2c0f:fe08::/29", "fc00::/7", "fe80::/10", "ff00::/8",
+  ]);
+});
+
+async function specWithLists(split: string, lists: Record<string, string | Buffer>): Promise<{ dir: string; spec: string }> {
+  const dir = mkdtempSync(join(tmpdir(), "prefix-list-spec-"));
+  for (const [name, content] of Object.entries(lists)) writeFileSync(join(dir, name), content);
+  const spec = join(dir, "spec.toml");
+  writeFileSync(spec, `version = 1\n[tunnel]\ninterface = "wg0"\naddresses = ["10.253.0.2/32"]\nmanage = false\n[split]\nipv6 = "direct"\n${split}\n`);
+  return { dir, spec };
+}
+
+test("split.include_files: a list that covers most of the space is emitted in the cheaper form", async () => {
+  // Everything but 198.51.100.0/24 is included: listing the captured prefixes would take 24 routes,
+  // a default route plus one throw takes 2.
+  const included = ["0.0.0.0/1", "128.0.0.0/2", "192.0.0.0/3", "224.0.0.0/3"].join("\n");
+  const { dir, spec } = await specWithLists('exclude = ["198.51.100.0/24"]\ninclude_files = ["all.txt"]', { "all.txt": included });
+  try {
+    const { files } = await generate(spec, { outputDir: "out", prefix: "50" });
+    assert.equal(throwsOf(files), ["198.51.100.0/24"]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("split.exclude_files: every bad line of every list is an error naming file and line; unreadable files too", async () => {
+  const { dir, spec } = await specWithLists('exclude_files = ["a.txt", "missing.txt", "b.txt.gz", "fake.gz"]', {
+    "a.txt": "10.0.0.0/8\n256.0.0.0/8\n\n10.1.1.1/8\n",
+    "b.txt.gz": gzipSync("# packed\n::/129\n"),
+    "fake.gz": "10.0.0.0/8\n",
+  });
+  try {
+    const error = await generate(spec, { outputDir: join(dir, "out"), prefix: "50" }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.instance(error, InvalidSpecError);
+    assert.equal((error as InvalidSpecError).problems, [
+      { path: "split.exclude_files[0]", message: 'a.txt:2: "256.0.0.0/8" IPv4 part 256 is out of range (0-255)' },
+      { path: "split.exclude_files[0]", message: 'a.txt:4: "10.1.1.1/8" has host bits set; did you mean "10.0.0.0/8"?' },
+      { path: "split.exclude_files[1]", message: 'cannot read "missing.txt": no such file' },
+      { path: "split.exclude_files[2]", message: 'b.txt.gz:2: "::/129" prefix length 129 is out of range for IPv6 (0-128)' },
+      { path: "split.exclude_files[3]", message: 'cannot read "fake.gz": not gzip data (the name ends in .gz)' },
+    ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
