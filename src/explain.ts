@@ -206,24 +206,29 @@ function stepResult(step: Step): string {
 export function verdictOf(decision: Decision, flow: FlowRequest, tunnel: string, hostAssumed: boolean): Explained {
   const steps = decision.steps.map((step) => ({ priority: step.rule.priority, rule: ruleText(step.rule), origin: step.rule.origin, result: stepResult(step) }));
   const consultedMain = decision.steps.some((s) => "table" in s.outcome && s.outcome.table === TABLE_IDS.main);
-  const base = {
+  let verdict: Explained["verdict"] = "unreachable";
+  let dev: string | null = null;
+  if (decision.kind === "route") {
+    const { route } = decision;
+    dev = route.type === "local" ? "lo" : (route.dev ?? null);
+    // Only a unicast route through the tunnel is the split's doing; local, broadcast,
+    // multicast and anycast answers are the host's own and link-scope destinations.
+    verdict = dev === tunnel && route.type === "unicast" ? "tunnel" : "direct";
+  }
+  return {
     dst: formatAddress(flow.family, flow.dst),
     proto: protocolName(flow.proto),
     dport: flow.dport,
     uid: flow.uid,
     forwarded: flow.forwarded,
+    verdict,
+    interface: dev,
     table: decision.table === undefined ? null : tableName(decision.table),
     rule_priority: decision.rule?.priority ?? null,
     route: decision.route ? routeText(decision.route) : null,
     steps,
     assumes: hostAssumed && consultedMain ? [MAIN_ASSUMPTION] : [],
   };
-  if (decision.kind === "error") return { ...base, verdict: "unreachable", interface: null };
-  const { route } = decision;
-  const dev = route.type === "local" ? "lo" : (route.dev ?? null);
-  // Only a unicast route through the tunnel is the split's doing; local, broadcast,
-  // multicast and anycast answers are the host's own and link-scope destinations.
-  return { ...base, verdict: dev === tunnel && route.type === "unicast" ? "tunnel" : "direct", interface: dev };
 }
 
 /** "tunnel wg0", "direct (main table)", "unreachable (no route to host)". */
