@@ -1,6 +1,6 @@
 // Render: the plan spelt as systemd unit files (.netdev, .network, networkd.conf drop-ins).
 
-import type { Plan, Unit, Value } from "./model.js";
+import type { Plan, Section, Unit, Value } from "./model.js";
 import { headerLines } from "./ownership.js";
 import { renderTemplate } from "./templates.js";
 
@@ -9,16 +9,21 @@ export function formatValue(value: Value): string {
   return String(value);
 }
 
+/**
+ * One section as unit-file text: a blank line, its comment lines, "[Name]", "Key=Value" lines.
+ * Spelt here rather than in the template: a nunjucks loop sets seven loop variables per
+ * iteration (about 6 µs), which made a million-route prefix list take seconds to render.
+ */
+function renderSection(section: Section): string {
+  let text = "\n";
+  for (const line of section.comment) text += `# ${line}\n`;
+  text += `[${section.name}]\n`;
+  for (const e of section.entries) text += `${e.key}=${formatValue(e.value)}\n`;
+  return text;
+}
+
 export function renderUnit(unit: Unit, header: readonly string[]): string {
-  return renderTemplate("networkd/unit.njk", {
-    header,
-    comment: unit.comment,
-    sections: unit.sections.map((s) => ({
-      name: s.name,
-      comment: s.comment,
-      lines: s.entries.map((e) => `${e.key}=${formatValue(e.value)}`),
-    })),
-  });
+  return renderTemplate("networkd/unit.njk", { header, comment: unit.comment, sections: unit.sections.map(renderSection).join("") });
 }
 
 /** Every unit of the plan, rendered, keyed by file name. */
