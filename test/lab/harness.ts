@@ -6,7 +6,7 @@ import { accessSync, constants, existsSync } from "node:fs";
 import { suite } from "uvu";
 import { NS_PREFIX } from "./proc.js";
 
-const TOOLS = ["ip", "nsenter", "unshare", "wireguard-go", "wg", "dbus-daemon", "networkctl", "sysctl", "getent"];
+const TOOLS = ["ip", "nsenter", "unshare", "setpriv", "wireguard-go", "wg", "dbus-daemon", "networkctl", "getent"];
 
 let cached: string | null | undefined;
 

@@ -207,8 +207,15 @@ export class Lab {
     await run(["ip", "-n", this.ns[role], "-batch", "-"], { input: commands.join("\n") + "\n" });
   }
 
+  /** Sets "a.b.c=v" kernel settings inside ROLE's namespace (through /proc/sys, no procps needed). */
   private async sysctl(role: Role, settings: string[]): Promise<void> {
-    await run(["ip", "netns", "exec", this.ns[role], "sysctl", "-qw", ...settings]);
+    const script = settings
+      .map((kv) => {
+        const [key, value] = kv.split("=");
+        return `printf %s ${value} > /proc/sys/${key!.replace(/\./g, "/")}`;
+      })
+      .join(" && ");
+    await run(["ip", "netns", "exec", this.ns[role], "sh", "-c", script]);
   }
 
   private async buildTopology(): Promise<void> {
