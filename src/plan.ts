@@ -192,6 +192,16 @@ function protocolFamilies(protocol: Protocol): readonly Family[] {
   return [4, 6];
 }
 
+/**
+ * What IPProtocol= says for a protocol. networkd knows protocols by the kernel's IPPROTO_*
+ * names, so it refuses the IANA name "ipv6-icmp" (to it "icmpv6"): networkd 252 logs "Failed to
+ * parse IP protocol 'ipv6-icmp' for routing policy rule, ignoring" and installs no rule at all.
+ * The number parses in every version.
+ */
+function ipProtocolValue(protocol: Exclude<Protocol, typeof ALL_PROTOCOLS>): string | number {
+  return protocol === "ipv6-icmp" ? 58 : protocol;
+}
+
 function describeSelectors(family: Family, protocol: Protocol, user: number | string | undefined, port: number | string | undefined, local: boolean): string {
   return [
     LABEL[family],
@@ -222,7 +232,7 @@ function rules(spec: Spec, routes: readonly FamilyRoute[]): Section[] {
           const selectors: Entry[] = [
             ...(local ? [entry("IncomingInterface", "lo")] : []),
             ...(user === undefined ? [] : [entry("User", user)]),
-            ...(protocol === ALL_PROTOCOLS ? [] : [entry("IPProtocol", protocol)]),
+            ...(protocol === ALL_PROTOCOLS ? [] : [entry("IPProtocol", ipProtocolValue(protocol))]),
             ...(port === undefined ? [] : [entry("DestinationPort", port)]),
             entry("Family", FAMILY_NAME[family]),
           ];

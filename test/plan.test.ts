@@ -73,6 +73,10 @@ test("icmp gets IPv4 rules only, ipv6-icmp IPv6 rules only, all gets no IPProtoc
   assert.not.ok(rules(plan({ protocols: ["all"] })).some((r) => r.includes("IPProtocol")));
 });
 
+test("ipv6-icmp is written as IPProtocol=58: networkd 252 refuses the name and would install no rule", () => {
+  assert.equal(rules(plan({ protocols: ["ipv6-icmp"], direct_connected: false })), ["Table=10086 IPProtocol=58 Family=ipv6 Priority=10086"]);
+});
+
 test("users × ports × sources become selectors of every rule pair", () => {
   const r = rules(plan({ users: [1000, "2000-2999"], ports: [443], sources: "local", ipv6: "direct" }));
   assert.equal(r, [
