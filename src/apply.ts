@@ -140,6 +140,10 @@ export async function runApply(specPath: string, options: ApplyOptions): Promise
     }
     out.write("networkctl reload\n");
     await networkctl(["reload"]);
+    const confChanged = [...changes.create, ...changes.update, ...changes.foreign].some((f) => f.fileName.endsWith(".conf")) || changes.stale.some((f) => f.path.endsWith(".conf"));
+    if (confChanged) {
+      out.write("note: the networkd.conf drop-in changed; networkd reads it only when it starts (until then it may remove foreign rules such as tailscale's): systemctl restart systemd-networkd\n");
+    }
     const links = plannedRouting(plan).links.map((l) => l.name);
     const states = await waitConfigured(links, CONFIGURE_TIMEOUT_MS);
     out.write(`${[...states].map(([link, state]) => `${link}: ${state}`).join(", ")}\n`);
