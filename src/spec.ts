@@ -23,7 +23,7 @@ export const HELPER_RULE_COUNT = 2;
 /** tailscale marks its own packets with bits under this mask (0x80000 and friends). */
 export const TAILSCALE_FWMARK_MASK = 0xff0000;
 
-/** Protocol names networkd's IPProtocol= accepts that we document; numbers 0..255 work too. */
+/** Protocol names the spec documents (IANA's; the plan writes ipv6-icmp as 58 for networkd); numbers 1..255 work too. */
 export const PROTOCOL_NAMES = ["tcp", "udp", "icmp", "ipv6-icmp", "sctp"] as const;
 /** "all" captures every protocol (a rule without IPProtocol=). */
 export const ALL_PROTOCOLS = "all";
@@ -191,7 +191,12 @@ const tableSchema = integer(1, 4294967295, "a routing table").superRefine((table
 });
 
 function protocolProblem(value: string | number): string | undefined {
-  if (typeof value === "number") return Number.isInteger(value) && value >= 0 && value <= 255 ? undefined : `${value} is not an IP protocol number (0..255)`;
+  if (typeof value === "number") {
+    // networkd and the kernel read IPProtocol=0 as "no protocol selector": the rule would capture
+    // everything, the tunnel's own packets too, without the loop protection "all" gets.
+    if (value === 0) return `0 matches every protocol in a routing rule (networkd and the kernel read it as "any"); write "all" to capture everything`;
+    return Number.isInteger(value) && value >= 1 && value <= 255 ? undefined : `${value} is not an IP protocol number (1..255)`;
+  }
   if (value === ALL_PROTOCOLS || (PROTOCOL_NAMES as readonly string[]).includes(value)) return undefined;
   const known = [...PROTOCOL_NAMES, ALL_PROTOCOLS];
   return `${quote(value)} is not a supported protocol${didYouMean(value, known)} (supported: ${known.join(", ")}, or a protocol number)`;

@@ -114,7 +114,8 @@ const cases: Case[] = [
   ["mtu too small", (s) => (s.tunnel.mtu = 576), "tunnel.mtu: 576 is out of range for the MTU (WireGuard over IPv6 needs at least 1280): 1280..65535"],
   // Leak-proofing keys.
   ["protocol typo", (s) => (s.split.protocols = ["tcp", "udb"]), 'split.protocols[1]: "udb" is not a supported protocol; did you mean "udp"? (supported: tcp, udp, icmp, ipv6-icmp, sctp, all, or a protocol number)'],
-  ["protocol number too big", (s) => (s.split.protocols = [300]), "split.protocols[0]: 300 is not an IP protocol number (0..255)"],
+  ["protocol number too big", (s) => (s.split.protocols = [300]), "split.protocols[0]: 300 is not an IP protocol number (1..255)"],
+  ["protocol 0 (any, to a rule)", (s) => (s.split.protocols = [0]), 'split.protocols[0]: 0 matches every protocol in a routing rule (networkd and the kernel read it as "any"); write "all" to capture everything'],
   ["all with others", (s) => (s.split.protocols = ["all", "tcp"]), 'split.protocols: "all" already captures every protocol; list it alone'],
   ["ports with icmp", (s) => ((s.split.protocols = ["tcp", "icmp"]), (s.split.ports = [443])), 'split.ports: ports only narrow tcp, udp and sctp; split.protocols also has "icmp"'],
   ["port out of range", (s) => (s.split.ports = [443, 70000]), 'split.ports[1]: 70000 is out of range for a port: 1..65535'],
