@@ -360,6 +360,26 @@ interface Space<N extends number | bigint> {
   /** log2 of the largest CIDR block that starts at `start` and ends at or before `end`. */
   largestBlock(start: N, end: N): number;
   format(network: N, length: number): string;
+  /** How many blocks the decomposition of [start, end) has, in constant time (see countBlocks). */
+  countBlocks(start: N, end: N): number;
+}
+
+/*
+ * Counting the blocks of [a, b) without decomposing: let m be the highest bit in
+ * which a and b differ and c = b with its low m bits cleared. The greedy cover
+ * climbs from a to the aligned c in one block per set bit of c - a, then
+ * descends from c to b in one block per set bit of b - c.
+ */
+function popcount32(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+}
+
+function popcount128(x: bigint): number {
+  let count = 0;
+  for (; x > 0n; x >>= 32n) count += popcount32(Number(BigInt.asUintN(32, x)));
+  return count;
 }
 
 /** Sorted, disjoint, non-adjacent half-open ranges [starts[i], ends[i]). */
@@ -385,9 +405,23 @@ const V4: Space<number> = {
     return aligned < fits ? aligned : fits;
   },
   format: (network, length) => `${formatIPv4(network)}/${length}`,
+  countBlocks(start, end) {
+    // 2^32 does not fit the 32-bit operators; a range reaching the top needs no split at c.
+    if (end === 2 ** 32) return start === 0 ? 1 : popcount32(end - start);
+    const m = 31 - Math.clz32((start ^ end) >>> 0);
+    const c = end - (end % 2 ** m);
+    return popcount32(c - start) + popcount32(end - c);
+  },
 };
 
 const V6_BLOCK_SIZE = Array.from({ length: 129 }, (_, k) => 1n << BigInt(k));
+
+/** floor(log2(x)) for 0 < x <= 2^128: log2 of x as a double, corrected where rounding moved it across a power of two. */
+function highestBit(x: bigint): number {
+  const k = Math.floor(Math.log2(Number(x)));
+  if (V6_BLOCK_SIZE[k]! > x) return k - 1;
+  return k < 128 && V6_BLOCK_SIZE[k + 1]! <= x ? k + 1 : k;
+}
 
 const V6: Space<bigint> = {
   family: 6,
@@ -401,13 +435,14 @@ const V6: Space<bigint> = {
   largestBlock(start, end) {
     // Powers of two up to 2^128 are exact doubles, so log2 of the lowest set bit is exact.
     const aligned = start === 0n ? 128 : Math.round(Math.log2(Number(start & -start)));
-    // The span may round up to the next power of two as a double: correct by one step.
-    const span = end - start;
-    let fits = Math.floor(Math.log2(Number(span)));
-    if (V6_BLOCK_SIZE[fits]! > span) fits--;
+    const fits = highestBit(end - start);
     return aligned < fits ? aligned : fits;
   },
   format: (network, length) => `${formatIPv6(network)}/${length}`,
+  countBlocks(start, end) {
+    const c = (end >> BigInt(highestBit(start ^ end))) << BigInt(highestBit(start ^ end));
+    return popcount128(c - start) + popcount128(end - c);
+  },
 };
 
 /** Maximal ranges covering the given blocks of one family, given in order of their networks. */
@@ -539,11 +574,12 @@ export class AddressSet {
 
   /** How many prefixes the family's minimal cover has, without building it: decides between equivalent forms cheaply. */
   prefixCount(family: Family): number {
-    let count = 0;
-    const visit = () => void count++;
-    if (family === 4) forEachBlock(V4, this.v4, visit);
-    else forEachBlock(V6, this.v6, visit);
-    return count;
+    const count = <N extends number | bigint>(space: Space<N>, ranges: Ranges<N>) => {
+      let total = 0;
+      for (let i = 0; i < ranges.starts.length; i++) total += space.countBlocks(ranges.starts[i]!, ranges.ends[i]!);
+      return total;
+    };
+    return family === 4 ? count(V4, this.v4) : count(V6, this.v6);
   }
 
   /** The unique minimal CIDR cover: IPv4 first, then IPv6, each in address order. */

@@ -275,6 +275,8 @@ property(
     assertSameAddresses(difference, (family, a) => inSet(x, family, a) && !inSet(y, family, a), x, y);
     assertSameAddresses(intersection, (family, a) => inSet(x, family, a) && inSet(y, family, a), x, y);
     assertMinimalSorted(difference);
+    const differenceSet = AddressSet.of(x).minus(AddressSet.of(y));
+    assert.is(differenceSet.prefixCount(4) + differenceSet.prefixCount(6), difference.length);
     assert.equal(aggregate([...intersection, ...difference]), aggregate(x));
   }),
 );
@@ -284,6 +286,7 @@ property(
   fc.property(arbitrarySet, fc.constantFrom<Family>(4, 6), (x, family) => {
     const rest = complement(x, family);
     assertSameAddresses(rest, (f, a) => f === family && !inSet(x, f, a), x);
+    assert.is(AddressSet.of(x).complement(family).prefixCount(family), rest.length);
     assertMinimalSorted(rest);
     assert.equal(complement(rest, family), aggregate(x.filter((p) => p.family === family)));
   }),
