@@ -1,0 +1,205 @@
+#!/usr/bin/env node
+// npm run bench: whole-process time and peak memory of gen-networkd on large
+// prefix lists, next to the reference aggregators on the same data, with a
+// check that the emitted routes are exactly the references' output.
+//
+// For each seeded synthetic list (bench/synthetic.mjs) it writes a spec that
+// excludes the list (split.exclude_files, nothing else excluded), runs the real
+// CLI under /usr/bin/time (start, read, parse, merge, plan, render, write), and
+// runs `iprange --optimize` (IPv4) and Perl's Net::CIDR::Lite (IPv6) on the
+// same list. Each figure is the median of BENCH_RUNS runs (default 3).
+// Results go to stdout and to bench/results.md.
+//
+//   npm run bench                 # everything
+//   BENCH_ONLY=ipv4-100k npm run bench   # one data set (name prefix), results.md untouched
+
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { countryList, ipv4List, ipv6List } from "./synthetic.mjs";
+
+const root = new URL("..", import.meta.url).pathname;
+const cli = join(root, "dist/cli.js");
+const runs = Number(process.env.BENCH_RUNS ?? 3);
+const only = process.env.BENCH_ONLY;
+
+const PERL_AGGREGATE = 'my $c = Net::CIDR::Lite->new; while (<>) { s/#.*//; s/^\\s+|\\s+$//g; $c->add_any($_) if length } print "$_\\n" for $c->list';
+
+const datasets = [
+  { name: "ipv4-10k", family: 4, lines: () => ipv4List(10_000, 4) },
+  { name: "ipv4-100k", family: 4, lines: () => ipv4List(100_000, 4) },
+  { name: "ipv4-1M", family: 4, lines: () => ipv4List(1_000_000, 4) },
+  { name: "ipv6-10k", family: 6, lines: () => ipv6List(10_000, 6) },
+  { name: "ipv6-100k", family: 6, lines: () => ipv6List(100_000, 6) },
+  { name: "ipv6-1M", family: 6, lines: () => ipv6List(1_000_000, 6) },
+  { name: "country", family: "mixed", lines: () => countryList(1) },
+].filter((d) => !only || d.name.startsWith(only));
+
+const work = mkdtempSync(join(tmpdir(), "gen-networkd-bench-"));
+process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(130));
+
+/** Runs a command under /usr/bin/time: wall seconds and peak RSS in MB, stdout to a file. */
+function timed(command, args, stdoutFile) {
+  const timeFile = join(work, "time.txt");
+  const result = spawnSync("/usr/bin/time", ["-o", timeFile, "-f", "%e %M", command, ...args], {
+    cwd: work,
+    stdio: ["ignore", "pipe", "pipe"],
+    maxBuffer: 1 << 30,
+  });
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed:\n${result.stderr}`);
+  if (stdoutFile) writeFileSync(stdoutFile, result.stdout);
+  const [wall, rssKb] = readFileSync(timeFile, "utf8").trim().split("\n").at(-1).split(" ").map(Number);
+  return { wall, rss: rssKb / 1024 };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function repeat(times, run) {
+  const results = Array.from({ length: times }, run);
+  return { wall: median(results.map((r) => r.wall)), rss: median(results.map((r) => r.rss)) };
+}
+
+const lines = (text) => text.split("\n").filter((l) => l !== "");
+
+/** The destinations of the throws gen-networkd wrote, per family. */
+function emittedThrows(outDir) {
+  const throws = readdirSync(outDir)
+    .filter((name) => name.endsWith(".network"))
+    .flatMap((name) => [...readFileSync(join(outDir, name), "utf8").matchAll(/^Type=throw\nDestination=(\S+)$/gm)].map((m) => m[1]));
+  return { 4: throws.filter((t) => !t.includes(":")), 6: throws.filter((t) => t.includes(":")) };
+}
+
+function bench(dataset) {
+  const dir = join(work, dataset.name);
+  mkdirSync(dir);
+  const list = dataset.lines();
+  writeFileSync(join(dir, "list.txt"), list.join("\n") + "\n");
+  const spec = join(dir, "spec.toml");
+  writeFileSync(
+    spec,
+    [
+      "version = 1",
+      "[tunnel]",
+      'interface = "wg0"',
+      'addresses = ["10.253.0.2/32", "fd00:253::2/128"]',
+      "manage = false",
+      "[split]",
+      "exclude = []",
+      'exclude_files = ["list.txt"]',
+      "",
+    ].join("\n"),
+  );
+  const out = join(dir, "out");
+  const ours = repeat(runs, () => {
+    rmSync(out, { recursive: true, force: true });
+    return timed(process.execPath, [cli, spec, "-o", out]);
+  });
+  const emitted = emittedThrows(out);
+
+  const rows = [];
+  for (const family of dataset.family === "mixed" ? [4, 6] : [dataset.family]) {
+    const part = join(dir, `ipv${family}.txt`);
+    const input = list.filter((l) => !l.startsWith("#") && l !== "" && l.includes(":") === (family === 6));
+    writeFileSync(part, input.join("\n") + "\n");
+    const refOut = join(dir, `reference-${family}.txt`);
+    const [tool, command, args] =
+      family === 4
+        ? ["iprange --optimize", "iprange", ["--optimize", part]]
+        : ["Net::CIDR::Lite", "perl", ["-MNet::CIDR::Lite", "-e", PERL_AGGREGATE, part]];
+    // Net::CIDR::Lite needs about a minute for a million prefixes: one run is enough there.
+    const reference = repeat(input.length >= 1_000_000 && family === 6 ? 1 : runs, () => timed(command, args, refOut));
+    // iprange prints a /32 as a bare address.
+    const expected = lines(readFileSync(refOut, "utf8")).map((c) => (c.includes("/") ? c : `${c}/32`));
+    const identical = expected.length === emitted[family].length && expected.every((c, i) => c === emitted[family][i]);
+    rows.push({ dataset: dataset.name, family, input: input.length, output: emitted[family].length, ours, tool, reference, identical });
+  }
+  return rows;
+}
+
+function targets(rows) {
+  const find = (name) => rows.find((r) => r.dataset === name);
+  const checks = [
+    ["ipv4-1M", (r) => r.ours.wall < 2 && r.ours.rss < 600, "1M IPv4: < 2 s and < 600 MB"],
+    ["ipv4-100k", (r) => r.ours.wall < 0.5, "100k IPv4: < 0.5 s"],
+    ["ipv6-100k", (r) => r.ours.wall < 0.5, "100k IPv6: < 0.5 s"],
+    ["ipv4-1M", (r) => r.ours.wall <= 4 * r.reference.wall, "1M IPv4: within 4x of iprange"],
+  ];
+  return checks.filter(([name]) => find(name)).map(([name, ok, text]) => `- ${ok(find(name)) ? "met" : "NOT met"}: ${text}`);
+}
+
+const fmt = (x, digits = 2) => x.toFixed(digits);
+const loadBefore = loadavg().map((l) => l.toFixed(2)).join(" ");
+const rows = datasets.flatMap((d) => {
+  process.stderr.write(`bench: ${d.name}...\n`);
+  return bench(d);
+});
+const loadAfter = loadavg().map((l) => l.toFixed(2)).join(" ");
+
+const table = [
+  "| data set | family | input prefixes | output prefixes | gen-networkd wall | gen-networkd peak RSS | reference | reference wall | reference peak RSS | ratio (wall) | identical output |",
+  "|---|---|--:|--:|--:|--:|---|--:|--:|--:|---|",
+  ...rows.map((r) =>
+    [
+      r.dataset,
+      `IPv${r.family}`,
+      r.input,
+      r.output,
+      `${fmt(r.ours.wall)} s`,
+      `${fmt(r.ours.rss, 0)} MB`,
+      r.tool,
+      `${fmt(r.reference.wall)} s`,
+      `${fmt(r.reference.rss, 0)} MB`,
+      `${fmt(r.ours.wall / Math.max(r.reference.wall, 0.01), 1)}x`,
+      r.identical ? "yes" : "**NO**",
+    ].join(" | ").replace(/^/, "| ").replace(/$/, " |"),
+  ),
+];
+
+const machine = [
+  `- date: ${new Date().toISOString()}`,
+  `- machine: ${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores, ${fmt(totalmem() / 2 ** 30, 1)} GiB RAM, Linux ${release()}`,
+  `- Node ${process.version}; ${execFileSync("perl", ["-MNet::CIDR::Lite", "-e", 'print "Net::CIDR::Lite $Net::CIDR::Lite::VERSION"']).toString()}; iprange from Debian's package`,
+  `- load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter} (the machine is shared; wall times grow with load)`,
+  `- each figure: median of ${runs} runs (Net::CIDR::Lite on 1M prefixes: 1 run)`,
+];
+
+const report = [
+  "# Benchmark: large prefix lists",
+  "",
+  "Written by `npm run bench` (bench/run.mjs); regenerate with that command.",
+  "",
+  ...machine,
+  "",
+  "## What is measured",
+  "",
+  "Seeded synthetic lists from `bench/synthetic.mjs`: IPv4 with a BGP-like length mix (mostly /24, a",
+  "tail of shorter prefixes, 9% single addresses written bare), IPv6 mostly /32../48 with some /64",
+  "and single addresses, and a country-shaped list (8,000 IPv4 prefixes clustered in 40 allocations",
+  "plus 2,000 IPv6 prefixes). For each list a spec with `exclude = []` and `exclude_files = [list]`",
+  "is generated with the real CLI, so the throws it emits are exactly the list's minimal cover:",
+  "",
+  "    /usr/bin/time -f '%e s %M KB' node dist/cli.js spec.toml -o out",
+  "",
+  "That is the whole process: start, load and validate the spec, read and parse the list, merge,",
+  "plan, render, write (fsync + rename). The references run on the same list (its IPv4 or IPv6 part):",
+  "",
+  "    /usr/bin/time -f '%e s %M KB' iprange --optimize list.txt",
+  `    /usr/bin/time -f '%e s %M KB' perl -MNet::CIDR::Lite -e '${PERL_AGGREGATE}' list.txt`,
+  "",
+  "\"identical output\" compares the emitted throws, in order, with the reference's output line by line.",
+  "",
+  "## Results",
+  "",
+  ...table,
+  "",
+  "## Targets (issue 6)",
+  "",
+  ...targets(rows),
+  "",
+];
+
+process.stdout.write(`${machine.join("\n")}\n\n${table.join("\n")}\n\n${targets(rows).join("\n")}\n`);
+if (!only) writeFileSync(join(root, "bench/results.md"), report.join("\n"));
+if (rows.some((r) => !r.identical)) process.exitCode = 1;
