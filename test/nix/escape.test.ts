@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { entry, section, type Plan } from "../../src/model.js";
 import { NixMappingError, nixAttrName, nixString, renderNix } from "../../src/render-nix.js";
 import { Nix, nixTest } from "./nix.js";
+import { LOOSE_BY_DEFAULT } from "./nixos-render.js";
 
 const test = suite("nix-escape");
 const nix = new Nix();
@@ -43,7 +44,7 @@ nixTest(test, "string literals evaluate back to the exact string", () => {
       nix.file("strings.nix", `[\n${strings.map(nixString).join("\n")}\n]\n`);
       assert.equal(nix.evalJson("import ./strings.nix"), strings);
     }),
-    { numRuns: RUNS },
+    { numRuns: RUNS, includeErrorInReport: true },
   );
 });
 
@@ -56,7 +57,7 @@ nixTest(test, "attribute names evaluate back to the exact name", () => {
         names.map((n) => [n]),
       );
     }),
-    { numRuns: RUNS },
+    { numRuns: RUNS, includeErrorInReport: true },
   );
 });
 
@@ -84,6 +85,7 @@ nixTest(test, "through the renderer: hostile values, names and comments leave th
       const value = nix.evalJson("(import ./hostile.nix) {}");
       const description = strings.length === 1 ? strings[0] : strings;
       assert.equal(value, {
+        networking: { firewall: { checkReversePath: LOOSE_BY_DEFAULT } },
         systemd: {
           network: {
             enable: true,
@@ -98,7 +100,7 @@ nixTest(test, "through the renderer: hostile values, names and comments leave th
         },
       });
     }),
-    { numRuns: RUNS },
+    { numRuns: RUNS, includeErrorInReport: true },
   );
 });
 

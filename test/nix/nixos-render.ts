@@ -11,6 +11,9 @@
 
 import type { Entry, Section } from "../../src/model.js";
 
+/** What lib.mkDefault "loose" evaluates to (an override marker the module system reads), as the module sets the firewall's reverse-path check. */
+export const LOOSE_BY_DEFAULT = { _type: "override", priority: 1000, content: "loose" } as const;
+
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Attrs = { [key: string]: Json };
 

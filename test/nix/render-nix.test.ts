@@ -6,7 +6,7 @@ import * as assert from "uvu/assert";
 import { entry, section, type Plan } from "../../src/model.js";
 import { NixMappingError, renderNix } from "../../src/render-nix.js";
 import { Nix, nixTest } from "./nix.js";
-import { comparable, nixosNetworkdFiles } from "./nixos-render.js";
+import { comparable, LOOSE_BY_DEFAULT, nixosNetworkdFiles } from "./nixos-render.js";
 import { seedPlan } from "./seed-plan.js";
 
 const test = suite("render-nix");
@@ -64,10 +64,15 @@ nixTest(test, "the module parses, evaluates as a bare function, and names nothin
   const path = nix.file("wg0.nix", renderNix(seedPlan, header));
   nix.parse(path);
   const value = nix.evalJson("(import ./wg0.nix) {}") as { systemd: { network: Record<string, unknown> } };
-  assert.equal(Object.keys(value), ["systemd"]);
+  assert.equal(Object.keys(value), ["networking", "systemd"]);
   assert.equal(Object.keys(value.systemd), ["network"]);
   assert.is(value.systemd.network.enable, true);
   assert.equal(nix.storePathsIn(value), []);
+});
+
+nixTest(test, "the firewall's reverse-path check defaults to loose, overridable (priority of lib.mkDefault)", () => {
+  nix.file("firewall.nix", renderNix(seedPlan, header));
+  assert.equal(nix.evalJson("((import ./firewall.nix) {}).networking"), { firewall: { checkReversePath: LOOSE_BY_DEFAULT } });
 });
 
 nixTest(test, "a path literal would be caught: it evaluates to a store path", () => {
