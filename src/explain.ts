@@ -210,7 +210,9 @@ export function verdictOf(decision: Decision, flow: FlowRequest, tunnel: string,
   let dev: string | null = null;
   if (decision.kind === "route") {
     const { route } = decision;
-    dev = route.type === "local" ? "lo" : (route.dev ?? null);
+    // Delivered to this host: its own and (IPv6) anycast addresses, and broadcasts that arrive.
+    const delivered = route.type === "local" || route.type === "anycast" || (route.type === "broadcast" && flow.iif !== "lo");
+    dev = delivered ? "lo" : (route.dev ?? null);
     // Only a unicast route through the tunnel is the split's doing; local, broadcast,
     // multicast and anycast answers are the host's own and link-scope destinations.
     verdict = dev === tunnel && route.type === "unicast" ? "tunnel" : "direct";

@@ -111,6 +111,17 @@ test("human output: one line per flow with its verdict, the matching rules under
   assert.match(stdout, /\nudp \[2001:db8::1\]:53 {2}→ {2}direct \(main table, eth0\)\n/);
 });
 
+test("colors on a terminal, never with NO_COLOR (run under script(1) for a terminal)", () => {
+  const onTerminal = (env: string) => spawnSync("script", ["-qec", `${env} ${process.execPath} ${cli} explain ${seed} --offline`, "/dev/null"], { cwd: work, encoding: "utf8", env: { ...process.env, NO_COLOR: undefined } });
+  const colored = onTerminal("");
+  assert.is(colored.status, 0, colored.stderr);
+  assert.match(colored.stdout, /\x1b\[32mtunnel wg0 \*\x1b\[39m/);
+  const plain = onTerminal("NO_COLOR=1");
+  assert.is(plain.status, 0, plain.stderr);
+  assert.match(plain.stdout, /tunnel wg0 \*/);
+  assert.not.match(plain.stdout, /\x1b\[/);
+});
+
 test("the representative table is aligned and marks assumed verdicts", () => {
   const { code, stdout } = run(["explain", seed, "--offline"]);
   assert.is(code, 0);

@@ -275,6 +275,27 @@ test("explain of the seed plan on an assumed host: verdicts, and which rest on t
   assert.equal([own.verdict, own.interface, own.assumes], ["direct", "lo", []]);
 });
 
+test("verdicts: answers delivered to this host (local, anycast, an arriving broadcast) are direct via lo", () => {
+  const state: RoutingState = {
+    rules: [rule(0, lookup(LOCAL)), rule(1, lookup(7)), rule(0, lookup(LOCAL), {}, 6)],
+    routes: [
+      route(LOCAL, "192.168.1.255", "broadcast", { dev: "eth0" }),
+      route(LOCAL, "10.253.0.2", "local", { dev: "wg0" }),
+      route(LOCAL, "2001:db8:50::/128", "anycast", { dev: "eth0", metric: 0 }),
+      route(7, "default", "unicast", { dev: "wg0" }),
+    ],
+  };
+  const verdict = (f: FlowRequest) => {
+    const v = verdictOf(decide(state, f), f, "wg0", false);
+    return `${v.verdict} ${v.interface} ${v.table}`;
+  };
+  assert.is(verdict(flow("192.168.1.255")), "direct eth0 local", "a local broadcast leaves on its link");
+  assert.is(verdict(flow("192.168.1.255", { iif: "eth0", forwarded: true })), "direct lo local", "an arriving broadcast is delivered here");
+  assert.is(verdict(flow("10.253.0.2")), "direct lo local");
+  assert.is(verdict(flow("2001:db8:50::")), "direct lo local");
+  assert.is(verdict(flow("203.0.113.9")), "tunnel wg0 7");
+});
+
 // ------------------------------------------------------------------ flow syntax
 
 test("flows: address, proto:address:port, bracketed IPv6, refinements; a bare address is one flow per protocol", () => {
