@@ -7,10 +7,11 @@
 #   };
 #
 # Each spec is written out with builtins.toJSON and run through the generator in a
-# runCommand; its files are linked into /etc/systemd/network. The file names are
-# computed here, from the spec, so evaluating a configuration never has to read a
-# build result (no import-from-derivation); the build fails if the generator's
-# names ever differ from these. Written for NixOS 24.11 and later.
+# runCommand; its files are linked into /etc/systemd/network and the networkd.conf
+# drop-in into /etc/systemd/networkd.conf.d. The file names are computed from the
+# spec (nix/files.nix), so evaluating a configuration never has to read a build
+# result (no import-from-derivation); the build fails if the generator's names ever
+# differ from these. Written for NixOS 24.11 and later.
 {
   config,
   lib,
@@ -22,33 +23,11 @@ let
   cfg = config.services.gen-networkd;
   json = pkgs.formats.json { };
 
-  # Keys that would put key material into the spec, and so into the world-readable
-  # Nix store; the generator refuses them too, but only after the store has them.
-  secretKeys = [
-    "private_key"
-    "preshared_key"
-  ];
-  inlineSecrets =
-    path: value:
-    if builtins.isAttrs value then
-      lib.concatLists (
-        lib.mapAttrsToList (
-          key: inner: lib.optional (builtins.elem key secretKeys) (path ++ [ key ]) ++ inlineSecrets (path ++ [ key ]) inner
-        ) value
-      )
-    else if builtins.isList value then
-      lib.concatLists (lib.imap0 (index: inner: inlineSecrets (path ++ [ (toString index) ]) inner) value)
-    else
-      [ ];
+  # Spec entries that would copy key material into the Nix store (nix/secrets.nix).
+  secretsIn = import ./secrets.nix;
 
-  # The names the generator gives a tunnel's files: NN-<interface>.netdev (only when
-  # gen-networkd creates the interface) and NN-<interface>.network.
-  unitFiles =
-    tunnel:
-    let
-      stem = "${tunnel.prefix}-${tunnel.spec.tunnel.interface}";
-    in
-    lib.optional (tunnel.spec.tunnel.manage or true) "${stem}.netdev" ++ [ "${stem}.network" ];
+  # Where the generator's files go under /etc, computed from the spec (nix/files.nix).
+  etcPaths = tunnel: import ./files.nix { inherit (tunnel) spec prefix; };
 
   generated =
     name: tunnel:
@@ -59,7 +38,7 @@ let
       {
         nativeBuildInputs = [ cfg.package ];
         spec = builtins.toJSON tunnel.spec;
-        expected = lib.concatLines (unitFiles tunnel);
+        expected = lib.concatLines (etcPaths tunnel);
         passAsFile = [
           "spec"
           "expected"
@@ -68,26 +47,19 @@ let
       ''
         # The file headers name the spec: call it after the tunnel, not after a store path.
         cp "$specPath" ${lib.escapeShellArg "${safeName}.json"}
-        gen-networkd ${lib.escapeShellArg "${safeName}.json"} --prefix ${lib.escapeShellArg tunnel.prefix} -o "$out"
-        if ! diff <(sort "$expectedPath") <(ls -A "$out" | sort); then
-          echo "gen-networkd wrote other files than services.gen-networkd expects (above: < expected, > written);" >&2
-          echo "the module's unitFiles no longer matches the generator's naming" >&2
+        gen-networkd ${lib.escapeShellArg "${safeName}.json"} --prefix ${lib.escapeShellArg tunnel.prefix} \
+          -o "$out/systemd/network" --conf-dir "$out/systemd/networkd.conf.d"
+        if ! diff <(sort "$expectedPath") <(cd "$out" && find . -type f -printf '%P\n' | sort); then
+          echo "gen-networkd wrote other files than services.gen-networkd expects (above: < expected, > written):" >&2
+          echo "nix/files.nix no longer matches the generator's naming" >&2
           exit 1
         fi
       '';
 
-  etcFiles = lib.mkMerge (
-    lib.mapAttrsToList (
-      name: tunnel:
-      lib.listToAttrs (
-        map (file: lib.nameValuePair "systemd/network/${file}" { source = "${generated name tunnel}/${file}"; }) (unitFiles tunnel)
-      )
-    ) cfg.tunnels
+  # Every generated file, as the store path environment.etc links to.
+  sources = lib.concatLists (
+    lib.mapAttrsToList (name: tunnel: map (path: { inherit path; source = "${generated name tunnel}/${path}"; }) (etcPaths tunnel)) cfg.tunnels
   );
-
-  allFiles = lib.concatMap (
-    { name, value }: map (file: "${generated name value}/${file}") (unitFiles value)
-  ) (lib.attrsToList cfg.tunnels);
 
   tunnelOptions = {
     options = {
@@ -152,24 +124,31 @@ in
 
   config = lib.mkIf cfg.enable {
     assertions = lib.mapAttrsToList (name: tunnel: {
-      assertion = inlineSecrets [ ] tunnel.spec == [ ];
+      assertion = secretsIn tunnel.spec == [ ];
       message =
-        "services.gen-networkd.tunnels.${name}.spec holds key material inline ("
-        + lib.concatMapStringsSep ", " (lib.concatStringsSep ".") (inlineSecrets [ ] tunnel.spec)
-        + "); it would be copied into the world-readable Nix store. Use private_key_file / preshared_key_file"
-        + " with a path from agenix or sops-nix instead.";
+        "services.gen-networkd.tunnels.${name}.spec would copy key material into the world-readable Nix store ("
+        + lib.concatStringsSep ", " (secretsIn tunnel.spec)
+        + "). Give private_key_file / preshared_key_file as strings naming a file on the host,"
+        + " e.g. a path from agenix or sops-nix, never as Nix paths; inline keys are refused.";
     }) cfg.tunnels;
 
     systemd.network.enable = true;
-    environment.etc = etcFiles;
+
+    # Replies to tunnelled traffic arrive on the tunnel, while only the split's
+    # selectors route there; NixOS's default reverse-path check (strict, iptables
+    # backend) does not see the protocol and drops the replies of IPv4 TCP through
+    # the tunnel (measured in gen-networkd's namespace lab). See docs/nixos.md.
+    networking.firewall.checkReversePath = lib.mkDefault "loose";
+
+    environment.etc = lib.listToAttrs (map ({ path, source }: lib.nameValuePair path { inherit source; }) sources);
 
     # NixOS reloads or restarts networkd only for the units it renders itself; these
     # files are ours, so changes to them have to trigger the same: a changed .network
-    # needs a reload, a changed .netdev a restart (and an existing interface is only
-    # reconfigured once it is recreated, as networkd.netdev(5) says).
+    # needs a reload; a changed .netdev or networkd.conf drop-in a restart (and an
+    # existing interface is only reconfigured once it is recreated, see systemd.netdev(5)).
     systemd.services.systemd-networkd = {
-      reloadTriggers = builtins.filter (lib.hasSuffix ".network") allFiles;
-      restartTriggers = builtins.filter (file: !lib.hasSuffix ".network" file) allFiles;
+      reloadTriggers = map (file: file.source) (builtins.filter (file: lib.hasSuffix ".network" file.path) sources);
+      restartTriggers = map (file: file.source) (builtins.filter (file: !lib.hasSuffix ".network" file.path) sources);
     };
   };
 }

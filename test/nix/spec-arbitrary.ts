@@ -80,7 +80,8 @@ export const validSpec = fc
     namedAnchor: optional(interfaceName(15)),
     ipv4: fc.tuple(fc.integer({ min: 1, max: 254 }), fc.integer({ min: 1, max: 254 }), fc.constantFrom(32, 24, 16)),
     ipv6: optional(fc.integer({ min: 1, max: 0xffff })),
-    manage: fc.boolean(),
+    // Left out, it defaults to true.
+    manage: optional(fc.boolean()),
     private_key_file: keyFile,
     listen_port: optional(port),
     mtu: optional(fc.integer({ min: 1280, max: 65535 })),
@@ -111,12 +112,13 @@ export const validSpec = fc
   .map((r) => {
     const list = r.protocols ?? ["tcp"];
     const udp = capturesUdp(list);
+    const managed = r.manage ?? true;
     const tunnel = present({
       interface: r.name,
       addresses: [`10.${r.ipv4[0]}.${r.ipv4[1]}.2/${r.ipv4[2]}`, ...(r.ipv6 === undefined ? [] : [`fd00:${r.ipv6.toString(16)}::2/128`])],
       manage: r.manage,
       mtu: r.mtu,
-      ...(r.manage
+      ...(managed
         ? { private_key_file: r.private_key_file, peers: r.peers, listen_port: r.listen_port }
         : // Capturing UDP would loop the tunnel's own packets; unmanaged, only the endpoints' addresses can prevent it.
           { endpoints: udp ? r.endpoints : undefined }),
@@ -126,7 +128,7 @@ export const validSpec = fc
       priority: r.priority,
       protocols: r.protocols,
       // A managed tunnel marks its own packets; the default mark (the table number) may collide with tailscale's.
-      fwmark: udp && r.manage ? r.fwmark : undefined,
+      fwmark: udp && managed ? r.fwmark : undefined,
       include: r.include,
       exclude: r.exclude,
       sources: r.sources,

@@ -1,0 +1,22 @@
+# The files gen-networkd writes for one spec, as paths under /etc, computed from
+# the spec alone so that NixOS can name them without building anything first.
+#   systemd/network: NN-<interface>.netdev (only when gen-networkd creates the
+#     interface), NN-<interface>.network, and the same two for the anchor, the
+#     always-present link that holds the policy (split.anchor, else "<interface>-split");
+#   systemd/networkd.conf.d: NN-<interface>.conf, which keeps the routing policy
+#     rules other programs add (tailscale's).
+# Plain builtins only: the tests evaluate it with a bare Nix evaluator against the
+# generator's own output.
+{ spec, prefix }:
+let
+  inherit (spec.tunnel) interface;
+  anchor = spec.split.anchor or "${interface}-split";
+  stem = name: "systemd/network/${prefix}-${name}";
+in
+(if spec.tunnel.manage or true then [ "${stem interface}.netdev" ] else [ ])
+++ [
+  "${stem interface}.network"
+  "${stem anchor}.netdev"
+  "${stem anchor}.network"
+  "systemd/networkd.conf.d/${prefix}-${interface}.conf"
+]

@@ -1,0 +1,90 @@
+// The flake's NixOS module computes two things in Nix, from the spec alone, that
+// the tests can check with a bare evaluator: where the generator's files go
+// (nix/files.nix, compared with the generator's own output), and whether a spec
+// would copy key material into the Nix store (nix/secrets.nix).
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import fc from "fast-check";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { loadSpec } from "../../src/load.js";
+import type { Plan } from "../../src/model.js";
+import { buildPlan } from "../../src/plan.js";
+import { validateSpec } from "../../src/spec.js";
+import { Nix, nixTest } from "./nix.js";
+import { generatable, validSpec } from "./spec-arbitrary.js";
+
+const test = suite("nixos-module");
+const root = new URL("../..", import.meta.url).pathname;
+const nix = new Nix();
+test.after(() => nix.dispose());
+
+const filesNix = JSON.stringify(join(root, "nix/files.nix"));
+const secretsNix = JSON.stringify(join(root, "nix/secrets.nix"));
+
+/** Where NixOS must link each file of a plan: networkd units in systemd/network, the drop-in in systemd/networkd.conf.d. */
+function etcPaths(plan: Plan): string[] {
+  return plan.units.map((u) => (u.kind === "networkd-conf" ? `systemd/networkd.conf.d/${u.fileName}` : `systemd/network/${u.fileName}`)).sort();
+}
+
+/** nix/files.nix over spec documents as a user writes them (defaults left out), in one evaluation. */
+function nixEtcPaths(cases: readonly { document: unknown; prefix: string }[]): string[][] {
+  cases.forEach((c, i) => nix.file(`spec${i}.json`, JSON.stringify(c.document)));
+  const calls = cases.map((c, i) => `(import ${filesNix} { spec = builtins.fromJSON (builtins.readFile ./spec${i}.json); prefix = ${JSON.stringify(c.prefix)}; })`);
+  return (nix.evalJson(`[\n${calls.join("\n")}\n]`) as string[][]).map((paths) => [...paths].sort());
+}
+
+nixTest(test, "nix/files.nix names exactly the files the generator writes, for every example", async () => {
+  const examples = readdirSync(join(root, "examples")).filter((n) => /\.(toml|json)$/.test(n)).sort();
+  const cases = [];
+  for (const name of examples) {
+    const { document } = await loadSpec(join(root, "examples", name));
+    const validated = validateSpec(document);
+    if (!validated.ok) throw new Error(`examples/${name} is invalid`);
+    cases.push({ name, document, prefix: "50", expected: etcPaths(buildPlan(validated.spec, { prefix: "50" })) });
+  }
+  const fromNix = nixEtcPaths(cases);
+  cases.forEach((c, i) => assert.equal(fromNix[i], c.expected, `examples/${c.name}`));
+});
+
+nixTest(test, "nix/files.nix names exactly the files the generator writes, for random specs", () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(validSpec, fc.integer({ min: 10, max: 99 })), { minLength: 10, maxLength: 30 }), (specs) => {
+      const cases = specs.flatMap(([document, n]) => {
+        const spec = generatable(document);
+        const prefix = String(n);
+        return spec ? [{ document, prefix, expected: etcPaths(buildPlan(spec, { prefix })) }] : [];
+      });
+      const fromNix = nixEtcPaths(cases);
+      cases.forEach((c, i) => assert.equal(fromNix[i], c.expected, JSON.stringify(c.document)));
+    }),
+    { numRuns: 10, includeErrorInReport: true },
+  );
+});
+
+nixTest(test, "nix/secrets.nix finds inline keys and key files given as Nix paths, anywhere in the spec", () => {
+  nix.file("wg0.key", "not a real key\n");
+  const found = nix.evalJson(`import ${secretsNix} {
+    tunnel = {
+      private_key = "inline";
+      private_key_file = ./wg0.key;
+      peers = [ { public_key = "x"; } { preshared_key_file = ./wg0.key; preshared_key = "inline"; } ];
+    };
+  }`);
+  assert.equal(found, ["tunnel.peers.1.preshared_key", "tunnel.peers.1.preshared_key_file", "tunnel.private_key", "tunnel.private_key_file"]);
+});
+
+nixTest(test, "nix/secrets.nix accepts key files named by strings (agenix, sops-nix paths)", () => {
+  const found = nix.evalJson(`import ${secretsNix} {
+    version = 1;
+    tunnel = {
+      interface = "wg0";
+      private_key_file = "/run/agenix/wg0-key";
+      peers = [ { public_key = "4kQT3smJgD94joC+o+whDz6zEdg42kZIryzw0Rw2w24="; preshared_key_file = "/run/secrets/wg0-psk"; } ];
+    };
+    split.exclude = [ "@local" ];
+  }`);
+  assert.equal(found, []);
+});
+
+test.run();
