@@ -53,13 +53,21 @@ const BITS: Record<Family, number> = { 4: 32, 6: 128 };
 
 const IPV4_KEY_SCALE = 64;
 
-/** A dotted quad in text[start, end): its value, or -1 unless it is exactly 4 decimal parts 0-255 without leading zeros. */
+/** Where the last scanIPv4 stopped: `end`, or the first character that is neither digit nor dot. */
+let ipv4End = 0;
+
+/**
+ * A dotted quad at text[start, ...) up to `end` or the first character that is
+ * neither digit nor dot (see ipv4End, so "a.b.c.d/len" needs one pass): its value,
+ * or -1 unless it is exactly 4 decimal parts 0-255 without leading zeros.
+ */
 function scanIPv4(text: string, start: number, end: number): number {
   let value = 0;
   let part = 0;
   let digits = 0;
   let dots = 0;
-  for (let i = start; i < end; i++) {
+  let i = start;
+  for (; i < end; i++) {
     const c = text.charCodeAt(i);
     if (c === 46 /* . */) {
       if (digits === 0 || dots === 3) return -1;
@@ -73,10 +81,17 @@ function scanIPv4(text: string, start: number, end: number): number {
       if (part > 255) return -1;
       digits++;
     } else {
-      return -1;
+      break;
     }
   }
+  ipv4End = i;
   return digits === 0 || dots !== 3 ? -1 : value * 256 + part;
+}
+
+/** A dotted quad that is all of text[start, end), or -1. */
+function scanWholeIPv4(text: string, start: number, end: number): number {
+  const value = scanIPv4(text, start, end);
+  return ipv4End === end ? value : -1;
 }
 
 function hexDigit(c: number): number {
@@ -107,7 +122,7 @@ function scanIPv6(text: string, start: number, end: number): bigint | undefined 
     let j = i;
     for (let d = hexDigit(text.charCodeAt(j)); j < end && d !== -1; d = hexDigit(text.charCodeAt(++j))) value = value * 16 + d;
     if (j < end && text.charCodeAt(j) === 46 /* . */) {
-      const v4 = count <= 6 ? scanIPv4(text, i, end) : -1;
+      const v4 = count <= 6 ? scanWholeIPv4(text, i, end) : -1;
       if (v4 === -1) return undefined;
       groups[count++] = Math.floor(v4 / 65536);
       groups[count++] = v4 % 65536;
@@ -180,7 +195,7 @@ function describeIPv6(text: string): Failure {
   let count = 0;
   for (const [index, part] of parts.entries()) {
     if (part.includes(".") && index === parts.length - 1 && !text.endsWith(":")) {
-      if (scanIPv4(part, 0, part.length) === -1) {
+      if (scanWholeIPv4(part, 0, part.length) === -1) {
         return bad(`IPv4 tail "${part}": ${describeIPv4(part).message.replace(/^is not an IPv4 address \((.*)\)$/, "$1")}`);
       }
       count += 2;
@@ -207,7 +222,7 @@ function find(text: string, c: number, start: number, end: number): number {
 function scanAddress(text: string, start: number, end: number, noun: string): number | bigint | Failure {
   if (start === end) return failure("is empty");
   if (find(text, 58 /* : */, start, end) !== -1) return scanIPv6(text, start, end) ?? describeIPv6(text.slice(start, end));
-  const v4 = scanIPv4(text, start, end);
+  const v4 = scanWholeIPv4(text, start, end);
   if (v4 !== -1) return v4;
   return find(text, 46 /* . */, start, end) !== -1 ? describeIPv4(text.slice(start, end)) : failure(`is not an IPv4 or IPv6 ${noun}`);
 }
@@ -239,9 +254,14 @@ interface Block6 {
  * path for long lists: an IPv4 prefix comes back as its key (network * 64 + length).
  */
 function scanPrefix(text: string, start: number, end: number, bareAddress: boolean): number | Block6 | Failure {
-  const slash = find(text, 47 /* / */, start, end);
+  // Most lines are IPv4: one pass finds the quad and where "/" is; anything else takes the general path.
+  let address: number | bigint | Failure = scanIPv4(text, start, end);
+  let slash = ipv4End < end && text.charCodeAt(ipv4End) === 47 /* / */ ? ipv4End : -1;
+  if (address === -1 || (slash === -1 && ipv4End !== end)) {
+    slash = find(text, 47, start, end);
+    address = scanAddress(text, start, slash === -1 ? end : slash, "prefix");
+  }
   const addressEnd = slash === -1 ? end : slash;
-  const address = scanAddress(text, start, addressEnd, "prefix");
   if (isFailure(address)) return explain(address, text.slice(start, end), text.slice(addressEnd, end));
   const bits = typeof address === "number" ? 32 : 128;
   let length = bits;
