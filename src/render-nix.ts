@@ -115,14 +115,14 @@ function commentLines(lines: readonly string[]): string[] {
 // ---------------------------------------------------------------------------
 // View model: what the template lays out
 
-export interface NixAttr {
+interface NixAttr {
   /** Attribute name, already in Nix syntax. */
   readonly name: string;
   /** Value, already in Nix syntax: a literal or an inline list of literals. */
   readonly value: string;
 }
 
-export interface NixAttrSet {
+interface NixAttrSet {
   /** Comment lines, already in Nix syntax ("# ..."), as in every view below. */
   readonly comment: readonly string[];
   readonly attrs: readonly NixAttr[];
@@ -130,7 +130,7 @@ export interface NixAttrSet {
   readonly oneLine: string;
 }
 
-export type NixField =
+type NixField =
   | { readonly shape: "attrs"; readonly name: string; readonly comment: readonly string[]; readonly attrs: readonly NixAttr[] }
   | { readonly shape: "list"; readonly name: string; readonly comment: readonly string[]; readonly values: readonly string[] }
   | {
@@ -142,14 +142,14 @@ export type NixField =
       readonly inline: boolean;
     };
 
-export interface NixUnitView {
+interface NixUnitView {
   /** Attribute path of the unit, already in Nix syntax, e.g. systemd.network.networks."50-wg0". */
   readonly path: string;
   readonly comment: readonly string[];
   readonly fields: readonly NixField[];
 }
 
-export interface NixModuleView {
+interface NixModuleView {
   readonly header: readonly string[];
   readonly units: readonly NixUnitView[];
 }
@@ -251,7 +251,7 @@ function unmapped(unit: Unit, section: Section): NixMappingError {
   );
 }
 
-export function nixModuleView(plan: Plan, header: readonly string[]): NixModuleView {
+function nixModuleView(plan: Plan, header: readonly string[]): NixModuleView {
   const units = plan.units.map(unitView);
   const seen = new Set<string>();
   for (const unit of units) {
