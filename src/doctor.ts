@@ -11,7 +11,7 @@ import { localIp, readLinks, readLiveState, readSysctl, type LinkInfo } from "./
 import { INSTALL_HINT, keyFileWarnings } from "./keyfile.js";
 import { plannedRouting, type PlannedRouting } from "./plan-routing.js";
 import { formatPrefix, parseAddress } from "./prefix.js";
-import { decide, TABLE_IDS, tableName, type Flow, type Route, type Rule, type RoutingState } from "./route-model.js";
+import { decide, tableName, type Flow, type Route, type Rule, type RoutingState } from "./route-model.js";
 import { columns, painter } from "./terminal.js";
 import type { Spec } from "./spec.js";
 import { diffAgainstDisk, pathOf, type OutputFile } from "./write.js";
@@ -76,12 +76,6 @@ const routeKey = (route: Route) =>
   `${familyName(route.family)} table ${tableName(route.table)}: ${route.type === "unicast" ? "" : `${route.type} `}${formatPrefix(route.dst)}${route.type === "unicast" && route.dev ? ` dev ${route.dev}` : ""} metric ${route.metric}`;
 const ruleDelete = (rule: Rule) => `ip -${rule.family} rule del priority ${rule.priority} ${ruleText(rule)}`;
 const reconfigure = (links: Iterable<string>) => `networkctl reconfigure ${[...new Set(links)].sort().join(" ")}`;
-
-/** Tables the plan owns outright (every route in them is ours). */
-function ownTables(planned: PlannedRouting): Set<number> {
-  const reserved = new Set<number>([TABLE_IDS.main!, TABLE_IDS.local!, TABLE_IDS.default!]);
-  return new Set([...planned.routes.map((r) => r.table), ...planned.rules.flatMap((r) => (r.action.kind === "lookup" ? [r.action.table] : []))].filter((t) => !reserved.has(t)));
-}
 
 async function checkFiles(specPath: string, files: readonly OutputFile[], identity: string, applyCommand: string): Promise<Check[]> {
   const changes = await diffAgainstDisk(files, identity);
@@ -156,7 +150,7 @@ function checkRules(planned: PlannedRouting, live: LiveHost): Check {
   const liveKeys = new Set(live.state.rules.map(ruleKey));
   const plannedKeys = new Set(planned.rules.map(ruleKey));
   const missing = planned.rules.filter((r) => !liveKeys.has(ruleKey(r)));
-  const tables = ownTables(planned);
+  const tables = planned.ownTables;
   const priorities = new Set(planned.rules.map((r) => `${r.family} ${r.priority}`));
   const strays = live.state.rules.filter(
     (r) => !plannedKeys.has(ruleKey(r)) && ((r.action.kind === "lookup" && tables.has(r.action.table)) || priorities.has(`${r.family} ${r.priority}`)),
@@ -168,7 +162,7 @@ function checkRules(planned: PlannedRouting, live: LiveHost): Check {
 }
 
 function checkTables(planned: PlannedRouting, live: LiveHost): Check {
-  const tables = ownTables(planned);
+  const tables = planned.ownTables;
   const liveKeys = new Set(live.state.routes.map(routeKey));
   const plannedKeys = new Set(planned.routes.map(routeKey));
   const missing = planned.routes.filter((r) => !liveKeys.has(routeKey(r)));
@@ -185,7 +179,7 @@ function capturedFlows(planned: PlannedRouting, state: RoutingState, tunnel: str
   const flows: Flow[] = [];
   const candidates = ["203.0.113.9", "2001:db8::1", ...planned.routes.filter((r) => r.type === "unicast" && r.dev === tunnel && r.dst.length > 0).map((r) => formatPrefix(r.dst).replace(/\/.*/, ""))];
   for (const rule of planned.rules) {
-    if (rule.action.kind !== "lookup" || !ownTables(planned).has(rule.action.table)) continue;
+    if (rule.action.kind !== "lookup" || !planned.ownTables.has(rule.action.table)) continue;
     for (const text of candidates) {
       const address = parseAddress(text);
       if (!address.ok || address.value.family !== rule.family) continue;
@@ -228,7 +222,7 @@ function checkTailscale(planned: PlannedRouting, live: LiveHost): Check {
   if (missing.length) {
     return fail("tailscale", `tailscale is here but its rules are gone`, missing.map((f) => `no IPv${f} rule looks up table ${TAILSCALE.table}: tailnet traffic follows our rules and main instead`), "systemctl restart tailscaled (it re-adds its rules)");
   }
-  const tables = ownTables(planned);
+  const tables = planned.ownTables;
   const plannedKeys = new Set(planned.rules.map(ruleKey));
   const last = (family: 4 | 6) => Math.max(...theirs.filter((r) => r.family === family).map((r) => r.priority));
   const early = live.state.rules.filter(

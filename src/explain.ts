@@ -15,7 +15,7 @@ import type { Spec } from "./spec.js";
 
 export class FlowSyntaxError extends CommandError {
   constructor(arg: string, message: string) {
-    super(`explain: flow ${JSON.stringify(arg)}: ${message}; write flows like 203.0.113.9, tcp:203.0.113.9:443, udp:[2001:db8::1]:53, optionally followed by uid=1000, mark=0x1, sport=N, from=ADDR or forwarded`, 2);
+    super(`explain: flow ${JSON.stringify(arg)}: ${message}; write flows like 203.0.113.9, tcp:203.0.113.9:443, udp:[2001:db8::1]:53, optionally followed by uid=1000, mark=0x1, sport=N, from=ADDR, forwarded or iif=NAME`, 2);
   }
 }
 
@@ -50,12 +50,7 @@ export function assumedHost(): RoutingState {
  */
 export function simulationState(planned: PlannedRouting, host: RoutingState): RoutingState {
   const planPriorities = new Set(planned.rules.map((r) => `${r.family}:${r.priority}`));
-  const ownTables = new Set(
-    [...planned.routes.map((r) => r.table), ...planned.rules.flatMap((r) => (r.action.kind === "lookup" ? [r.action.table] : []))].filter(
-      (t) => t !== TABLE_IDS.main && t !== TABLE_IDS.local && t !== TABLE_IDS.default,
-    ),
-  );
-  const routes = [...host.routes.filter((r) => !ownTables.has(r.table)), ...planned.routes];
+  const routes = [...host.routes.filter((r) => !planned.ownTables.has(r.table)), ...planned.routes];
   const key = (r: Route) => `${r.family} ${r.table} ${formatPrefix(r.dst)} ${r.type} ${r.dev}`;
   const present = new Set(routes.map(key));
   for (const route of planned.addressRoutes) if (!present.has(key(route))) routes.push(route);
@@ -313,7 +308,7 @@ export function flowTemplates(planned: PlannedRouting): FlowTemplate[] {
   };
   for (const rule of planned.rules) {
     const { action } = rule;
-    if (action.kind !== "lookup" || action.table === TABLE_IDS.main || action.table === TABLE_IDS.local) continue;
+    if (action.kind !== "lookup" || !planned.ownTables.has(action.table)) continue;
     for (const proto of rule.ipproto === undefined ? [6, 17] : [rule.ipproto]) add(proto, rule.dport?.start ?? 0, rule.uid?.start ?? 0);
   }
   add(6, 0, 0);

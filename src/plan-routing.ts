@@ -27,6 +27,8 @@ export interface PlannedRouting {
   readonly links: readonly { readonly name: string; readonly addresses: readonly string[] }[];
   /** The link whose .network carries each rule and route (what `networkctl reconfigure` re-applies). */
   readonly linkOf: ReadonlyMap<Rule | Route, string>;
+  /** Tables the plan owns outright: every route in them is planned (main, local and default are shared). */
+  readonly ownTables: ReadonlySet<number>;
 }
 
 // Keys that do not change which route or rule a packet gets.
@@ -173,5 +175,7 @@ export function plannedRouting(plan: Plan): PlannedRouting {
     links.push({ name: dev, addresses });
     addressed.push(...addresses.flatMap((a) => addressRoutes(a, dev)));
   }
-  return { rules, routes, addressRoutes: addressed, links, linkOf };
+  const shared = new Set<number>([TABLE_IDS.main!, TABLE_IDS.local!, TABLE_IDS.default!]);
+  const ownTables = new Set([...routes.map((r) => r.table), ...rules.flatMap((r) => (r.action.kind === "lookup" ? [r.action.table] : []))].filter((t) => !shared.has(t)));
+  return { rules, routes, addressRoutes: addressed, links, linkOf, ownTables };
 }
