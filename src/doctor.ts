@@ -109,9 +109,10 @@ async function checkKeys(spec: Spec, specPath: string): Promise<Check> {
   for (const path of paths) {
     try {
       await stat(path);
-    } catch {
-      details.push(`${path} does not exist`);
-      fix ??= INSTALL_HINT(path);
+    } catch (error) {
+      const denied = (error as NodeJS.ErrnoException).code === "EACCES";
+      details.push(denied ? `${path} cannot be examined by this user` : `${path} does not exist`);
+      fix ??= denied ? "run doctor as root (sudo gen-networkd doctor …)" : INSTALL_HINT(path);
       continue;
     }
     for (const warning of await keyFileWarnings(path, specPath)) {

@@ -133,6 +133,11 @@ export function routeFromIp(entry: Json, where: string): Route | undefined {
   const dst = prefixOf(String(entry.dst ?? ""), family) ?? fail(`dst ${JSON.stringify(entry.dst)} is not an IPv${family} prefix`);
   const route: { -readonly [K in keyof Route]: Route[K] } = { family, table, dst, type, metric: typeof entry.metric === "number" ? entry.metric : 0, origin: "host" };
   if (typeof entry.dev === "string") route.dev = entry.dev;
+  // A multipath route: which nexthop a flow hashes to is not modelled, only whether they share a device.
+  if (Array.isArray(entry.nexthops)) {
+    const devs = [...new Set((entry.nexthops as Json[]).map((n) => String(n.dev)))];
+    route.dev = devs.length === 1 ? devs[0]! : `multipath(${devs.join(",")})`;
+  }
   if (typeof entry.gateway === "string") route.gateway = entry.gateway;
   return route;
 }

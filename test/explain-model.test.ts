@@ -220,12 +220,12 @@ test("ip -j rule entries: selectors, actions, not, detached interfaces, numeric 
 
 test("ip -j route entries: types by name and number, default, host routes, metrics, family from the entry", () => {
   const routes = routesFromText(
-    `[{"dst":"default","gateway":"192.168.7.1","dev":"d0","flags":[]},{"type":"9","dst":"10.0.0.0/8","table":"7","flags":[]},{"type":"local","dst":"127.0.0.1","dev":"lo","table":"local","protocol":"kernel","scope":"host","prefsrc":"127.0.0.1","flags":[]},{"type":"unreachable","dst":"default","dev":"lo","table":"7","metric":1024,"flags":[],"pref":"medium"},{"dst":"10.9.0.0/16","dev":"d1","flags":["dead","linkdown"]}]`,
+    `[{"dst":"default","gateway":"192.168.7.1","dev":"d0","flags":[]},{"type":"9","dst":"10.0.0.0/8","table":"7","flags":[]},{"type":"local","dst":"127.0.0.1","dev":"lo","table":"local","protocol":"kernel","scope":"host","prefsrc":"127.0.0.1","flags":[]},{"type":"unreachable","dst":"default","dev":"lo","table":"7","metric":1024,"flags":[],"pref":"medium"},{"dst":"10.9.0.0/16","dev":"d1","flags":["dead","linkdown"]},{"dst":"198.51.100.0/24","flags":[],"nexthops":[{"gateway":"192.0.2.1","dev":"eth0","weight":1,"flags":[]},{"gateway":"192.0.2.2","dev":"eth1","weight":1,"flags":[]}]}]`,
     "routes.json",
   );
   assert.equal(
     routes.map((r) => [r.family, r.table, r.type, r.dst.length, r.dev ?? null, r.metric]),
-    [[4, 254, "unicast", 0, "d0", 0], [4, 7, "throw", 8, null, 0], [4, 255, "local", 32, "lo", 0], [6, 7, "unreachable", 0, "lo", 1024]],
+    [[4, 254, "unicast", 0, "d0", 0], [4, 7, "throw", 8, null, 0], [4, 255, "local", 32, "lo", 0], [6, 7, "unreachable", 0, "lo", 1024], [4, 254, "unicast", 24, "multipath(eth0,eth1)", 0]],
   );
 });
 
