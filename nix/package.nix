@@ -24,8 +24,13 @@ buildNpmPackage {
       ../tsconfig.json
       ../src
       ../templates
-      ../examples
+      # Read by the tests only.
       ../test
+      ../examples
+      ../schema
+      ../bench
+      ../nix
+      ../flake.nix
     ];
   };
 
