@@ -44,9 +44,13 @@ function directFiles({ plan, specName }: Case): Map<string, ReturnType<typeof co
   );
 }
 
-/** Evaluates the modules of all cases in one nix-instantiate call and compares each with its networkd files. */
-function assertEquivalent(cases: readonly Case[]): void {
-  cases.forEach((c, i) => nix.file(`case${i}.nix`, renderNix(c.plan, headerLines(c.plan, c.specName))));
+/**
+ * Evaluates the modules of all cases in one nix-instantiate call and compares each with
+ * its networkd files; with `parse`, first parses each module on its own too.
+ */
+function assertEquivalent(cases: readonly Case[], { parse = false } = {}): void {
+  const paths = cases.map((c, i) => nix.file(`case${i}.nix`, renderNix(c.plan, headerLines(c.plan, c.specName))));
+  if (parse) for (const path of paths) nix.parse(path);
   const imports = cases.map((_, i) => `((import ./case${i}.nix) {})`).join("\n");
   const values = nix.evalJson(`[\n${imports}\n]`) as { networking: unknown; systemd: { network: never } }[];
   cases.forEach((c, i) => {
@@ -62,13 +66,13 @@ test("the examples directory has specs to compare", () => {
   assert.ok(exampleSpecs.length > 0);
 });
 
-nixTest(test, "every example spec: the module maps back to exactly the networkd files", async () => {
+nixTest(test, "every example spec: the module parses and maps back to exactly the networkd files", async () => {
   const cases: Case[] = [];
   for (const name of exampleSpecs) {
     const { plan } = await generate(`${examplesDir}${name}`, { outputDir: "out", prefix: "50" });
     cases.push({ label: `examples/${name}`, plan, specName: name });
   }
-  assertEquivalent(cases);
+  assertEquivalent(cases, { parse: true });
 });
 
 nixTest(test, "random valid specs: the module maps back to exactly the networkd files", () => {
