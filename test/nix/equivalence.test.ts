@@ -24,7 +24,8 @@ const nix = new Nix();
 test.after(() => nix.dispose());
 
 const examplesDir = new URL("../../examples/", import.meta.url).pathname;
-const exampleSpecs = readdirSync(examplesDir)
+// Subdirectories too: an example with prefix list files keeps them beside its spec.
+const exampleSpecs = readdirSync(examplesDir, { recursive: true, encoding: "utf8" })
   .filter((name) => /\.(toml|json)$/.test(name))
   .sort();
 

@@ -7,10 +7,10 @@ import * as assert from "uvu/assert";
 import fc from "fast-check";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { generate } from "../../src/generate.js";
 import { loadSpec } from "../../src/load.js";
 import type { Plan } from "../../src/model.js";
 import { buildPlan } from "../../src/plan.js";
-import { validateSpec } from "../../src/spec.js";
 import { Nix, nixTest } from "./nix.js";
 import { generatable, validSpec } from "./spec-arbitrary.js";
 
@@ -35,13 +35,15 @@ function nixEtcPaths(cases: readonly { document: unknown; prefix: string }[]): s
 }
 
 nixTest(test, "nix/files.nix names exactly the files the generator writes, for every example", async () => {
-  const examples = readdirSync(join(root, "examples")).filter((n) => /\.(toml|json)$/.test(n)).sort();
+  const examples = readdirSync(join(root, "examples"), { recursive: true, encoding: "utf8" })
+    .filter((n) => /\.(toml|json)$/.test(n))
+    .sort();
   const cases = [];
   for (const name of examples) {
-    const { document } = await loadSpec(join(root, "examples", name));
-    const validated = validateSpec(document);
-    if (!validated.ok) throw new Error(`examples/${name} is invalid`);
-    cases.push({ name, document, prefix: "50", expected: etcPaths(buildPlan(validated.spec, { prefix: "50" })) });
+    const path = join(root, "examples", name);
+    const { document } = await loadSpec(path);
+    const { plan } = await generate(path, { outputDir: "out", prefix: "50" });
+    cases.push({ name, document, prefix: "50", expected: etcPaths(plan) });
   }
   const fromNix = nixEtcPaths(cases);
   cases.forEach((c, i) => assert.equal(fromNix[i], c.expected, `examples/${c.name}`));
