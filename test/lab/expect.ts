@@ -428,7 +428,8 @@ export function rulesFromNetwork(sections: Section[]): string[] {
           family,
           priority: one(s, "Priority") ?? "?",
           table: one(s, "Table") ?? "main",
-          ipproto: one(s, "IPProtocol"),
+          // A number (networkd takes "ipv6-icmp" only as 58) in the kernel's own naming, as canonKernelRule has it.
+          ipproto: one(s, "IPProtocol") && (PROTO_NAMES[one(s, "IPProtocol")!] ?? one(s, "IPProtocol")),
           suppress: one(s, "SuppressPrefixLength"),
           iif: one(s, "IncomingInterface"),
           oif: one(s, "OutgoingInterface"),
