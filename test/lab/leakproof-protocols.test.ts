@@ -1,7 +1,7 @@
 // Issue 5.3, capturing UDP (or everything) without routing the tunnel's own
 // encrypted packets into the tunnel. Two hosts side by side:
-//   - managed wg0, protocols ["tcp", "udp"]: wg0 marks its packets (FirewallMark=)
-//     and a rule at priority-2 sends the mark to main;
+//   - managed wg0, protocols ["tcp", "udp", "ipv6-icmp"]: wg0 marks its packets
+//     (FirewallMark=) and a rule at priority-2 sends the mark to main;
 //   - unmanaged wg0 (made by the lab, as wg-quick with Table = off would), protocols
 //     ["all"]: tunnel.endpoints lists the peer, whose address is thrown.
 // Both: UDP to the internet server arrives through the tunnel, the WireGuard
@@ -63,7 +63,7 @@ const t = labSuite(
   "lab: leak-proof 3, UDP and all protocols without routing loops",
   async () => {
     const [managed, unmanaged] = await Promise.all([
-      protocolsHost("protoudp", { protocols: ["tcp", "udp"], killswitch: true }, {}),
+      protocolsHost("protoudp", { protocols: ["tcp", "udp", "ipv6-icmp"], killswitch: true }, {}),
       protocolsHost("protoall", { protocols: ["all"], table: 51820, priority: 20000, ipv6: "direct" }, { manage: false, endpoints: [ADDR.peerInet4] }),
     ]);
     return { managed, unmanaged };
@@ -89,6 +89,15 @@ t.test("tcp + udp, managed: wg0 marks its packets, and the mark rule sends them 
   say([`managed: route get the endpoint udp with wg0's mark: ${where(own)}; without the mark (any other UDP to it): ${where(unmarked)}`]);
   assert.equal(where(own), "table main dev lan0");
   assert.equal(where(unmarked), "table 10086 dev wg0");
+});
+
+t.test("tcp + udp + ipv6-icmp, managed: ICMPv6 is captured too (IPv6 is blocked: no IPv6 tunnel address)", async ({ managed: { host } }) => {
+  // networkd 252 refuses IPProtocol=ipv6-icmp and installs no rule; the generator writes 58.
+  const icmp6 = await host.lab.routeGet(ADDR.server6, { ipproto: "ipv6-icmp", tunnel: "wg0" });
+  const udp6 = await host.lab.routeGet(ADDR.server6, { ipproto: "udp", tunnel: "wg0" });
+  say([`managed: route get ${ADDR.server6} ipproto ipv6-icmp: ${where(icmp6)}; udp: ${where(udp6)}`]);
+  assert.equal(icmp6.verdict, "unreachable", JSON.stringify(icmp6));
+  assert.equal(udp6.verdict, "unreachable", JSON.stringify(udp6));
 });
 
 t.test("tcp + udp, managed: UDP and TCP to the internet go through the tunnel, DNS-style UDP to the LAN direct; the handshake works", async ({ managed }) => {
