@@ -30,6 +30,7 @@ const TAILSCALE_RULES = [
   ["pref", "5270", "table", "52"],
 ];
 const TUNNEL_SOURCE = "10.253.0.2";
+const TABLE_52_THROW = "10.99.0.0/16";
 
 const spec = (priority: number) => ({
   version: 1,
@@ -65,6 +66,8 @@ async function tailscaleHost(tag: string, dropIn: boolean): Promise<Host> {
     });
     await addTailscaleRules(host);
     await host.lab.ip("H", ["route", "add", TAILNET_PEER, "dev", "ts0", "table", "52"]);
+    // A route without a device in table 52 (tailscale's kind for LAN access through an exit node).
+    await host.lab.ip("H", ["route", "add", "throw", TABLE_52_THROW, "table", "52"]);
     const tailscaleRules = (await host.lab.rules()).map(canonKernelRule).sort();
     assert.equal(tailscaleRules.length, 2 * TAILSCALE_RULES.length, `tailscale's rules as set up: ${tailscaleRules.join("; ")}`);
     const unread = join(host.lab.work, "conf-not-read-by-networkd");
@@ -132,6 +135,11 @@ t.test("the drop-in is written where --conf-dir says, and networkd warns about n
   const conf = await readFile(join(withDropIn.host.confDir, "50-wg0.conf"), "utf8");
   assert.match(conf, /^\[Network\]\nManageForeignRoutingPolicyRules=false$/m);
   assert.equal(await withDropIn.host.networkdWarnings(), []);
+});
+
+t.test("limitation: the drop-in keeps rules, not routes: networkd removes table 52's device-less throw at start (ManageForeignRoutes=yes)", async ({ withDropIn: h }) => {
+  const table52 = await h.host.lab.routes(52, "ipv4");
+  assert.equal(table52.map((r) => `${r.type ?? "unicast"} ${r.dst}${r.dev ? ` dev ${r.dev}` : ""}`), [`unicast ${TAILNET_PEER} dev ts0`]);
 });
 
 t.test("with the drop-in: after start, the tailnet is reached through table 52 and tailscaled's marked connections go direct", async ({ withDropIn: h }) => {
