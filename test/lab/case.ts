@@ -95,7 +95,12 @@ export class SplitCase {
     const lab = await Lab.create({ tag, host: "networkd", echoPorts: [...new Set(ports)].filter((p) => p !== ECHO_PORT) });
     const c = new SplitCase(lab, generator);
     c.keyFile = join(lab.keyDir, "wg0.key");
-    await writeKeyFile(c.keyFile);
+    try {
+      await writeKeyFile(c.keyFile);
+    } catch (err) {
+      await lab.destroy();
+      throw err;
+    }
     return c;
   }
 

@@ -190,7 +190,7 @@ export function specView(raw: Record<string, any>): SpecView {
     manage: tunnel.manage ?? true,
     table: split.table ?? 10086,
     priority: split.priority,
-    protocols: (split.protocols ?? ["tcp"]).map((p: string | number) => PROTO_NAMES[String(p)] ?? String(p)),
+    protocols: (split.protocols ?? ["tcp"]).map((p: string | number) => protoName(p)!),
     exclude: excludeEntries.flatMap((e) => e.prefixes),
     excludeEntries,
     sources: split.sources ?? "all",
@@ -429,7 +429,7 @@ export function rulesFromNetwork(sections: Section[]): string[] {
           priority: one(s, "Priority") ?? "?",
           table: one(s, "Table") ?? "main",
           // A number (networkd takes "ipv6-icmp" only as 58) in the kernel's own naming, as canonKernelRule has it.
-          ipproto: one(s, "IPProtocol") && (PROTO_NAMES[one(s, "IPProtocol")!] ?? one(s, "IPProtocol")),
+          ipproto: protoName(one(s, "IPProtocol")),
           suppress: one(s, "SuppressPrefixLength"),
           iif: one(s, "IncomingInterface"),
           oif: one(s, "OutgoingInterface"),
@@ -449,6 +449,14 @@ export function rulesFromNetwork(sections: Section[]): string[] {
 }
 
 const PROTO_NAMES: Record<string, string> = { "6": "tcp", "17": "udp", "1": "icmp", "58": "ipv6-icmp", "132": "sctp" };
+const PROTO_ALIASES: Record<string, string> = { icmpv6: "ipv6-icmp" };
+
+/** One spelling per IP protocol: "58", "icmpv6", "ipv6-icmp" and iproute2's "ipproto-58" (no /etc/protocols) all become "ipv6-icmp". */
+export function protoName(p: string | number | undefined): string | undefined {
+  if (p === undefined) return undefined;
+  const text = String(p).toLowerCase().replace(/^ipproto-/, "");
+  return PROTO_NAMES[text] ?? PROTO_ALIASES[text] ?? text;
+}
 
 export function canonKernelRule(r: Record<string, any>): string {
   const prefix = (addr: string | undefined, len: number | undefined) =>
@@ -458,7 +466,7 @@ export function canonKernelRule(r: Record<string, any>): string {
     family: r.family,
     priority: r.priority,
     table: r.table ?? "main",
-    ipproto: r.ipproto === undefined ? undefined : PROTO_NAMES[String(r.ipproto)] ?? String(r.ipproto),
+    ipproto: protoName(r.ipproto),
     suppress: r.suppress_prefixlen,
     iif: r.iif,
     oif: r.oif,

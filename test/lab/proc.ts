@@ -166,15 +166,24 @@ export class Proc {
     child.stdout!.on("data", onData);
     child.stderr!.on("data", onData);
     this.exited = new Promise((resolve) => {
-      child.on("close", (code, signal) => {
+      let done = false;
+      const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+        if (done) return;
+        done = true;
         if (pending) {
           this.lines.push(pending);
           for (const listener of this.listeners) listener(pending);
         }
         this.exitCode = code;
-        livePids.delete(child.pid!);
         this.log.end(`# exited: ${code ?? signal}\n`);
         resolve(code);
+      };
+      // "close" comes once the output is drained; a daemon the process forked may hold
+      // its pipes open forever, so "exit" (plus a moment for the output) ends it too.
+      child.on("close", finish);
+      child.on("exit", (code, signal) => {
+        livePids.delete(child.pid!);
+        setTimeout(() => finish(code, signal), 500).unref();
       });
     });
   }
