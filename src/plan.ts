@@ -161,10 +161,11 @@ function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
       : [`${LABEL[family]} is blocked: captured traffic gets "network unreachable" at once, so applications fall back to IPv4 through the tunnel.`];
   const killswitchComment = [`Kill switch (${LABEL[family]}): while ${tunnel} is down or gone its routes vanish and these answer "unreachable", so captured traffic never falls back to the main table.`];
 
-  // Counted first, so that only the chosen form is ever built (a long list has millions of holes or captured prefixes).
-  const capturedCount = captured.prefixCount(family);
-  const listCaptured = guarded ? 2 * capturedCount : capturedCount;
+  // Counted first, so that only the chosen form is ever built (a long list has millions of holes or captured
+  // prefixes); counting the captured form stops as soon as it cannot be the cheaper one.
   const withHoles = 1 + holes.prefixCount(family) + (guarded ? 1 : 0);
+  const capturedCount = captured.prefixCount(family, withHoles);
+  const listCaptured = guarded ? 2 * capturedCount : capturedCount;
   if (listCaptured < withHoles) {
     const destinations = captured.cidrs();
     const listed = [`Only the ${capturedCount} captured prefixes are listed; any other destination finds no route in table ${table} and falls back to the next rule.`];

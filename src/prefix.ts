@@ -592,11 +592,15 @@ export class AddressSet {
     return AddressSet.whole(family).minus(this);
   }
 
-  /** How many prefixes the family's minimal cover has, without building it: decides between equivalent forms cheaply. */
-  prefixCount(family: Family): number {
+  /**
+   * How many prefixes the family's minimal cover has, without building it: decides
+   * between equivalent forms cheaply. Exact below `atMost`; otherwise at least `atMost`.
+   */
+  prefixCount(family: Family, atMost = Infinity): number {
+    // Stops once the count reaches atMost (returning at least atMost): enough to tell which form is cheaper.
     const count = <N extends number | bigint>(space: Space<N>, ranges: Ranges<N>) => {
       let total = 0;
-      for (let i = 0; i < ranges.starts.length; i++) total += space.countBlocks(ranges.starts[i]!, ranges.ends[i]!);
+      for (let i = 0; i < ranges.starts.length && total < atMost; i++) total += space.countBlocks(ranges.starts[i]!, ranges.ends[i]!);
       return total;
     };
     return family === 4 ? count(V4, this.v4) : count(V6, this.v6);

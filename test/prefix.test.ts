@@ -287,6 +287,9 @@ property(
     const rest = complement(x, family);
     assertSameAddresses(rest, (f, a) => f === family && !inSet(x, f, a), x);
     assert.is(AddressSet.of(x).complement(family).prefixCount(family), rest.length);
+    const restSet = AddressSet.of(x).complement(family);
+    assert.is(restSet.prefixCount(family, rest.length + 1), rest.length);
+    assert.ok(restSet.prefixCount(family, Math.floor(rest.length / 2)) >= Math.floor(rest.length / 2));
     assertMinimalSorted(rest);
     assert.equal(complement(rest, family), aggregate(x.filter((p) => p.family === family)));
   }),
