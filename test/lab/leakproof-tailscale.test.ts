@@ -16,6 +16,7 @@ import { labSuite } from "./harness.js";
 import { ADDR } from "./lab.js";
 import { LeakproofHost } from "./leakproof.js";
 import { canonKernelRule } from "./expect.js";
+import { poll } from "./proc.js";
 
 const verbose = !!process.env.GEN_NETWORKD_LAB_VERBOSE;
 const say = (lines: string[]) => verbose && console.log("\n" + lines.join("\n"));
@@ -164,6 +165,27 @@ t.test("with the drop-in: tailscale's rules and table 52 survive wg0 deleted and
   const table52 = await h.host.lab.routes(52, "ipv4");
   assert.equal(table52.map((r) => `${r.dst} dev ${r.dev}`), [`${TAILNET_PEER} dev ts0`], "tailscale's table 52 route");
   await assertTailscaleWorks(h.host, "wg0 recreated and networkd restarted");
+});
+
+t.test("limitation: with the drop-in, rules of ours from before a restart are foreign to the new networkd and stay (reload, not restart, after a change)", async ({ withDropIn: h }) => {
+  const oldRules = (await h.host.lab.rules()).map(canonKernelRule).filter((r) => !h.tailscaleRules.includes(r)).sort();
+  await h.host.generate([spec(10095)]);
+  await h.host.lab.syncOverlay();
+  await h.host.lab.stopNetworkd();
+  await h.host.lab.startNetworkd();
+  await h.host.lab.waitConfigured(await h.host.links());
+  const plan = await h.host.planned();
+  await poll("the new priority's rules", async () => {
+    const now = (await h.host.lab.rules()).map(canonKernelRule);
+    return plan.rules.every((r) => now.includes(r)) ? true : undefined;
+  });
+  const stale = (await h.host.lab.rules()).map(canonKernelRule).filter((r) => !plan.rules.includes(r) && !h.tailscaleRules.includes(r)).sort();
+  say(["with the drop-in, regenerated (priority 10090 -> 10095) and restarted without a reload, the old rules stay:", ...stale.map((r) => `  ${r}`)]);
+  assert.equal(stale, oldRules);
+  await h.host.lab.networkctl(["reload"]);
+  await h.host.lab.waitConfigured(await h.host.links());
+  const afterReload = (await h.host.lab.rules()).map(canonKernelRule).filter((r) => !plan.rules.includes(r) && !h.tailscaleRules.includes(r)).sort();
+  assert.equal(afterReload, stale, "a reload afterwards does not remove them either");
 });
 
 t.test("without the drop-in, networkd 252 removes all of tailscale's rules at start: tailnet and tailscaled's traffic break", async ({ withoutDropIn: h }) => {
