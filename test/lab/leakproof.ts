@@ -26,10 +26,6 @@ const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
 /** One spec's tunnel in the lab. */
 export interface Tunnel {
   iface: string;
-  /** The spec as generated (key file and peer filled in for the lab). */
-  raw: Record<string, any>;
-  specPath: string;
-  keyFile: string;
   publicKey: string;
   /** The tunnel's addresses (its spec's tunnel.addresses). */
   addresses: string[];
@@ -71,10 +67,9 @@ export class LeakproofHost {
    * Generates every spec in RAWS into the lab's directory with the real CLI (one
    * run per spec, as a user with several specs would), after pointing each at the
    * lab: its key file, the lab's peer, the peer's address as the endpoint of an
-   * unmanaged tunnel. Returns what the CLI printed on stderr, per spec.
+   * unmanaged tunnel.
    */
-  async generate(raws: Record<string, any>[], options: { confDir?: string } = {}): Promise<string[]> {
-    const stderr: string[] = [];
+  async generate(raws: Record<string, any>[], options: { confDir?: string } = {}): Promise<void> {
     for (const input of raws) {
       const raw = structuredClone(input);
       const iface: string = raw.tunnel.interface;
@@ -88,8 +83,7 @@ export class LeakproofHost {
       }
       const specPath = join(this.lab.work, `spec-${iface}.toml`);
       await writeFile(specPath, TOML.stringify(raw));
-      const result = await run([process.execPath, CLI, specPath, "-o", this.lab.genDir, "--conf-dir", options.confDir ?? this.confDir], { timeoutMs: 30_000 });
-      stderr.push(result.stderr);
+      await run([process.execPath, CLI, specPath, "-o", this.lab.genDir, "--conf-dir", options.confDir ?? this.confDir], { timeoutMs: 30_000 });
       const generated = (await this.files()).find((f) => f.name.endsWith(".netdev") && isWireguardNetdevFor(f.sections, iface));
       const netdevText =
         generated?.text ??
@@ -98,16 +92,12 @@ export class LeakproofHost {
       const previous = this.tunnels.get(iface);
       this.tunnels.set(iface, {
         iface,
-        raw,
-        specPath,
-        keyFile,
         publicKey: await publicKey((await readFile(keyFile, "utf8")).trim()),
         addresses: raw.tunnel.addresses,
         netdevText,
         ...(previous?.wireguard ? { wireguard: previous.wireguard } : {}),
       });
     }
-    return stderr;
   }
 
   /** The generated .network and .netdev files (the lab's own files live elsewhere). */
@@ -358,9 +348,4 @@ function isWireguardNetdevFor(sections: Section[], iface: string): boolean {
 
 function setDiff(expected: string[], actual: string[]): string[] {
   return [...expected.filter((x) => !actual.includes(x)).map((x) => `  missing: ${x}`), ...actual.filter((x) => !expected.includes(x)).map((x) => `  extra:   ${x}`)];
-}
-
-/** The tunnel addresses of a spec's tunnel, without prefix lengths (what servers see through it). */
-export function tunnelSources(tunnel: Tunnel): string[] {
-  return tunnel.addresses.map((a) => a.split("/")[0]!);
 }
