@@ -45,16 +45,20 @@ const FLOWS: readonly Flow[] = [
 type Mode = "strict" | "loose";
 type Dropped = { ipv4: number; ipv6: number };
 
+// The control batch goes to this port (nothing listens there), so its drops are counted apart
+// from everything else, such as late retransmissions of a flow the rule broke.
+const CONTROL_PORT = 9;
+
 /** One of NixOS's two firewall backends, with its reverse-path rules as NixOS writes them. */
 interface Backend {
   readonly name: string;
   load(c: SplitCase, mode: Mode): Promise<void>;
-  /** Packets the rule dropped so far, per family. */
-  dropped(c: SplitCase): Promise<Dropped>;
+  /** Packets the rule dropped so far, per family: all of them, and those of the control batch. */
+  dropped(c: SplitCase): Promise<{ all: Dropped; control: Dropped }>;
 }
 
 // networking.nftables.enable = true: nixos/modules/services/networking/firewall-nftables.nix.
-// The last two rules only count what falls through to the chain's drop policy.
+// The last four rules only count what falls through to the chain's drop policy.
 const nftables: Backend = {
   name: "nftables",
   async load(c, mode) {
@@ -66,6 +70,8 @@ const nftables: Backend = {
       "add rule inet nixos-fw rpfilter meta nfproto ipv4 udp sport . udp dport { 67 . 68, 68 . 67 } accept",
       `add rule inet nixos-fw rpfilter ${lookup}`,
       "add rule inet nixos-fw rpfilter jump rpfilter-allow",
+      `add rule inet nixos-fw rpfilter meta nfproto ipv4 udp dport ${CONTROL_PORT} counter`,
+      `add rule inet nixos-fw rpfilter meta nfproto ipv6 udp dport ${CONTROL_PORT} counter`,
       "add rule inet nixos-fw rpfilter meta nfproto ipv4 counter",
       "add rule inet nixos-fw rpfilter meta nfproto ipv6 counter",
     ];
@@ -73,12 +79,16 @@ const nftables: Backend = {
   },
   async dropped(c) {
     const listing = await c.lab.inHost(["nft", "list", "chain", "inet", "nixos-fw", "rpfilter"]);
-    const count = (family: string) => Number(new RegExp(`meta nfproto ${family} counter packets (\\d+)`).exec(listing)?.[1]);
-    return { ipv4: count("ipv4"), ipv6: count("ipv6") };
+    const count = (match: string) => Number(new RegExp(`${match} counter packets (\\d+)`).exec(listing)?.[1]);
+    return {
+      all: { ipv4: count("meta nfproto ipv4"), ipv6: count("meta nfproto ipv6") },
+      control: { ipv4: count(`meta nfproto ipv4 udp dport ${CONTROL_PORT}`), ipv6: count(`meta nfproto ipv6 udp dport ${CONTROL_PORT}`) },
+    };
   },
 };
 
 // The default, networking.nftables.enable = false: nixos/modules/services/networking/firewall-iptables.nix.
+// The rule without a target before the final DROP only counts the control batch.
 const iptables: Backend = {
   name: "iptables",
   async load(c, mode) {
@@ -88,17 +98,18 @@ const iptables: Backend = {
       ...both(`-t mangle -A nixos-fw-rpfilter -m rpfilter --validmark${mode === "loose" ? " --loose" : ""} -j RETURN`),
       "iptables -t mangle -A nixos-fw-rpfilter -p udp --sport 67 --dport 68 -j RETURN",
       "iptables -t mangle -A nixos-fw-rpfilter -s 0.0.0.0 -d 255.255.255.255 -p udp --sport 68 --dport 67 -j RETURN",
+      ...both(`-t mangle -A nixos-fw-rpfilter -p udp --dport ${CONTROL_PORT}`),
       ...both("-t mangle -A nixos-fw-rpfilter -j DROP"),
       ...both("-t mangle -A PREROUTING -j nixos-fw-rpfilter"),
     ];
     for (const command of commands) await c.lab.inHost(command.split(" "));
   },
   async dropped(c) {
-    const count = async (tool: string) => {
-      const listing = await c.lab.inHost([tool, "-t", "mangle", "-L", "nixos-fw-rpfilter", "-v", "-x", "-n"]);
-      return Number(/^\s*(\d+)\s+\d+\s+DROP\b/m.exec(listing)?.[1]);
-    };
-    return { ipv4: await count("iptables"), ipv6: await count("ip6tables") };
+    const listing = (tool: string) => c.lab.inHost([tool, "-t", "mangle", "-L", "nixos-fw-rpfilter", "-v", "-x", "-n"]);
+    const [v4, v6] = [await listing("iptables"), await listing("ip6tables")];
+    const all = (text: string) => Number(/^\s*(\d+)\s+\d+\s+DROP\b/m.exec(text)?.[1]);
+    const control = (text: string) => Number(new RegExp(`^\\s*(\\d+)\\s.*udp dpt:${CONTROL_PORT}\\s*$`, "m").exec(text)?.[1]);
+    return { all: { ipv4: all(v4), ipv6: all(v6) }, control: { ipv4: control(v4), ipv6: control(v6) } };
   },
 };
 
@@ -120,17 +131,16 @@ async function measure(c: SplitCase, backend: Backend | undefined, mode: Mode): 
     return `${flow.name}: ${r.ok ? (r.saw === flow.via ? "ok" : `wrong path (server saw ${r.saw})`) : `FAILED (${r.error})`}`;
   });
   if (!backend) return { flows, dropped: { ipv4: 0, ipv6: 0 }, controlDropped: { ipv4: 0, ipv6: 0 } };
-  const dropped = await backend.dropped(c);
+  const dropped = (await backend.dropped(c)).all;
   // Nothing listens for it on the host: only the rule's counter tells what happened.
   await c.lab.probe(
     [
-      { proto: "udp", host: "10.253.0.2", port: 9, timeoutMs: 300 },
-      { proto: "udp", host: "fd00:253::2", port: 9, timeoutMs: 300 },
+      { proto: "udp", host: "10.253.0.2", port: CONTROL_PORT, timeoutMs: 300 },
+      { proto: "udp", host: "fd00:253::2", port: CONTROL_PORT, timeoutMs: 300 },
     ],
     "I",
   );
-  const after = await backend.dropped(c);
-  const controlDropped = { ipv4: after.ipv4 - dropped.ipv4, ipv6: after.ipv6 - dropped.ipv6 };
+  const controlDropped = (await backend.dropped(c)).control;
   console.log(`\nNixOS firewall ${backend.name}, checkReversePath = "${mode}":\n  ${flows.join("\n  ")}`);
   console.log(`  dropped during the flows: ${JSON.stringify(dropped)}; of the control (UDP into the tunnel): ${JSON.stringify(controlDropped)}`);
   return { flows, dropped, controlDropped };
