@@ -37,7 +37,9 @@ import {
   reapStaleNamespaces,
   run,
   installCleanupHandlers,
+  trackDir,
   trackNamespace,
+  untrackDir,
   untrackNamespace,
   CommandError,
 } from "./proc.js";
@@ -177,6 +179,7 @@ export class Lab {
     reapStaleNamespaces();
     const started = Date.now();
     const work = await mkdtemp(join(tmpdir(), `gen-networkd-lab-${options.tag}-`));
+    trackDir(work);
     // networkd drops to the systemd-network user: it must be able to walk into the lab's files.
     await chmod(work, 0o755);
     const lab = new Lab(options, work);
@@ -664,6 +667,7 @@ export class Lab {
       await run(["ip", "netns", "del", name]).catch(() => {});
       untrackNamespace(name);
     }
+    untrackDir(this.work);
     if (process.env.GEN_NETWORKD_LAB_KEEP) {
       process.stdout.write(`\nlab ${this.options.tag}: files and logs kept in ${this.work}\n`);
     } else {
@@ -801,6 +805,7 @@ export async function networkdParseWarnings(dir: string, tag: string): Promise<{
   await run(["ip", "netns", "add", ns]);
   trackNamespace(ns);
   const logDir = await mkdtemp(join(tmpdir(), `gen-networkd-lab-scratch-`));
+  trackDir(logDir);
   const script = [
     "set -e",
     "mount -t tmpfs tmpfs /run/systemd",
@@ -833,6 +838,7 @@ export async function networkdParseWarnings(dir: string, tag: string): Promise<{
     await run(["ip", "netns", "del", ns]).catch(() => {});
     untrackNamespace(ns);
     await rm(logDir, { recursive: true, force: true });
+    untrackDir(logDir);
   }
 }
 

@@ -9,13 +9,14 @@
 // (its processes killed by PID, as `ip netns pids` lists them) and deleted.
 
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, readdirSync, type WriteStream } from "node:fs";
+import { createWriteStream, readdirSync, rmSync, type WriteStream } from "node:fs";
 
 /** Prefix of every lab namespace: `gnl<owner pid>-<case tag>-<role>`. */
 export const NS_PREFIX = "gnl";
 
 const livePids = new Set<number>();
 const liveNamespaces = new Set<string>();
+const liveDirs = new Set<string>();
 let handlersInstalled = false;
 
 function killQuietly(pid: number, signal: NodeJS.Signals): void {
@@ -38,6 +39,8 @@ export function cleanupAllSync(): void {
     }
   }
   liveNamespaces.clear();
+  if (!process.env.GEN_NETWORKD_LAB_KEEP) for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
+  liveDirs.clear();
 }
 
 export function installCleanupHandlers(): void {
@@ -92,6 +95,15 @@ export function reapStaleNamespaces(): string[] {
     }
   }
   return reaped;
+}
+
+/** A scratch directory removed with the lab (kept with GEN_NETWORKD_LAB_KEEP). */
+export function trackDir(dir: string): void {
+  liveDirs.add(dir);
+}
+
+export function untrackDir(dir: string): void {
+  liveDirs.delete(dir);
 }
 
 export function trackNamespace(name: string): void {
