@@ -177,6 +177,9 @@ async function pin(tag: string, raw: Record<string, any>): Promise<Pinned> {
     const { stdout } = await run([process.execPath, CLI, "explain", c.specPath, "--json", "--rules", rulesFile, "--routes", routesFile, ...samples.flatMap(flowWords)], { timeoutMs: 120_000 });
     const explained = JSON.parse(stdout) as { verdict: string; interface: string | null; table: string | null }[];
     assert.is(explained.length, samples.length, "explain answered every flow");
+    // Run on the host itself, explain reads the same state live: same answers.
+    const live = await run(["ip", "netns", "exec", H, process.execPath, CLI, "explain", c.specPath, "--json", ...samples.slice(0, 200).flatMap(flowWords)], { timeoutMs: 120_000 });
+    assert.equal(JSON.parse(live.stdout), explained.slice(0, 200), "explain on the host (live state) = explain with the host's state from files");
 
     const mismatches: string[] = [];
     const queue = samples.map((s, i) => ({ s, i }));
