@@ -115,7 +115,7 @@ Exit codes: 0 ok, 1 invalid spec or --check drift, 2 usage, 3 refused write.`,
 
   program
     .command("explain")
-    .description("show what Linux policy routing does with flows once SPEC is applied (offline; no packet is sent)")
+    .description("show what Linux policy routing does with flows once SPEC is applied (simulated: no packet is sent)")
     .argument("<spec>", "split-tunnel spec, .toml or .json")
     .argument("[flow...]", "[PROTO:]ADDR[:PORT] (IPv6 with a port in brackets), optionally followed by uid=N, mark=N, sport=N, from=ADDR, forwarded")
     .option("--json", "one JSON object per flow (dst, proto, verdict, interface, table, rule_priority, steps, assumes)")
