@@ -141,3 +141,68 @@ export function comparable(sections: readonly Section[]): { name: string; lines:
         .map(({ e }) => `${e.key}=${String(e.value)}`),
     }));
 }
+
+// The options and keys the emitted modules may set, each checked by hand against
+// NixOS's own validation (nixos/modules/system/boot/networkd.nix, 24.11 and later:
+// its assertOnlyFields lists and value assertions) with the JSON types NixOS accepts
+// for it. NixOS rejects an unlisted key or a wrong type when the system is built,
+// which no test here could see; so a key the planner starts to emit fails this list
+// first, until someone has checked it there and added it.
+type JsonType = "string" | "int" | "bool";
+const CHECKED_AGAINST_NIXOS: Readonly<Record<string, Readonly<Record<string, readonly JsonType[]>>>> = {
+  netdevConfig: { Name: ["string"], Kind: ["string"], MTUBytes: ["int", "string"] },
+  wireguardConfig: { PrivateKeyFile: ["string"], ListenPort: ["int"], FirewallMark: ["int"], RouteTable: ["string", "int"] },
+  wireguardPeers: {
+    PublicKey: ["string"],
+    PresharedKeyFile: ["string"],
+    AllowedIPs: ["string"],
+    Endpoint: ["string"],
+    PersistentKeepalive: ["int"],
+  },
+  matchConfig: { Name: ["string"] },
+  linkConfig: { MTUBytes: ["int", "string"], RequiredForOnline: ["bool", "string"] },
+  networkConfig: { ConfigureWithoutCarrier: ["bool"], IPv6AcceptRA: ["bool"], LinkLocalAddressing: ["string", "bool"] },
+  routes: { Destination: ["string"], Metric: ["int"], PreferredSource: ["string"], Table: ["int", "string"], Type: ["string"] },
+  routingPolicyRules: {
+    Table: ["int", "string"],
+    Priority: ["int"],
+    Family: ["string"],
+    IPProtocol: ["string", "int"],
+    SuppressPrefixLength: ["int"],
+    FirewallMark: ["int"],
+    IncomingInterface: ["string"],
+    User: ["int", "string"],
+    DestinationPort: ["int", "string"],
+  },
+  "config.networkConfig": { ManageForeignRoutingPolicyRules: ["bool"] },
+};
+
+function jsonType(value: Json): JsonType | "other" {
+  if (typeof value === "string") return "string";
+  if (typeof value === "boolean") return "bool";
+  if (typeof value === "number" && Number.isInteger(value)) return "int";
+  return "other";
+}
+
+/** Keys of an evaluated `systemd.network` that are not (or not with that type) in the checked list, as "option.Key: type". */
+export function uncheckedKeys(systemdNetwork: Json): string[] {
+  const network = attrs(systemdNetwork, "systemd.network");
+  const found: string[] = [];
+  const check = (option: string, set: Json) => {
+    for (const [key, value] of Object.entries(attrs(set, option))) {
+      for (const v of Array.isArray(value) ? value : [value]) {
+        const type = jsonType(v);
+        if (!(CHECKED_AGAINST_NIXOS[option]?.[key] ?? []).includes(type as JsonType)) found.push(`${option}.${key}: ${type}`);
+      }
+    }
+  };
+  const units = [...Object.values(attrs(network.netdevs, "netdevs")), ...Object.values(attrs(network.networks, "networks"))];
+  for (const unit of units) {
+    for (const [option, value] of Object.entries(attrs(unit, "unit"))) {
+      if (option === "address") continue;
+      for (const set of Array.isArray(value) ? value : [value]) check(option, set);
+    }
+  }
+  if (network.config !== undefined) check("config.networkConfig", attrs(network.config, "config").networkConfig ?? {});
+  return [...new Set(found)].sort();
+}
