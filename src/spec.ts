@@ -53,6 +53,9 @@ function interfaceNameProblem(name: string): string | undefined {
   if (bytes > 15) return `${quote(name)} is ${bytes} bytes long; Linux interface names have at most 15`;
   if (name === "." || name === "..") return `${quote(name)} is not a valid interface name`;
   if (/[/:\s]/.test(name)) return `${quote(name)} contains '/', ':' or whitespace, which Linux interface names cannot`;
+  // Linux allows more, but networkd reads [Match] Name= as a list of globs: "wg*" would match every wg link.
+  const odd = /[^A-Za-z0-9_.-]/.exec(name);
+  if (odd) return `${quote(name)} contains ${quote(odd[0])}; use letters, digits, '-', '_' and '.' (networkd reads [Match] Name= as a list of glob patterns)`;
   return undefined;
 }
 

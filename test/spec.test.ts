@@ -72,6 +72,8 @@ const cases: Case[] = [
   ["IPv6-only tunnel", (s) => (s.tunnel.addresses = ["fd00::2/128"]), "tunnel.addresses: needs an IPv4 address: IPv4 traffic is what the tunnel carries"],
   ["interface too long", (s) => (s.tunnel.interface = "wireguard-tunnel0"), 'tunnel.interface: "wireguard-tunnel0" is 17 bytes long; Linux interface names have at most 15'],
   ["interface with slash", (s) => (s.tunnel.interface = "wg/0"), "tunnel.interface: \"wg/0\" contains '/', ':' or whitespace, which Linux interface names cannot"],
+  ["interface with a glob", (s) => (s.tunnel.interface = "wg*"), `tunnel.interface: "wg*" contains "*"; use letters, digits, '-', '_' and '.' (networkd reads [Match] Name= as a list of glob patterns)`],
+  ["anchor with a quote", (s) => (s.split.anchor = 'wg"x'), `split.anchor: "wg\\"x" contains "\\""; use letters, digits, '-', '_' and '.' (networkd reads [Match] Name= as a list of glob patterns)`],
   ["interface ..", (s) => (s.tunnel.interface = ".."), 'tunnel.interface: ".." is not a valid interface name'],
   ["interface empty", (s) => (s.tunnel.interface = ""), "tunnel.interface: interface name is empty"],
   ["interface with newline", (s) => (s.tunnel.interface = "wg0\n[Match]"), 'tunnel.interface: "wg0\\n[Match]" contains a newline; values are written into INI files, where that would inject lines'],
