@@ -367,20 +367,16 @@ export function containsAddress(p: Prefix, family: Family, value: bigint): boole
 
 /** The address arithmetic the range algorithms need; one instance per family. */
 interface Space<N extends number | bigint> {
-  readonly family: Family;
   readonly bits: number;
-  readonly zero: N;
   /** 2^bits: one past the highest address. */
   readonly end: N;
   /** blockSize[k] = 2^k. */
   readonly blockSize: readonly N[];
   add(a: N, b: N): N;
-  fromBigint(value: bigint): N;
-  toBigint(value: N): bigint;
   /** log2 of the largest CIDR block that starts at `start` and ends at or before `end`. */
   largestBlock(start: N, end: N): number;
   format(network: N, length: number): string;
-  /** How many blocks the decomposition of [start, end) has, in constant time (see countBlocks). */
+  /** How many blocks the decomposition of [start, end) has, in constant time (see below). */
   countBlocks(start: N, end: N): number;
 }
 
@@ -409,14 +405,10 @@ interface Ranges<N> {
 }
 
 const V4: Space<number> = {
-  family: 4,
   bits: 32,
-  zero: 0,
   end: 2 ** 32,
   blockSize: Array.from({ length: 33 }, (_, k) => 2 ** k),
   add: (a, b) => a + b,
-  fromBigint: (value) => Number(value),
-  toBigint: (value) => BigInt(value),
   largestBlock(start, end) {
     // start & -start isolates the lowest set bit (ToInt32 keeps it right up to 2^31).
     const aligned = start === 0 ? 32 : 31 - Math.clz32(start & -start);
@@ -444,14 +436,10 @@ function highestBit(x: bigint): number {
 }
 
 const V6: Space<bigint> = {
-  family: 6,
   bits: 128,
-  zero: 0n,
   end: 1n << 128n,
   blockSize: V6_BLOCK_SIZE,
   add: (a, b) => a + b,
-  fromBigint: (value) => value,
-  toBigint: (value) => value,
   largestBlock(start, end) {
     // Powers of two up to 2^128 are exact doubles, so log2 of the lowest set bit is exact.
     const aligned = start === 0n ? 128 : Math.round(Math.log2(Number(start & -start)));
@@ -460,7 +448,8 @@ const V6: Space<bigint> = {
   },
   format: (network, length) => `${formatIPv6(network)}/${length}`,
   countBlocks(start, end) {
-    const c = (end >> BigInt(highestBit(start ^ end))) << BigInt(highestBit(start ^ end));
+    const m = BigInt(highestBit(start ^ end));
+    const c = (end >> m) << m;
     return popcount128(c - start) + popcount128(end - c);
   },
 };
@@ -560,8 +549,8 @@ export class AddressSet {
 
   static whole(family: Family): AddressSet {
     return family === 4
-      ? new AddressSet({ starts: [V4.zero], ends: [V4.end] }, EMPTY_V6)
-      : new AddressSet(EMPTY_V4, { starts: [V6.zero], ends: [V6.end] });
+      ? new AddressSet({ starts: [0], ends: [V4.end] }, EMPTY_V6)
+      : new AddressSet(EMPTY_V4, { starts: [0n], ends: [V6.end] });
   }
 
   static of(prefixes: Iterable<Prefix>): AddressSet {
