@@ -340,6 +340,19 @@ export class LeakproofHost {
   }
 }
 
+/**
+ * Awaits several lab setups started in parallel. When one fails, the others that
+ * succeeded are destroyed before the error is rethrown: a host left running keeps
+ * the test process alive (and its namespaces) after the suite has failed.
+ */
+export async function setUpAll<T>(setups: Promise<T>[], destroy: (value: T) => Promise<void>): Promise<T[]> {
+  const settled = await Promise.allSettled(setups);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (!failed) return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+  await Promise.all(settled.flatMap((s) => (s.status === "fulfilled" ? [destroy(s.value)] : [])));
+  throw failed.reason;
+}
+
 function isWireguardNetdevFor(sections: Section[], iface: string): boolean {
   const netdev = sections.find((s) => s.name === "NetDev");
   const value = (key: string) => netdev?.entries.find((e) => e.key === key)?.value;
