@@ -9,7 +9,7 @@
 import * as assert from "uvu/assert";
 import { labSuite } from "./harness.js";
 import { ADDR } from "./lab.js";
-import { LeakproofHost } from "./leakproof.js";
+import { LeakproofHost, setUpAll } from "./leakproof.js";
 
 const verbose = !!process.env.GEN_NETWORKD_LAB_VERBOSE;
 const say = (lines: string[]) => verbose && console.log("\n" + lines.join("\n"));
@@ -54,7 +54,7 @@ async function observe(host: LeakproofHost, label: string): Promise<{ wg0Packets
 const t = labSuite(
   "lab: leak-proof, two specs where one captures UDP",
   async () => {
-    const [plain, excluded] = await Promise.all([twoTunnels("udpnoex", ["@local"]), twoTunnels("udpex", ["@local", `${ADDR.peerInet4}/32`])]);
+    const [plain, excluded] = await setUpAll([twoTunnels("udpnoex", ["@local"]), twoTunnels("udpex", ["@local", `${ADDR.peerInet4}/32`])], (h) => h.destroy());
     return { plain, excluded };
   },
   async ({ plain, excluded }) => {

@@ -16,7 +16,7 @@ import * as assert from "uvu/assert";
 import { fileURLToPath } from "node:url";
 import { labSuite } from "./harness.js";
 import { ADDR } from "./lab.js";
-import { LeakproofHost } from "./leakproof.js";
+import { LeakproofHost, setUpAll } from "./leakproof.js";
 import { readSpec } from "./expect.js";
 
 const verbose = !!process.env.GEN_NETWORKD_LAB_VERBOSE;
@@ -105,7 +105,7 @@ const t = labSuite(
   "lab: leak-proof 4, the kill switch: tunnels down, deleted and recreated",
   async () => {
     const laptop = await readSpec(fileURLToPath(new URL("../../examples/laptop.toml", import.meta.url)));
-    const [single, two] = await Promise.all([killswitchHost("kslaptop", [laptop]), killswitchHost("kstwo", [wg0Spec, wg1Spec])]);
+    const [single, two] = await setUpAll([killswitchHost("kslaptop", [laptop]), killswitchHost("kstwo", [wg0Spec, wg1Spec])], (c) => c.host.destroy());
     return { single, two };
   },
   async ({ single, two }) => {

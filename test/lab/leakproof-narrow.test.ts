@@ -12,7 +12,7 @@ import * as assert from "uvu/assert";
 import { fileURLToPath } from "node:url";
 import { labSuite } from "./harness.js";
 import { ADDR, ECHO_PORT } from "./lab.js";
-import { LeakproofHost } from "./leakproof.js";
+import { LeakproofHost, setUpAll } from "./leakproof.js";
 import { readSpec } from "./expect.js";
 
 const verbose = !!process.env.GEN_NETWORKD_LAB_VERBOSE;
@@ -82,7 +82,7 @@ const t = labSuite(
   "lab: leak-proof 5, users, ports and include",
   async () => {
     const perUserSpec = await readSpec(fileURLToPath(new URL("../../examples/per-user.toml", import.meta.url)));
-    const [perUser, range] = await Promise.all([narrowHost("narrowpu", perUserSpec), narrowHost("narrowrg", ranged)]);
+    const [perUser, range] = await setUpAll([narrowHost("narrowpu", perUserSpec), narrowHost("narrowrg", ranged)], (h) => h.destroy());
     return { perUser, range };
   },
   async ({ perUser, range }) => {

@@ -12,7 +12,7 @@
 import * as assert from "uvu/assert";
 import { labSuite } from "./harness.js";
 import { ADDR } from "./lab.js";
-import { LeakproofHost } from "./leakproof.js";
+import { LeakproofHost, setUpAll } from "./leakproof.js";
 
 const verbose = !!process.env.GEN_NETWORKD_LAB_VERBOSE;
 const say = (lines: string[]) => verbose && console.log("\n" + lines.join("\n"));
@@ -62,10 +62,13 @@ async function traffic(host: LeakproofHost): Promise<string[]> {
 const t = labSuite(
   "lab: leak-proof 3, UDP and all protocols without routing loops",
   async () => {
-    const [managed, unmanaged] = await Promise.all([
-      protocolsHost("protoudp", { protocols: ["tcp", "udp", "ipv6-icmp"], killswitch: true }, {}),
-      protocolsHost("protoall", { protocols: ["all"], table: 51820, priority: 20000, ipv6: "direct" }, { manage: false, endpoints: [ADDR.peerInet4] }),
-    ]);
+    const [managed, unmanaged] = await setUpAll(
+      [
+        protocolsHost("protoudp", { protocols: ["tcp", "udp", "ipv6-icmp"], killswitch: true }, {}),
+        protocolsHost("protoall", { protocols: ["all"], table: 51820, priority: 20000, ipv6: "direct" }, { manage: false, endpoints: [ADDR.peerInet4] }),
+      ],
+      (c) => c.host.destroy(),
+    );
     return { managed, unmanaged };
   },
   async ({ managed, unmanaged }) => {

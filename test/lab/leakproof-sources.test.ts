@@ -8,7 +8,7 @@
 import * as assert from "uvu/assert";
 import { labSuite } from "./harness.js";
 import { ADDR } from "./lab.js";
-import { LeakproofHost } from "./leakproof.js";
+import { LeakproofHost, setUpAll } from "./leakproof.js";
 
 const verbose = !!process.env.GEN_NETWORKD_LAB_VERBOSE;
 const say = (lines: string[]) => verbose && console.log("\n" + lines.join("\n"));
@@ -68,7 +68,7 @@ const format = (rows: Observed[]) => rows.map((r) => `  ${r.label.padEnd(38)} ke
 const t = labSuite(
   "lab: leak-proof 2, a container's forwarded traffic with split.sources",
   async () => {
-    const [all, local] = await Promise.all([hostWithContainer("srcall", "all"), hostWithContainer("srclocal", "local")]);
+    const [all, local] = await setUpAll([hostWithContainer("srcall", "all"), hostWithContainer("srclocal", "local")], (c) => c.host.destroy());
     return { all, local };
   },
   async ({ all, local }) => {

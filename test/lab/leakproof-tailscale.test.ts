@@ -14,7 +14,7 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { labSuite } from "./harness.js";
 import { ADDR } from "./lab.js";
-import { LeakproofHost } from "./leakproof.js";
+import { LeakproofHost, setUpAll } from "./leakproof.js";
 import { canonKernelRule } from "./expect.js";
 import { poll } from "./proc.js";
 
@@ -124,7 +124,7 @@ async function assertTailscaleWorks(host: LeakproofHost, step: string): Promise<
 const t = labSuite(
   "lab: leak-proof 1, tailscale's rules and table 52 beside ours",
   async () => {
-    const [withDropIn, withoutDropIn] = await Promise.all([tailscaleHost("tsyes", true), tailscaleHost("tsno", false)]);
+    const [withDropIn, withoutDropIn] = await setUpAll([tailscaleHost("tsyes", true), tailscaleHost("tsno", false)], (h) => h.host.destroy());
     return { withDropIn, withoutDropIn };
   },
   async ({ withDropIn, withoutDropIn }) => {
