@@ -6,7 +6,7 @@ import { accessSync, constants, existsSync } from "node:fs";
 import { suite } from "uvu";
 import { NS_PREFIX } from "./proc.js";
 
-const TOOLS = ["ip", "nsenter", "unshare", "setpriv", "wireguard-go", "wg", "dbus-daemon", "networkctl", "getent"];
+const TOOLS = ["ip", "nsenter", "unshare", "setpriv", "wireguard-go", "wg", "dbus-daemon", "networkctl", "getent", "nft", "perl"];
 
 let cached: string | null | undefined;
 
@@ -29,7 +29,7 @@ export function labUnavailable(): string | null {
     if (process.getuid?.() !== 0) return "not root (network namespaces need root)";
     const missing = TOOLS.filter((t) => !which(t));
     if (!existsSync("/lib/systemd/systemd-networkd")) missing.push("/lib/systemd/systemd-networkd");
-    if (missing.length) return `missing: ${missing.join(", ")} (Debian: wireguard-go wireguard-tools iproute2 dbus systemd)`;
+    if (missing.length) return `missing: ${missing.join(", ")} (Debian: wireguard-go wireguard-tools iproute2 dbus systemd nftables)`;
     if (!existsSync("/dev/net/tun")) return "no /dev/net/tun (wireguard-go needs TUN)";
     if (!process.env.GEN_NETWORKD_LAB_SKIP_PROBE) {
       const name = `${NS_PREFIX}${process.pid}-probe`;
