@@ -101,6 +101,13 @@ const section = [
   "|--:|--:|--:|",
   ...results.map((r) => `| ${r.n} | ${(r.kernelMs / 1000).toFixed(1)} s | ${(r.configuredMs / 1000).toFixed(1)} s |`),
   "",
+  `Per throw at the largest size: ${((results.at(-1)!.kernelMs * 1000) / results.at(-1)!.n).toFixed(0)} µs; the time grows linearly with the count.`,
+  "Upstream reports of networkd struggling with many routes (systemd#27353: about 12,500 static routes on",
+  "v253 gave 100% CPU and \"Connection timed out\"; systemd#20718 and #14857: restarts with large foreign",
+  "tables, e.g. a full BGP table) did not reproduce here with 252 up to 50,000 routes; for hosts that also",
+  "carry a large foreign table the maintainers' advice there is `ManageForeignRoutes=no` in networkd.conf.",
+  "One `[Route]` per prefix stays the emission: it is the native form, and networkd has no batched one.",
+  "",
 ];
 
 const resultsPath = new URL("./results.md", import.meta.url).pathname;
