@@ -196,7 +196,8 @@ function capturedFlows(planned: PlannedRouting, state: RoutingState, tunnel: str
 }
 
 function checkShadowing(spec: Spec, planned: PlannedRouting, live: LiveHost): Check {
-  const expectedState = simulationState(planned, live.state);
+  // What our rules alone do with the host's routes: which flows they send into the tunnel, and by which rule.
+  const expectedState = simulationState(planned, { rules: [], routes: live.state.routes });
   const plannedKeys = new Set(planned.rules.map(ruleKey));
   const flows = capturedFlows(planned, expectedState, spec.tunnel.interface);
   const shadows: { flow: Flow; rule: Rule; ours: number }[] = [];

@@ -1,0 +1,184 @@
+// doctor's checks against a hand-made live host: the seed spec's files written to
+// a temp directory, the kernel state the plan asks for (plus the kernel's own
+// rules), then one fault at a time. The lab (test/lab/doctor.test.ts) does the same
+// against the real networkd and kernel.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { doctorChecks, type Check, type LiveHost } from "../src/doctor.js";
+import { generate } from "../src/generate.js";
+import { plannedRouting } from "../src/plan-routing.js";
+import { parsePrefix } from "../src/prefix.js";
+import type { Route, Rule, RoutingState } from "../src/route-model.js";
+import { applyChanges, diffAgainstDisk } from "../src/write.js";
+
+const root = new URL("..", import.meta.url).pathname;
+const NOW = 1_800_000_000_000;
+
+function prefix(text: string) {
+  const parsed = parsePrefix(text);
+  if (!parsed.ok) throw new Error(text);
+  return parsed.value;
+}
+
+interface World {
+  work: string;
+  spec: string;
+  live: LiveHost;
+}
+
+/** A host where the seed spec is applied and healthy; OVERRIDE changes one part of it. */
+async function world(override: (state: { rules: Rule[]; routes: Route[]; live: Partial<LiveHost> }) => void = () => {}): Promise<World> {
+  const work = mkdtempSync(join(tmpdir(), "gen-networkd-doctor-"));
+  const spec = join(work, "spec.toml");
+  writeFileSync(spec, readFileSync(join(root, "examples/seed.toml"), "utf8"));
+  const { plan, files } = await generate(spec, { outputDir: join(work, "net"), prefix: "50" });
+  await applyChanges(await diffAgainstDisk(files, plan.identity), { force: false });
+  const planned = plannedRouting(plan);
+  const kernel = (family: 4 | 6, priority: number, table: number): Rule => ({ family, priority, action: { kind: "lookup", table }, origin: "host" });
+  const rules: Rule[] = [kernel(4, 0, 255), kernel(4, 32766, 254), kernel(4, 32767, 253), kernel(6, 0, 255), kernel(6, 32766, 254), ...planned.rules.map((r) => ({ ...r, origin: "host" as const }))];
+  const routes: Route[] = [
+    { family: 4, table: 254, dst: prefix("0.0.0.0/0"), type: "unicast", dev: "eth0", gateway: "192.168.1.1", metric: 0, origin: "host" },
+    { family: 4, table: 254, dst: prefix("192.168.1.0/24"), type: "unicast", dev: "eth0", metric: 0, origin: "host" },
+    ...planned.routes,
+    ...planned.addressRoutes,
+  ];
+  const live: Partial<LiveHost> = {
+    links: new Map([
+      ["eth0", { name: "eth0", up: true, addresses: ["192.168.1.2/24"] }],
+      ["wg0", { name: "wg0", up: true, addresses: ["10.253.0.2/32"] }],
+      ["wg0-split", { name: "wg0-split", up: true, addresses: [] }],
+    ]),
+    sysctl: async (...segments: string[]) => (segments.at(-1) === "rp_filter" ? "2" : undefined),
+    wireguardDump: async () => `priv\tpub\t51820\toff\n4kQT3smJgD94joC+o+whDz6zEdg42kZIryzw0Rw2w24=\t(none)\t198.51.100.7:51820\t0.0.0.0/0\t${NOW / 1000 - 30}\t100\t200\t25\n`,
+    now: NOW,
+  };
+  const state = { rules, routes, live };
+  override(state);
+  const host: RoutingState = { rules: state.rules, routes: state.routes };
+  return { work, spec, live: { ...(state.live as LiveHost), state: host } };
+}
+
+async function checks(w: World): Promise<Record<string, Check>> {
+  try {
+    const list = await doctorChecks(w.spec, { output: join(w.work, "net"), prefix: "50" }, w.live);
+    return Object.fromEntries(list.map((c) => [c.id, c]));
+  } finally {
+    rmSync(w.work, { recursive: true, force: true });
+  }
+}
+
+const statuses = (all: Record<string, Check>) => Object.fromEntries(Object.entries(all).filter(([id]) => id !== "key-file").map(([id, c]) => [id, c.status]));
+
+test("a healthy host: every check passes (key-file depends on this machine: the lab checks it); tailscale is skipped when absent", async () => {
+  const all = await checks(await world());
+  assert.equal(statuses(all), { files: "pass", "file-modes": "pass", links: "pass", rules: "pass", tables: "pass", shadowing: "pass", tailscale: "skip", "rp-filter": "pass", handshake: "pass" });
+});
+
+test("an earlier foreign rule that takes the captured traffic: shadowing, with the rule and the fix", async () => {
+  const all = await checks(
+    await world(({ rules, routes }) => {
+      rules.push({ family: 4, priority: 100, ipproto: 6, action: { kind: "lookup", table: 100 }, origin: "host" });
+      routes.push({ family: 4, table: 100, dst: prefix("0.0.0.0/0"), type: "unicast", dev: "eth1", metric: 0, origin: "host" });
+    }),
+  );
+  assert.is(all.shadowing!.status, "fail");
+  assert.match(all.shadowing!.details.join("\n"), /tcp IPv4 flows are decided by ipv4 100: from all ipproto tcp lookup 100 before ours \(10086\)/);
+  assert.is(all.shadowing!.fix, "ip -4 rule del priority 100 from all ipproto tcp lookup 100 (or move it after 10086)");
+  assert.is(all.rules!.status, "pass", "a rule on another table at another priority is not ours to judge");
+});
+
+test("an earlier foreign rule that finds nothing for the captured traffic does not shadow it", async () => {
+  const all = await checks(
+    await world(({ rules }) => {
+      rules.push({ family: 4, priority: 100, action: { kind: "lookup", table: 52 }, origin: "host" });
+    }),
+  );
+  assert.is(all.shadowing!.status, "pass");
+});
+
+test("tailscale present: its rules must be there and before ours", async () => {
+  const tailscale = (state: { rules: Rule[]; live: Partial<LiveHost> }) => {
+    (state.live.links as Map<string, unknown>).set("tailscale0", { name: "tailscale0", up: true, addresses: ["100.80.0.2/32"] });
+  };
+  const gone = await checks(await world(tailscale));
+  assert.is(gone.tailscale!.status, "fail");
+  assert.equal(gone.tailscale!.details, ["no IPv4 rule looks up table 52: tailnet traffic follows our rules and main instead", "no IPv6 rule looks up table 52: tailnet traffic follows our rules and main instead"]);
+  const withRules = (state: { rules: Rule[]; live: Partial<LiveHost> }) => {
+    tailscale(state);
+    for (const family of [4, 6] as const) state.rules.push({ family, priority: 5270, action: { kind: "lookup", table: 52 }, origin: "host" });
+  };
+  assert.is((await checks(await world(withRules))).tailscale!.status, "pass");
+  const early = await checks(
+    await world((state) => {
+      withRules(state);
+      state.rules.push({ family: 4, priority: 5000, ipproto: 6, action: { kind: "lookup", table: 10086 }, origin: "host" });
+    }),
+  );
+  assert.is(early.tailscale!.status, "fail");
+  assert.equal(early.tailscale!.details, ["ipv4 5000: from all ipproto tcp lookup 10086 precedes tailscale's rule 5270"]);
+  assert.is(early.rules!.status, "fail", "and it is a rule on our table that the plan does not have");
+});
+
+test("rules and tables: missing and unplanned entries, fixed by reconfiguring the link that carries them", async () => {
+  const all = await checks(
+    await world(({ rules, routes }) => {
+      rules.splice(rules.findIndex((r) => r.family === 6 && r.priority === 10086), 1);
+      routes.splice(routes.findIndex((r) => r.table === 10086 && r.type === "unicast"), 1);
+      routes.push({ family: 4, table: 10086, dst: prefix("198.18.0.0/15"), type: "throw", metric: 0, origin: "host" });
+    }),
+  );
+  assert.equal(all.rules!.details, ["missing: ipv6 10086: from all ipproto tcp lookup 10086"]);
+  assert.is(all.rules!.fix, "networkctl reconfigure wg0-split");
+  assert.equal(all.tables!.details, ["missing: ipv4 table 10086: 0.0.0.0/0 dev wg0 metric 0", "not planned: ipv4 table 10086: throw 198.18.0.0/15 metric 0"]);
+  assert.is(all.tables!.fix, "networkctl reconfigure wg0");
+});
+
+test("links: down, missing, without an address", async () => {
+  const all = await checks(
+    await world(({ live }) => {
+      const links = live.links as Map<string, { name: string; up: boolean; addresses: string[] }>;
+      links.set("wg0", { name: "wg0", up: false, addresses: [] });
+      links.delete("wg0-split");
+    }),
+  );
+  assert.equal(all.links!.details, ["wg0 is down", "wg0 lacks 10.253.0.2/32", "wg0-split does not exist"]);
+  assert.is(all.links!.fix, "networkctl up wg0 && networkctl reconfigure wg0");
+});
+
+test("rp_filter: strict only when the larger of all and the link is 1", async () => {
+  const strict = (values: Record<string, string>) => (live: Partial<LiveHost>) => (live.sysctl = async (...segments: string[]) => values[segments[3]!]);
+  const rp = async (values: Record<string, string>) => (await checks(await world(({ live }) => strict(values)(live))))["rp-filter"]!.status;
+  assert.is(await rp({ all: "1", wg0: "1" }), "fail");
+  assert.is(await rp({ all: "0", wg0: "1" }), "fail");
+  assert.is(await rp({ all: "1", wg0: "2" }), "pass");
+  assert.is(await rp({ all: "0", default: "1" }), "fail", "a link without its own value (not there yet) gets default's");
+});
+
+test("handshake: a silent keepalive peer fails; an idle peer without keepalive passes; no wg skips", async () => {
+  const dump = (latest: number, keepalive: string) => async () => `priv\tpub\t51820\toff\nKEY\t(none)\t198.51.100.7:51820\t0.0.0.0/0\t${latest}\t0\t0\t${keepalive}\n`;
+  const handshake = async (wireguardDump: LiveHost["wireguardDump"]) => (await checks(await world(({ live }) => (live.wireguardDump = wireguardDump)))).handshake!;
+  const never = await handshake(dump(0, "25"));
+  assert.equal([never.status, never.details], ["fail", ["peer KEY… (198.51.100.7:51820): no handshake yet"]]);
+  const old = await handshake(dump(NOW / 1000 - 600, "25"));
+  assert.equal([old.status, old.details], ["fail", ["peer KEY… (198.51.100.7:51820): last handshake 600 s ago"]]);
+  const idle = await handshake(dump(0, "off"));
+  assert.equal([idle.status, idle.summary], ["pass", "0 of 1 peers with a recent handshake, 1 idle without keepalive"]);
+  assert.is((await handshake(async () => undefined)).status, "skip");
+});
+
+test("files: a stale file after a spec edit, and a wrong mode, each with its fix", async () => {
+  const w = await world();
+  writeFileSync(w.spec, readFileSync(w.spec, "utf8").replace('exclude = ["@local"]', 'exclude = ["@local", "198.18.0.0/15"]'));
+  const { chmodSync } = await import("node:fs");
+  chmodSync(join(w.work, "net/50-wg0.netdev"), 0o600);
+  const all = await checks(w);
+  assert.is(all.files!.status, "fail");
+  assert.match(all.files!.details.join("\n"), /stale: .*50-wg0-split\.network \(.*spec\.toml changed since it was generated\)/);
+  assert.match(all.files!.fix!, /^gen-networkd apply .*spec\.toml -o .*net$/);
+  assert.equal(all["file-modes"]!.details, [`${join(w.work, "net/50-wg0.netdev")} has mode 0600`]);
+});
+
+test.run();
