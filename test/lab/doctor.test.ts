@@ -131,6 +131,20 @@ t.test("our rule re-added before tailscale's: tailscale (and rules), fixed by de
   await fault(c, "rule before tailscale's", "tailscale", /ipv4 5000: from all ipproto tcp lookup 10086 precedes tailscale's rule 5270/, () => c.lab.ip("H", ["-4", "rule", "add", "priority", "5000", "ipproto", "tcp", "table", "10086"]), "doctor's fix");
 });
 
+t.test("a foreign rule before ours that takes captured TCP elsewhere: shadowing, fixed by deleting it", async (c) => {
+  await fault(
+    c,
+    "shadowing rule",
+    "shadowing",
+    /tcp IPv4 flows are decided by ipv4 100: from all ipproto tcp lookup 100 before ours \(10086\)/,
+    async () => {
+      await c.lab.ip("H", ["route", "add", "default", "via", "192.168.50.1", "table", "100"]);
+      await c.lab.ip("H", ["-4", "rule", "add", "priority", "100", "ipproto", "tcp", "table", "100"]);
+    },
+    "doctor's fix",
+  );
+});
+
 t.test("a missing table route: tables, fixed by networkctl reconfigure", async (c) => {
   await fault(c, "table route missing", "tables", /missing: ipv4 table 10086: 0\.0\.0\.0\/0 dev wg0/, () => c.lab.ip("H", ["route", "del", "default", "dev", "wg0", "table", "10086"]), "doctor's fix");
 });
