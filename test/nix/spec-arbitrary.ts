@@ -26,9 +26,10 @@ const ipv4Prefix = fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer(
 const ipv6Prefix = fc.integer({ min: 1, max: 0xffff }).map((n) => `2001:db8:${n.toString(16)}::/48`);
 const prefix = fc.oneof(ipv4Prefix, ipv6Prefix);
 
-// Linux allows any byte but '/', ':' and whitespace; these are the ones that need escaping somewhere.
+// The spec allows letters, digits, '-', '_' and '.' (networkd reads Name= as globs); hostile
+// strings reach the Nix escaper through other values and through test/nix/escape.test.ts.
 // At most 15 bytes with the anchor's default suffix, unless the spec names its anchor.
-const nameChars = fc.constantFrom(..."wgtun0123-_", '"', "$", "{", "}", "\\", "'", "#", ";", "=");
+const nameChars = fc.constantFrom(..."wgtun0123-_.");
 const interfaceName = (maxLength: number) =>
   fc
     .array(nameChars, { minLength: 1, maxLength })
