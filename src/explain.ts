@@ -377,6 +377,13 @@ export async function runExplain(specPath: string, flowWords: readonly string[],
   const { source, state: host, note } = await hostState(options);
   if (note) process.stderr.write(`${note}\n`);
   const state = simulationState(planned, host);
+  const planPriorities = new Set(planned.rules.map((r) => `${r.family}:${r.priority}`));
+  for (const rule of host.rules) {
+    // Left from an earlier spec, or added by hand: simulated as the host has it; doctor reports it.
+    if (rule.action.kind === "lookup" && planned.ownTables.has(rule.action.table) && !planPriorities.has(`${rule.family}:${rule.priority}`)) {
+      process.stderr.write(`explain: note: the host has a rule the plan does not, and it is simulated: priority ${rule.priority} ${ruleText(rule)} (see gen-networkd doctor)\n`);
+    }
+  }
   const tunnel = spec.tunnel.interface;
   const assumed = source.kind === "assumed";
   const protocols = [...new Set([6, 17, ...planned.rules.flatMap((r) => (r.ipproto === undefined ? [] : [r.ipproto]))])];

@@ -82,6 +82,15 @@ test("--json with the host's tables from files: tunnel, connected LANs direct, t
   ]);
 });
 
+test("a host rule on our table at a priority the plan does not have is simulated, with a note", () => {
+  writeFileSync(join(work, "rules.json"), RULES.replace(`{"priority":5270,"src":"all","table":"52"},`, `{"priority":5270,"src":"all","table":"52"},{"priority":5000,"src":"all","ipproto":"tcp","table":"10086"},`));
+  const { code, stdout, stderr } = run(["explain", seed, "--json", "--rules", "rules.json", "--routes", "routes.json", "tcp:203.0.113.9:443"]);
+  assert.is(code, 0, stderr);
+  assert.is(stderr, "gen-networkd: explain: note: the host has a rule the plan does not, and it is simulated: priority 5000 from all ipproto tcp lookup 10086 (see gen-networkd doctor)\n".replace("gen-networkd: ", ""));
+  const [row] = JSON.parse(stdout) as Row[];
+  assert.equal([row!.verdict, row!.interface, row!.rule_priority], ["tunnel", "wg0", 5000], "decided by the stray rule, before tailscale's and ours");
+});
+
 test("without host state (--offline) the verdicts that consulted main say so", () => {
   const rows = explainJson(["--offline", "tcp:203.0.113.9:443", "tcp:10.253.0.2:22"]);
   assert.is(rows[0]!.verdict, "tunnel");
