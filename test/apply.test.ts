@@ -43,6 +43,20 @@ test("without a terminal and without --yes: the diff, then a one-line refusal, e
   }
 });
 
+test("on a terminal it asks; anything but yes writes nothing (run under script(1) for a terminal)", () => {
+  const work = mkdtempSync(join(tmpdir(), "gen-networkd-apply-"));
+  try {
+    writeFileSync(join(work, "spec.toml"), readFileSync(join(root, "examples/seed.toml"), "utf8"));
+    const result = spawnSync("script", ["-qec", `${process.execPath} ${cli} apply spec.toml -o net`, "/dev/null"], { cwd: work, encoding: "utf8", input: "n\n", env: { ...process.env, NO_COLOR: "1" } });
+    assert.is(result.status, 1, result.stdout);
+    assert.match(result.stdout, /Write these changes to net and reload networkd\? \[y\/N\] /);
+    assert.match(result.stdout, /nothing written/);
+    assert.not.ok(existsSync(join(work, "net")) && readdirSync(join(work, "net")).length > 0, "files were written");
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
 test("apply and doctor --help show an example; apply requires -o", () => {
   for (const command of ["apply", "doctor"]) {
     const result = spawnSync(process.execPath, [cli, command, "--help"], { encoding: "utf8" });
