@@ -117,7 +117,7 @@ Exit codes: 0 ok, 1 invalid spec or --check drift, 2 usage, 3 refused write.`,
     .command("explain")
     .description("show what Linux policy routing does with flows once SPEC is applied (simulated: no packet is sent)")
     .argument("<spec>", "split-tunnel spec, .toml or .json")
-    .argument("[flow...]", "[PROTO:]ADDR[:PORT] (IPv6 with a port in brackets), optionally followed by uid=N, mark=N, sport=N, from=ADDR, forwarded")
+    .argument("[flow...]", "[PROTO:]ADDR[:PORT] (IPv6 with a port in brackets), optionally followed by uid=N, mark=N, sport=N, from=ADDR, forwarded or iif=NAME")
     .option("--json", "one JSON object per flow (dst, proto, verdict, interface, table, rule_priority, steps, assumes)")
     .option("--rules <file>", "the host's rules: `{ ip -4 -N -j rule; ip -6 -N -j rule; } > FILE` (with --routes)")
     .option("--routes <file>", "the host's routes: `ip -N -j route show table all > FILE` (with --rules)")
