@@ -6,7 +6,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createTwoFilesPatch } from "diff";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { generate } from "../src/generate.js";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -14,7 +14,11 @@ const examples = join(root, "examples");
 const goldenRoot = join(root, "test/golden");
 const update = process.env.UPDATE_GOLDEN === "1";
 
-const specs = readdirSync(examples).filter((name) => /\.(toml|json)$/.test(name)).sort();
+// Specs at the top of examples/ and one level down (an example with its prefix lists has its own folder).
+const specs = readdirSync(examples, { withFileTypes: true })
+  .flatMap((e) => (e.isDirectory() ? readdirSync(join(examples, e.name)).map((name) => `${e.name}/${name}`) : [e.name]))
+  .filter((name) => /\.(toml|json)$/.test(name))
+  .sort();
 const stems = [...new Set(specs.map((name) => name.replace(/\.(toml|json)$/, "")))];
 
 async function render(spec: string): Promise<Map<string, string>> {
@@ -29,7 +33,7 @@ for (const stem of stems) {
   const spec = specs.includes(`${stem}.toml`) ? `${stem}.toml` : `${stem}.json`;
   test(`golden: ${spec}`, async () => {
     const files = await render(spec);
-    const dir = join(goldenRoot, stem);
+    const dir = join(goldenRoot, stem.includes("/") ? dirname(stem) : stem);
     if (update) {
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true });
