@@ -472,8 +472,9 @@ function toRanges<N extends number | bigint>(space: Space<N>, networks: ArrayLik
   return { starts, ends };
 }
 
-/** a \ b, both maximal ranges. */
+/** a \ b, both maximal ranges (nothing to remove returns a as it is). */
 function difference<N extends number | bigint>(a: Ranges<N>, b: Ranges<N>): Ranges<N> {
+  if (b.starts.length === 0 || a.starts.length === 0) return a;
   const starts: N[] = [];
   const ends: N[] = [];
   let j = 0;
@@ -509,8 +510,10 @@ function forEachBlock<N extends number | bigint>(space: Space<N>, ranges: Ranges
   }
 }
 
-/** a ∪ b, both maximal ranges. */
+/** a ∪ b, both maximal ranges. Ranges are never changed once built, so an empty side returns the other as it is. */
 function union<N extends number | bigint>(a: Ranges<N>, b: Ranges<N>): Ranges<N> {
+  if (b.starts.length === 0) return a;
+  if (a.starts.length === 0) return b;
   const starts: N[] = [];
   const ends: N[] = [];
   let i = 0;
