@@ -2,183 +2,165 @@
 // idempotence, pruning, ownership, --check, --stdout, key-file warnings.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { listing, runCli as run, SEED as seed, useWorkspace } from "./cli-harness.js";
 
-const root = new URL("..", import.meta.url).pathname;
-const cli = join(root, "dist/cli.js");
-const seed = readFileSync(join(root, "examples/seed.toml"), "utf8");
-
-function run(args: string[], cwd: string) {
-  const result = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: "utf8" });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-let work = "";
-test.before.each(() => {
-  assert.ok(existsSync(cli), "dist/cli.js is missing: run `npm run build` (npm test does)");
-  work = mkdtempSync(join(tmpdir(), "gen-networkd-cli-"));
-  writeFileSync(join(work, "spec.toml"), seed);
-});
-test.after.each(() => rmSync(work, { recursive: true, force: true }));
-
-const listing = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
+const workspace = useWorkspace(test, "cli");
 /** The .netdev/.network files of a directory. */
 const units = (dir: string) => listing(dir).filter((name) => /\.(netdev|network)$/.test(name));
 
 test("writes the seed example's two files, mode 0644, and says what it did", () => {
-  const { code, stdout, stderr } = run(["spec.toml", "-o", "net"], work);
+  const { code, stdout, stderr } = run(["spec.toml", "-o", "net"], workspace());
   assert.is(code, 0, stderr);
-  assert.equal(listing(join(work, "net")), ["50-wg0-split.netdev", "50-wg0-split.network", "50-wg0.netdev", "50-wg0.network", "networkd.conf.d"]);
-  assert.equal(listing(join(work, "net/networkd.conf.d")), ["50-wg0.conf"]);
-  for (const name of units(join(work, "net"))) assert.is(statSync(join(work, "net", name)).mode & 0o777, 0o644);
+  assert.equal(listing(join(workspace(), "net")), ["50-wg0-split.netdev", "50-wg0-split.network", "50-wg0.netdev", "50-wg0.network", "networkd.conf.d"]);
+  assert.equal(listing(join(workspace(), "net/networkd.conf.d")), ["50-wg0.conf"]);
+  for (const name of units(join(workspace(), "net"))) assert.is(statSync(join(workspace(), "net", name)).mode & 0o777, 0o644);
   assert.match(stdout, /net\/50-wg0\.netdev\s+created/);
   assert.match(stderr, /ipv6: "block" \(default: the tunnel has no IPv6 address/);
 });
 
 test("running twice changes nothing on disk (mtime kept)", () => {
-  run(["spec.toml", "-o", "net"], work);
-  const before = units(join(work, "net")).map((n) => statSync(join(work, "net", n)).mtimeMs);
-  const { code, stdout } = run(["spec.toml", "-o", "net"], work);
+  run(["spec.toml", "-o", "net"], workspace());
+  const before = units(join(workspace(), "net")).map((n) => statSync(join(workspace(), "net", n)).mtimeMs);
+  const { code, stdout } = run(["spec.toml", "-o", "net"], workspace());
   assert.is(code, 0);
   assert.match(stdout, /50-wg0\.network\s+unchanged/);
-  assert.equal(units(join(work, "net")).map((n) => statSync(join(work, "net", n)).mtimeMs), before);
+  assert.equal(units(join(workspace(), "net")).map((n) => statSync(join(workspace(), "net", n)).mtimeMs), before);
 });
 
 test("--prefix names the files; the old prefix's files are pruned as stale", () => {
-  run(["spec.toml", "-o", "net"], work);
-  const { code, stdout } = run(["spec.toml", "-o", "net", "--prefix", "60"], work);
+  run(["spec.toml", "-o", "net"], workspace());
+  const { code, stdout } = run(["spec.toml", "-o", "net", "--prefix", "60"], workspace());
   assert.is(code, 0);
-  assert.equal(units(join(work, "net")), ["60-wg0-split.netdev", "60-wg0-split.network", "60-wg0.netdev", "60-wg0.network"]);
-  assert.equal(listing(join(work, "net/networkd.conf.d")), ["60-wg0.conf"]);
+  assert.equal(units(join(workspace(), "net")), ["60-wg0-split.netdev", "60-wg0-split.network", "60-wg0.netdev", "60-wg0.network"]);
+  assert.equal(listing(join(workspace(), "net/networkd.conf.d")), ["60-wg0.conf"]);
   assert.match(stdout, /50-wg0\.netdev\s+removed/);
 });
 
 test("a shrinking spec removes its stale files (manage = false drops the .netdev)", () => {
-  run(["spec.toml", "-o", "net"], work);
+  run(["spec.toml", "-o", "net"], workspace());
   const unmanaged = seed
     .replace("manage = true", "manage = false")
     .replace(/^private_key_file.*$/m, "")
     .replace(/^listen_port.*$/m, "")
     .replace(/\[\[tunnel\.peers\]\][\s\S]*?persistent_keepalive = 25\n/, "");
-  writeFileSync(join(work, "spec.toml"), unmanaged);
-  const { code, stderr } = run(["spec.toml", "-o", "net"], work);
+  writeFileSync(join(workspace(), "spec.toml"), unmanaged);
+  const { code, stderr } = run(["spec.toml", "-o", "net"], workspace());
   assert.is(code, 0, stderr);
-  assert.equal(units(join(work, "net")), ["50-wg0-split.netdev", "50-wg0-split.network", "50-wg0.network"]);
+  assert.equal(units(join(workspace(), "net")), ["50-wg0-split.netdev", "50-wg0-split.network", "50-wg0.network"]);
 });
 
 test("files of another spec (another owner) in the same directory are left alone", () => {
-  run(["spec.toml", "-o", "net"], work);
-  writeFileSync(join(work, "wg1.toml"), seed.replaceAll("wg0", "wg1").replace("table = 10086", "table = 10087"));
-  assert.is(run(["wg1.toml", "-o", "net"], work).code, 0);
-  run(["spec.toml", "-o", "net", "--prefix", "60"], work);
-  assert.equal(units(join(work, "net")), [
+  run(["spec.toml", "-o", "net"], workspace());
+  writeFileSync(join(workspace(), "wg1.toml"), seed.replaceAll("wg0", "wg1").replace("table = 10086", "table = 10087"));
+  assert.is(run(["wg1.toml", "-o", "net"], workspace()).code, 0);
+  run(["spec.toml", "-o", "net", "--prefix", "60"], workspace());
+  assert.equal(units(join(workspace(), "net")), [
     "50-wg1-split.netdev", "50-wg1-split.network", "50-wg1.netdev", "50-wg1.network",
     "60-wg0-split.netdev", "60-wg0-split.network", "60-wg0.netdev", "60-wg0.network",
   ]);
-  assert.equal(listing(join(work, "net/networkd.conf.d")), ["50-wg1.conf", "60-wg0.conf"]);
+  assert.equal(listing(join(workspace(), "net/networkd.conf.d")), ["50-wg1.conf", "60-wg0.conf"]);
 });
 
 test("a file with our name but without our mark is refused (exit 3) and nothing is written", () => {
-  mkdirSync(join(work, "net"));
-  writeFileSync(join(work, "net", "50-wg0.network"), "[Match]\nName=wg0\n");
-  writeFileSync(join(work, "net", "10-lan.network"), "[Match]\nName=eth0\n");
-  const { code, stderr } = run(["spec.toml", "-o", "net"], work);
+  mkdirSync(join(workspace(), "net"));
+  writeFileSync(join(workspace(), "net", "50-wg0.network"), "[Match]\nName=wg0\n");
+  writeFileSync(join(workspace(), "net", "10-lan.network"), "[Match]\nName=eth0\n");
+  const { code, stderr } = run(["spec.toml", "-o", "net"], workspace());
   assert.is(code, 3);
   assert.match(stderr, /net\/50-wg0\.network: exists and was not written by gen-networkd for this tunnel/);
-  assert.equal(listing(join(work, "net")), ["10-lan.network", "50-wg0.network"], "nothing else written");
-  assert.is(readFileSync(join(work, "net", "50-wg0.network"), "utf8"), "[Match]\nName=wg0\n");
+  assert.equal(listing(join(workspace(), "net")), ["10-lan.network", "50-wg0.network"], "nothing else written");
+  assert.is(readFileSync(join(workspace(), "net", "50-wg0.network"), "utf8"), "[Match]\nName=wg0\n");
 
-  const forced = run(["spec.toml", "-o", "net", "--force"], work);
+  const forced = run(["spec.toml", "-o", "net", "--force"], workspace());
   assert.is(forced.code, 0, forced.stderr);
-  assert.match(readFileSync(join(work, "net", "50-wg0.network"), "utf8"), /^# gen-networkd: owner=wg0/m);
-  assert.is(readFileSync(join(work, "net", "10-lan.network"), "utf8"), "[Match]\nName=eth0\n", "never touched");
+  assert.match(readFileSync(join(workspace(), "net", "50-wg0.network"), "utf8"), /^# gen-networkd: owner=wg0/m);
+  assert.is(readFileSync(join(workspace(), "net", "10-lan.network"), "utf8"), "[Match]\nName=eth0\n", "never touched");
 });
 
 test("--check: 0 when current, 1 with a unified diff when the spec changed; writes nothing", () => {
-  run(["spec.toml", "-o", "net"], work);
-  assert.is(run(["spec.toml", "-o", "net", "--check"], work).code, 0);
-  const before = readFileSync(join(work, "net", "50-wg0.network"), "utf8");
-  writeFileSync(join(work, "spec.toml"), seed.replace("table = 10086", "table = 10087"));
-  const { code, stdout, stderr } = run(["spec.toml", "-o", "net", "--check"], work);
+  run(["spec.toml", "-o", "net"], workspace());
+  assert.is(run(["spec.toml", "-o", "net", "--check"], workspace()).code, 0);
+  const before = readFileSync(join(workspace(), "net", "50-wg0.network"), "utf8");
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("table = 10086", "table = 10087"));
+  const { code, stdout, stderr } = run(["spec.toml", "-o", "net", "--check"], workspace());
   assert.is(code, 1);
   assert.match(stdout, /^-Table=10086$/m);
   assert.match(stdout, /^\+Table=10087$/m);
   assert.match(stderr, /does not hold what spec\.toml generates/);
-  assert.is(readFileSync(join(work, "net", "50-wg0.network"), "utf8"), before);
+  assert.is(readFileSync(join(workspace(), "net", "50-wg0.network"), "utf8"), before);
 });
 
 test("--check on an empty directory reports every file as drift", () => {
-  const { code, stdout } = run(["spec.toml", "-o", "net", "--check"], work);
+  const { code, stdout } = run(["spec.toml", "-o", "net", "--check"], workspace());
   assert.is(code, 1);
   assert.match(stdout, /\+\+\+ net\/50-wg0\.netdev/);
-  assert.not.ok(existsSync(join(work, "net")));
+  assert.not.ok(existsSync(join(workspace(), "net")));
 });
 
 test("--stdout prints each file under a header line and writes nothing", () => {
-  const { code, stdout } = run(["spec.toml", "-o", "net", "--stdout"], work);
+  const { code, stdout } = run(["spec.toml", "-o", "net", "--stdout"], workspace());
   assert.is(code, 0);
   assert.match(stdout, /^==> net\/50-wg0\.netdev <==\n# Generated by gen-networkd from spec\.toml/m);
   assert.match(stdout, /^==> net\/50-wg0\.network <==$/m);
-  assert.not.ok(existsSync(join(work, "net")));
+  assert.not.ok(existsSync(join(workspace(), "net")));
 });
 
 test("an invalid spec: exit 1, every problem on its own line with path and hint, nothing written", () => {
-  writeFileSync(join(work, "spec.toml"), seed.replace('exclude = ["@local"]', 'exclude = ["@local", "10.0.0.1/8"]').replace("table = 10086", "table = 254"));
-  const { code, stderr } = run(["spec.toml", "-o", "net"], work);
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace('exclude = ["@local"]', 'exclude = ["@local", "10.0.0.1/8"]').replace("table = 10086", "table = 254"));
+  const { code, stderr } = run(["spec.toml", "-o", "net"], workspace());
   assert.is(code, 1);
   assert.equal(stderr.trim().split("\n"), [
     `spec.toml: split.table: 254 is the kernel's "main" table; pick another, e.g. 10086`,
     `spec.toml: split.exclude[1]: "10.0.0.1/8" has host bits set; did you mean "10.0.0.0/8"?`,
   ]);
-  assert.not.ok(existsSync(join(work, "net")));
+  assert.not.ok(existsSync(join(workspace(), "net")));
 });
 
 test("TOML and JSON syntax errors name file, line and column (1-based)", () => {
-  writeFileSync(join(work, "bad.toml"), 'version = 1\n[tunnel]\ninterface = "wg0\n');
-  const toml = run(["bad.toml"], work);
+  writeFileSync(join(workspace(), "bad.toml"), 'version = 1\n[tunnel]\ninterface = "wg0\n');
+  const toml = run(["bad.toml"], workspace());
   assert.is(toml.code, 1);
   assert.match(toml.stderr, /^bad\.toml:3:\d+: invalid TOML: /);
-  writeFileSync(join(work, "bad.json"), '{\n  "version": 1,\n  "tunnel": {,}\n}\n');
-  const json = run(["bad.json"], work);
+  writeFileSync(join(workspace(), "bad.json"), '{\n  "version": 1,\n  "tunnel": {,}\n}\n');
+  const json = run(["bad.json"], workspace());
   assert.is(json.code, 1);
   assert.match(json.stderr, /^bad\.json:3:14: invalid JSON: /);
   assert.not.ok(json.stderr.includes("    at "), "no stack trace");
 });
 
 test("usage errors exit 2; --help and --version exit 0", () => {
-  assert.is(run([], work).code, 2);
-  assert.is(run(["spec.toml", "--bogus"], work).code, 2);
-  assert.is(run(["spec.toml", "--prefix", "5"], work).code, 2);
-  const help = run(["--help"], work);
+  assert.is(run([], workspace()).code, 2);
+  assert.is(run(["spec.toml", "--bogus"], workspace()).code, 2);
+  assert.is(run(["spec.toml", "--prefix", "5"], workspace()).code, 2);
+  const help = run(["--help"], workspace());
   assert.is(help.code, 0);
   assert.match(help.stdout, /Examples:/);
-  assert.match(run(["--version"], work).stdout, /^\d+\.\d+\.\d+/);
+  assert.match(run(["--version"], workspace()).stdout, /^\d+\.\d+\.\d+/);
 });
 
 test("no temporary files are left behind", () => {
-  run(["spec.toml", "-o", "net"], work);
-  writeFileSync(join(work, "spec.toml"), seed.replace("table = 10086", "table = 10087"));
-  run(["spec.toml", "-o", "net"], work);
-  assert.equal(listing(join(work, "net")).filter((n) => n.startsWith(".")), []);
+  run(["spec.toml", "-o", "net"], workspace());
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("table = 10086", "table = 10087"));
+  run(["spec.toml", "-o", "net"], workspace());
+  assert.equal(listing(join(workspace(), "net")).filter((n) => n.startsWith(".")), []);
 });
 
 test("key files: warns when world-readable or unreadable by systemd-network, with the fix", () => {
-  const keys = join(work, "keys");
+  const keys = join(workspace(), "keys");
   mkdirSync(keys, { mode: 0o755 });
-  chmodSync(work, 0o755);
+  chmodSync(workspace(), 0o755);
   const key = join(keys, "wg0.key");
   writeFileSync(key, "secret\n", { mode: 0o644 });
   chmodSync(key, 0o644);
-  writeFileSync(join(work, "spec.toml"), seed.replace("/etc/systemd/network/wg0.key", key));
-  assert.match(run(["spec.toml", "-o", "net"], work).stderr, /world-readable \(mode 0644\).*chmod 0640/);
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("/etc/systemd/network/wg0.key", key));
+  assert.match(run(["spec.toml", "-o", "net"], workspace()).stderr, /world-readable \(mode 0644\).*chmod 0640/);
   chmodSync(key, 0o600);
   const hasNetworkdUser = readFileSync("/etc/passwd", "utf8").includes("\nsystemd-network:");
-  const stderr = run(["spec.toml", "-o", "net"], work).stderr;
+  const stderr = run(["spec.toml", "-o", "net"], workspace()).stderr;
   if (hasNetworkdUser) assert.match(stderr, /not readable by systemd-network because of .*wg0\.key \(mode 0600\).*install -m 0640 -o root -g systemd-network/);
-  const key_ = readFileSync(join(work, "net", "50-wg0.netdev"), "utf8");
+  const key_ = readFileSync(join(workspace(), "net", "50-wg0.netdev"), "utf8");
   assert.not.ok(key_.includes("secret"), "key material never lands in emitted files");
 });
 
