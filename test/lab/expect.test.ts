@@ -9,8 +9,6 @@ import {
   contains,
   expectedVerdict,
   firstAndLast,
-  formatAddress,
-  parseAddress,
   parsePrefix,
   protoName,
   routesFromNetwork,
@@ -21,8 +19,6 @@ import {
 test("addresses and prefixes", () => {
   assert.is(parsePrefix("10.1.2.3/8").text, "10.0.0.0/8");
   assert.is(parsePrefix("fd7a:115c:a1e0:ab12::1/48").text, "fd7a:115c:a1e0::/48");
-  assert.is(formatAddress(6, parseAddress("2001:db8:0:0:1:0:0:1").value), "2001:db8::1:0:0:1");
-  assert.is(formatAddress(6, parseAddress("::ffff:192.0.2.1").value), "::ffff:c000:201");
   assert.ok(contains(parsePrefix("172.16.0.0/12"), "172.31.255.255"));
   assert.not.ok(contains(parsePrefix("172.16.0.0/12"), "172.32.0.0"));
   assert.not.ok(contains(parsePrefix("10.0.0.0/8"), "::1"));

@@ -1,8 +1,9 @@
-// What the lab expects, worked out independently of the generator.
+// What the lab expects, worked out independently of the generator's planning.
 //
 // - The verdict oracle: from the spec alone (the contract in issue 2: named sets,
 //   exclusions, protocols, the IPv6 policy, direct_connected), which path a flow
-//   from the lab host should take. Deliberately a second implementation: the lab
+//   from the lab host should take. Deliberately a second implementation of the routing
+//   decisions (it shares only the address parser and the named-set table): the lab
 //   compares the kernel with this, not with the generator's own reasoning.
 // - The blog oracle: what the blog's five `ip` commands do.
 // - The planned kernel state: the rules and routes a generated .network asks for,
@@ -11,6 +12,8 @@
 import TOML from "@iarna/toml";
 import { readFile } from "node:fs/promises";
 import type { Section } from "../../src/model.js";
+import { namedSet, namedSetNames } from "../../src/named-sets.js";
+import { formatAddress, parseAddress as parseProjectAddress } from "../../src/prefix.js";
 import { ADDR } from "./lab.js";
 
 // ------------------------------------------------------------------ addresses
@@ -23,66 +26,14 @@ export interface Prefix {
   text: string;
 }
 
-function parse4(text: string): bigint | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) return undefined;
-  return parts.reduce((n, p) => (n << 8n) | BigInt(p), 0n);
-}
-
-function parse6(text: string): bigint | undefined {
-  let head = text;
-  let tail4: bigint | undefined;
-  const lastColon = text.lastIndexOf(":");
-  if (text.slice(lastColon + 1).includes(".")) {
-    tail4 = parse4(text.slice(lastColon + 1));
-    if (tail4 === undefined) return undefined;
-    head = text.slice(0, lastColon + 1) + "0:0";
-  }
-  const halves = head.split("::");
-  if (halves.length > 2) return undefined;
-  const groups = (s: string) => (s === "" ? [] : s.split(":"));
-  const left = groups(halves[0]!);
-  const right = halves.length === 2 ? groups(halves[1]!) : [];
-  const missing = 8 - left.length - right.length;
-  if ((halves.length === 1 && missing !== 0) || missing < 0) return undefined;
-  const all = [...left, ...Array(halves.length === 2 ? missing : 0).fill("0"), ...right];
-  if (all.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined;
-  let n = all.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
-  if (tail4 !== undefined) n = (n & ~0xffffffffn) | tail4;
-  return n;
-}
-
+/** An address as a family and a number (the project's strict parser: the lab checks routing, not parsing). */
 export function parseAddress(text: string): { family: 4 | 6; value: bigint } {
-  const v4 = parse4(text);
-  if (v4 !== undefined) return { family: 4, value: v4 };
-  const v6 = parse6(text);
-  if (v6 !== undefined) return { family: 6, value: v6 };
-  throw new Error(`not an IP address: ${text}`);
+  const parsed = parseProjectAddress(text);
+  if (!parsed.ok) throw new Error(`not an IP address: ${text}`);
+  return parsed.value;
 }
 
-export function formatAddress(family: 4 | 6, value: bigint): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 255n)).join(".");
-  const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn));
-  // Longest run of zero groups (length ≥ 2) becomes "::".
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(":");
-  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
-}
+export { formatAddress };
 
 export function parsePrefix(text: string): Prefix {
   const [addr, lenText] = text.split("/");
@@ -109,22 +60,8 @@ export function firstAndLast(prefix: Prefix): [string, string] {
 
 // ------------------------------------------------------------------ the spec
 
-/** The named sets of spec version 1 (issue 2), written out again here as the lab's own oracle. */
-export const NAMED_SETS: Record<string, string[]> = {
-  "@rfc1918": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
-  "@ula": ["fc00::/7"],
-  "@cgnat": ["100.64.0.0/10"],
-  "@tailscale": ["100.64.0.0/10", "fd7a:115c:a1e0::/48"],
-  "@link-local": ["169.254.0.0/16", "fe80::/10"],
-  "@loopback": ["127.0.0.0/8", "::1/128"],
-  "@multicast": ["224.0.0.0/4", "ff00::/8"],
-  "@broadcast": ["255.255.255.255/32"],
-};
-NAMED_SETS["@local"] = [
-  ...new Set(
-    ["@rfc1918", "@ula", "@cgnat", "@tailscale", "@link-local", "@loopback", "@multicast", "@broadcast"].flatMap((n) => NAMED_SETS[n]!),
-  ),
-];
+/** The named sets as the spec defines them, "@local" included. */
+export const NAMED_SETS: Record<string, readonly string[]> = Object.fromEntries(namedSetNames().map((name) => [name, namedSet(name)!]));
 
 /** A uid or port selection: single values and inclusive ranges. */
 export type Ranges = [number, number][];
