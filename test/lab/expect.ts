@@ -33,8 +33,6 @@ export function parseAddress(text: string): { family: 4 | 6; value: bigint } {
   return parsed.value;
 }
 
-export { formatAddress };
-
 export function parsePrefix(text: string): Prefix {
   const [addr, lenText] = text.split("/");
   const { family, value } = parseAddress(addr!);
