@@ -7,14 +7,17 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { readFileSync } from "node:fs";
 import { InvalidSpecError, OUTPUT_FORMATS, generate, type OutputFormat } from "./generate.js";
 import { CommandError as OperateError } from "./command-error.js";
-import { runApply, type ApplyOptions } from "./apply.js";
-import { runDoctor, type DoctorOptions } from "./doctor.js";
-import { runExplain, type ExplainOptions } from "./explain.js";
+import type { ApplyOptions } from "./apply.js";
+import type { DoctorOptions } from "./doctor.js";
+import type { ExplainOptions } from "./explain.js";
 import { keyFileWarnings } from "./keyfile.js";
 import { SpecSyntaxError } from "./load.js";
 import { PlanError } from "./plan.js";
 import { schemaText } from "./schema.js";
 import { RefusedWriteError, applyChanges, diffAgainstDisk, hasDrift, pathOf, unifiedDiff } from "./write.js";
+
+// The default command (generate) must start fast on million-line lists: the other commands,
+// and what only they use, are imported when they run.
 
 export const EXIT = { ok: 0, invalid: 1, usage: 2, refused: 3 } as const;
 
@@ -133,6 +136,7 @@ Examples:
 Without --rules/--routes it reads this machine's tables (ip -j rule, ip -j route show table all).`,
     )
     .action(async (specPath: string, flows: string[], flags: ExplainOptions) => {
+      const { runExplain } = await import("./explain.js");
       process.exitCode = await runExplain(specPath, flows, flags);
     });
 
@@ -153,6 +157,7 @@ Example:
 Exit codes: 0 every check passed (or was skipped), 1 a check failed.`,
     )
     .action(async (specPath: string, flags: DoctorOptions) => {
+      const { runDoctor } = await import("./doctor.js");
       process.exitCode = await runDoctor(specPath, flags);
     });
 
@@ -176,6 +181,7 @@ A changed .netdev needs its link recreated (networkctl delete, then reload): the
 Exit codes: 0 applied and doctor passed, 1 doctor found a problem (or you declined), 3 refused (no terminal without --yes, or a file not ours).`,
     )
     .action(async (specPath: string, flags: ApplyOptions) => {
+      const { runApply } = await import("./apply.js");
       process.exitCode = await runApply(specPath, flags);
     });
 

@@ -5,7 +5,7 @@
 // the format for editors. Values come out canonical (prefixes in their shortest
 // form), so two spellings of one spec hash and render the same.
 
-import { z } from "zod";
+import * as z from "zod";
 import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Family } from "./prefix.js";
 import { LOCAL_SET, namedSet, namedSetNames } from "./named-sets.js";
 import { didYouMean } from "./suggest.js";
