@@ -53,6 +53,9 @@ const BITS: Record<Family, number> = { 4: 32, 6: 128 };
 
 const IPV4_KEY_SCALE = 64;
 
+/** IPV4_BLOCK_SIZE[k] = 2^k, the addresses in a block with k host bits. */
+const IPV4_BLOCK_SIZE = Array.from({ length: 33 }, (_, k) => 2 ** k);
+
 /** Where the last scanIPv4 stopped: `end`, or the first character that is neither digit nor dot. */
 let ipv4End = 0;
 
@@ -255,8 +258,14 @@ interface Block6 {
  */
 function scanPrefix(text: string, start: number, end: number, bareAddress: boolean): number | Block6 | Failure {
   // Most lines are IPv4: one pass finds the quad and where "/" is; anything else takes the general path.
-  let address: number | bigint | Failure = scanIPv4(text, start, end);
+  const ipv4 = scanIPv4(text, start, end);
   let slash = ipv4End < end && text.charCodeAt(ipv4End) === 47 /* / */ ? ipv4End : -1;
+  if (ipv4 !== -1 && slash !== -1) {
+    // The common line, a well-formed IPv4 prefix, in a few number operations; anything else takes the general path.
+    const length = scanLength(text, slash + 1, end);
+    if (length >= 0 && length <= 32 && ipv4 % IPV4_BLOCK_SIZE[32 - length]! === 0) return ipv4 * IPV4_KEY_SCALE + length;
+  }
+  let address: number | bigint | Failure = ipv4;
   if (address === -1 || (slash === -1 && ipv4End !== end)) {
     slash = find(text, 47, start, end);
     address = scanAddress(text, start, slash === -1 ? end : slash, "prefix");
@@ -407,7 +416,7 @@ interface Ranges<N> {
 const V4: Space<number> = {
   bits: 32,
   end: 2 ** 32,
-  blockSize: Array.from({ length: 33 }, (_, k) => 2 ** k),
+  blockSize: IPV4_BLOCK_SIZE,
   add: (a, b) => a + b,
   largestBlock(start, end) {
     // start & -start isolates the lowest set bit (ToInt32 keeps it right up to 2^31).
