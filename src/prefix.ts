@@ -11,7 +11,8 @@
 // is the unique minimal CIDR cover of that range, and maximal ranges share no
 // block, so the result is the unique minimal cover of the whole set. The range
 // algorithms are written once; only the address arithmetic differs per family
-// (IPv4 in plain numbers, which are fast and exact below 2^53, IPv6 in bigints).
+// (IPv4 in plain numbers, which are fast and exact below 2^53, IPv6 in word
+// strings, see below: bigints cost an allocation per operation).
 
 export type Family = 4 | 6;
 
@@ -104,19 +105,20 @@ function hexDigit(c: number): number {
   return -1;
 }
 
+/** The eight 16-bit groups of the IPv6 address last scanned, or about to be formatted. */
 const groups = new Uint32Array(8);
 
 /**
  * An RFC 4291 section 2.2 address in text[start, end): eight groups of 1-4 hex
  * digits, or fewer around one "::", the last 32 bits optionally a dotted quad.
- * Its value, or undefined when it is not one.
+ * Whether it is one; its value is left in `groups`.
  */
-function scanIPv6(text: string, start: number, end: number): bigint | undefined {
+function scanIPv6(text: string, start: number, end: number): boolean {
   let count = 0;
   let gap = -1;
   let i = start;
   if (text.charCodeAt(i) === 58 /* : */) {
-    if (text.charCodeAt(i + 1) !== 58) return undefined;
+    if (text.charCodeAt(i + 1) !== 58) return false;
     gap = 0;
     i += 2;
   }
@@ -126,36 +128,46 @@ function scanIPv6(text: string, start: number, end: number): bigint | undefined 
     for (let d = hexDigit(text.charCodeAt(j)); j < end && d !== -1; d = hexDigit(text.charCodeAt(++j))) value = value * 16 + d;
     if (j < end && text.charCodeAt(j) === 46 /* . */) {
       const v4 = count <= 6 ? scanWholeIPv4(text, i, end) : -1;
-      if (v4 === -1) return undefined;
+      if (v4 === -1) return false;
       groups[count++] = Math.floor(v4 / 65536);
       groups[count++] = v4 % 65536;
       break;
     }
-    if (j === i || j - i > 4 || count === 8) return undefined;
+    if (j === i || j - i > 4 || count === 8) return false;
     groups[count++] = value;
     if (j === end) break;
-    if (text.charCodeAt(j) !== 58) return undefined;
+    if (text.charCodeAt(j) !== 58) return false;
     j++;
     if (text.charCodeAt(j) === 58) {
-      if (gap !== -1) return undefined;
+      if (gap !== -1) return false;
       gap = count;
       j++;
     } else if (j === end) {
-      return undefined;
+      return false;
     }
     i = j;
   }
-  if (gap === -1 ? count !== 8 : count > 7) return undefined;
+  if (gap === -1 ? count !== 8 : count > 7) return false;
   if (gap !== -1) {
     const moved = count - gap;
     groups.copyWithin(8 - moved, gap, count);
     groups.fill(0, gap, 8 - moved);
   }
+  return true;
+}
+
+/** The value of `groups` as a bigint. */
+function groupsToBigint(): bigint {
   // Three pieces of at most 48 bits each are exact in doubles.
   const high = groups[0]! * 4294967296 + groups[1]! * 65536 + groups[2]!;
   const middle = groups[3]! * 4294967296 + groups[4]! * 65536 + groups[5]!;
   const low = groups[6]! * 65536 + groups[7]!;
   return (BigInt(high) << 80n) | (BigInt(middle) << 32n) | BigInt(low);
+}
+
+/** Puts a 128-bit bigint into `groups`. */
+function bigintToGroups(value: bigint): void {
+  for (let i = 7; i >= 0; i--, value >>= 16n) groups[i] = Number(value & 0xffffn);
 }
 
 /** A prefix length in text[start, end): its value (above 128 when too large), or -1 unless plain decimal digits without sign or leading zeros. */
@@ -221,10 +233,13 @@ function find(text: string, c: number, start: number, end: number): number {
   return -1;
 }
 
-/** The address in text[start, end): IPv4 as a number, IPv6 as a bigint, or why it is neither. */
-function scanAddress(text: string, start: number, end: number, noun: string): number | bigint | Failure {
+/** scanAddress found an IPv6 address; its value is in `groups`. */
+const IPV6_IN_GROUPS = "ipv6";
+
+/** The address in text[start, end): IPv4 as a number, IPv6 as IPV6_IN_GROUPS, or why it is neither. */
+function scanAddress(text: string, start: number, end: number, noun: string): number | typeof IPV6_IN_GROUPS | Failure {
   if (start === end) return failure("is empty");
-  if (find(text, 58 /* : */, start, end) !== -1) return scanIPv6(text, start, end) ?? describeIPv6(text.slice(start, end));
+  if (find(text, 58 /* : */, start, end) !== -1) return scanIPv6(text, start, end) ? IPV6_IN_GROUPS : describeIPv6(text.slice(start, end));
   const v4 = scanWholeIPv4(text, start, end);
   if (v4 !== -1) return v4;
   return find(text, 46 /* . */, start, end) !== -1 ? describeIPv4(text.slice(start, end)) : failure(`is not an IPv4 or IPv6 ${noun}`);
@@ -243,20 +258,15 @@ export function parseAddress(text: string): Parsed<{ family: Family; value: bigi
   if (text.includes("/")) return explain(failure("is a prefix, not a single address"), text, "");
   const address = scanAddress(text, 0, text.length, "address");
   if (isFailure(address)) return explain(address, text, "");
-  return { ok: true, value: { family: typeof address === "number" ? 4 : 6, value: BigInt(address) } };
-}
-
-/** An IPv6 prefix before it becomes public. */
-interface Block6 {
-  readonly network: bigint;
-  readonly length: number;
+  return { ok: true, value: typeof address === "number" ? { family: 4, value: BigInt(address) } : { family: 6, value: groupsToBigint() } };
 }
 
 /**
  * parsePrefix on text[start, end) without building the public object, the fast
- * path for long lists: an IPv4 prefix comes back as its key (network * 64 + length).
+ * path for long lists: an IPv4 prefix comes back as its key (network * 64 + length),
+ * an IPv6 prefix as its key string (ipv6Key).
  */
-function scanPrefix(text: string, start: number, end: number, bareAddress: boolean): number | Block6 | Failure {
+function scanPrefix(text: string, start: number, end: number, bareAddress: boolean): number | string | Failure {
   // Most lines are IPv4: one pass finds the quad and where "/" is; anything else takes the general path.
   const ipv4 = scanIPv4(text, start, end);
   let slash = ipv4End < end && text.charCodeAt(ipv4End) === 47 /* / */ ? ipv4End : -1;
@@ -265,7 +275,7 @@ function scanPrefix(text: string, start: number, end: number, bareAddress: boole
     const length = scanLength(text, slash + 1, end);
     if (length >= 0 && length <= 32 && ipv4 % IPV4_BLOCK_SIZE[32 - length]! === 0) return ipv4 * IPV4_KEY_SCALE + length;
   }
-  let address: number | bigint | Failure = ipv4;
+  let address: number | typeof IPV6_IN_GROUPS | Failure = ipv4;
   if (address === -1 || (slash === -1 && ipv4End !== end)) {
     slash = find(text, 47, start, end);
     address = scanAddress(text, start, slash === -1 ? end : slash, "prefix");
@@ -292,14 +302,26 @@ function scanPrefix(text: string, start: number, end: number, bareAddress: boole
     if (network !== address) return failure("has host bits set", `did you mean "${formatIPv4(network)}/${length}"?`);
     return network * IPV4_KEY_SCALE + length;
   }
-  const hostBits = BigInt(128 - length);
-  const network = (address >> hostBits) << hostBits;
-  if (network !== address) return failure("has host bits set", `did you mean "${formatIPv6(network)}/${length}"?`);
-  return { network, length };
+  if (clearHostBits(length)) return failure("has host bits set", `did you mean "${formatGroups()}/${length}"?`);
+  return ipv6Key(length);
 }
 
-function publicPrefix(scanned: number | Block6): Prefix {
-  if (typeof scanned !== "number") return { family: 6, network: scanned.network, length: scanned.length };
+/** Clears the bits of `groups` after the first `length`; whether any was set. */
+function clearHostBits(length: number): boolean {
+  let cleared = false;
+  for (let i = 0; i < 8; i++) {
+    const hostBits = Math.min(16, Math.max(0, 16 * (i + 1) - length));
+    const network = hostBits === 16 ? 0 : (groups[i]! >>> hostBits) << hostBits;
+    if (network !== groups[i]) {
+      groups[i] = network;
+      cleared = true;
+    }
+  }
+  return cleared;
+}
+
+function publicPrefix(scanned: number | string): Prefix {
+  if (typeof scanned === "string") return { family: 6, network: wordsToBigint(scanned), length: scanned.charCodeAt(V6_WORDS) };
   const network = Math.floor(scanned / IPV4_KEY_SCALE);
   return { family: 4, network: BigInt(network), length: scanned - network * IPV4_KEY_SCALE };
 }
@@ -320,15 +342,11 @@ function formatIPv4(value: number): string {
   return `${Math.floor(value / 16777216)}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
 }
 
-/** RFC 5952: lowercase, no leading zeros, the longest run (first if tied) of two or more zero groups as "::". */
-function formatIPv6(value: bigint): string {
-  const last = Number(BigInt.asUintN(32, value));
+/** `groups` in RFC 5952 form: lowercase, no leading zeros, the longest run (first if tied) of two or more zero groups as "::". */
+function formatGroups(): string {
   // Section 5: IPv4-mapped addresses keep their dotted IPv4 tail.
-  if (value >> 32n === 0xffffn) return `::ffff:${formatIPv4(last)}`;
-  const words = [Number(value >> 96n), Number(BigInt.asUintN(32, value >> 64n)), Number(BigInt.asUintN(32, value >> 32n)), last];
-  for (let i = 0; i < 4; i++) {
-    groups[2 * i] = words[i]! >>> 16;
-    groups[2 * i + 1] = words[i]! & 0xffff;
+  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff) {
+    return `::ffff:${formatIPv4(groups[6]! * 65536 + groups[7]!)}`;
   }
   let bestStart = -1;
   let bestLength = 1;
@@ -358,7 +376,9 @@ function formatIPv6(value: bigint): string {
 }
 
 export function formatAddress(family: Family, value: bigint): string {
-  return family === 4 ? formatIPv4(Number(value)) : formatIPv6(value);
+  if (family === 4) return formatIPv4(Number(value));
+  bigintToGroups(value);
+  return formatGroups();
 }
 
 export function formatPrefix(p: Prefix): string {
@@ -375,7 +395,7 @@ export function containsAddress(p: Prefix, family: Family, value: bigint): boole
 // Set arithmetic on ranges
 
 /** The address arithmetic the range algorithms need; one instance per family. */
-interface Space<N extends number | bigint> {
+interface Space<N extends number | string> {
   readonly bits: number;
   /** 2^bits: one past the highest address. */
   readonly end: N;
@@ -399,12 +419,6 @@ function popcount32(x: number): number {
   x -= (x >>> 1) & 0x55555555;
   x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
   return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
-}
-
-function popcount128(x: bigint): number {
-  let count = 0;
-  for (; x > 0n; x >>= 32n) count += popcount32(Number(BigInt.asUintN(32, x)));
-  return count;
 }
 
 /** Sorted, disjoint, non-adjacent half-open ranges [starts[i], ends[i]). */
@@ -435,36 +449,117 @@ const V4: Space<number> = {
   },
 };
 
-const V6_BLOCK_SIZE = Array.from({ length: 129 }, (_, k) => 1n << BigInt(k));
+/*
+ * IPv6 values in the range algorithms are word strings: 9 UTF-16 code units, a
+ * carry (1 only for 2^128, the end of the space) and then the 8 groups, most
+ * significant first. Strings of equal length compare code unit by code unit, so
+ * `<` and a plain sort() order them as numbers, and the arithmetic below works
+ * on 16-bit words in scratch arrays: no bigint is made per address.
+ */
+const V6_WORDS = 9;
+const wordsA = new Uint32Array(V6_WORDS);
+const wordsB = new Uint32Array(V6_WORDS);
+const wordsC = new Uint32Array(V6_WORDS);
 
-/** floor(log2(x)) for 0 < x <= 2^128: log2 of x as a double, corrected where rounding moved it across a power of two. */
-function highestBit(x: bigint): number {
-  const k = Math.floor(Math.log2(Number(x)));
-  if (V6_BLOCK_SIZE[k]! > x) return k - 1;
-  return k < 128 && V6_BLOCK_SIZE[k + 1]! <= x ? k + 1 : k;
+function loadWords(value: string, into: Uint32Array): void {
+  for (let i = 0; i < V6_WORDS; i++) into[i] = value.charCodeAt(i);
 }
 
-const V6: Space<bigint> = {
+function wordString(w: Uint32Array): string {
+  return String.fromCharCode(w[0]!, w[1]!, w[2]!, w[3]!, w[4]!, w[5]!, w[6]!, w[7]!, w[8]!);
+}
+
+/** `groups` as a word string, followed by the prefix length: sorting keys sorts prefixes by network. */
+function ipv6Key(length: number): string {
+  return String.fromCharCode(0, groups[0]!, groups[1]!, groups[2]!, groups[3]!, groups[4]!, groups[5]!, groups[6]!, groups[7]!, length);
+}
+
+function wordsToBigint(value: string): bigint {
+  for (let i = 0; i < 8; i++) groups[i] = value.charCodeAt(i + 1);
+  return groupsToBigint() + (value.charCodeAt(0) === 1 ? 1n << 128n : 0n);
+}
+
+/** into = a - b, for a >= b. */
+function subtractWords(a: Uint32Array, b: Uint32Array, into: Uint32Array): void {
+  let borrow = 0;
+  for (let i = V6_WORDS - 1; i >= 0; i--) {
+    const difference = a[i]! - b[i]! - borrow;
+    borrow = difference < 0 ? 1 : 0;
+    into[i] = difference & 0xffff;
+  }
+}
+
+/** floor(log2(w)) for w > 0. */
+function highestBit(w: Uint32Array): number {
+  let i = 0;
+  while (w[i] === 0) i++;
+  return (V6_WORDS - 1 - i) * 16 + 31 - Math.clz32(w[i]!);
+}
+
+function popcountWords(w: Uint32Array): number {
+  let count = 0;
+  for (let i = 0; i < V6_WORDS; i++) count += popcount32(w[i]!);
+  return count;
+}
+
+const V6_ZERO = wordString(new Uint32Array(V6_WORDS));
+
+const V6: Space<string> = {
   bits: 128,
-  end: 1n << 128n,
-  blockSize: V6_BLOCK_SIZE,
-  add: (a, b) => a + b,
+  end: String.fromCharCode(1, 0, 0, 0, 0, 0, 0, 0, 0),
+  blockSize: Array.from({ length: 129 }, (_, k) => {
+    wordsA.fill(0);
+    wordsA[V6_WORDS - 1 - (k >> 4)] = 1 << (k & 15);
+    return wordString(wordsA);
+  }),
+  add(a, b) {
+    loadWords(a, wordsA);
+    loadWords(b, wordsB);
+    let carry = 0;
+    for (let i = V6_WORDS - 1; i >= 0; i--) {
+      const sum = wordsA[i]! + wordsB[i]! + carry;
+      wordsA[i] = sum & 0xffff;
+      carry = sum >>> 16;
+    }
+    return wordString(wordsA);
+  },
   largestBlock(start, end) {
-    // Powers of two up to 2^128 are exact doubles, so log2 of the lowest set bit is exact.
-    const aligned = start === 0n ? 128 : Math.round(Math.log2(Number(start & -start)));
-    const fits = highestBit(end - start);
+    let aligned = 128;
+    for (let i = V6_WORDS - 1; i > 0; i--) {
+      const w = start.charCodeAt(i);
+      if (w !== 0) {
+        aligned = (V6_WORDS - 1 - i) * 16 + 31 - Math.clz32(w & -w);
+        break;
+      }
+    }
+    loadWords(end, wordsA);
+    loadWords(start, wordsB);
+    subtractWords(wordsA, wordsB, wordsC);
+    const fits = highestBit(wordsC);
     return aligned < fits ? aligned : fits;
   },
-  format: (network, length) => `${formatIPv6(network)}/${length}`,
+  format(network, length) {
+    for (let i = 0; i < 8; i++) groups[i] = network.charCodeAt(i + 1);
+    return `${formatGroups()}/${length}`;
+  },
   countBlocks(start, end) {
-    const m = BigInt(highestBit(start ^ end));
-    const c = (end >> m) << m;
-    return popcount128(c - start) + popcount128(end - c);
+    loadWords(start, wordsA);
+    loadWords(end, wordsB);
+    for (let i = 0; i < V6_WORDS; i++) wordsC[i] = wordsA[i]! ^ wordsB[i]!;
+    const m = highestBit(wordsC);
+    // wordsC = c: end with its low m bits cleared.
+    for (let i = 0; i < V6_WORDS; i++) {
+      const lowBits = Math.min(16, Math.max(0, m - (V6_WORDS - 1 - i) * 16));
+      wordsC[i] = lowBits === 16 ? 0 : (wordsB[i]! >>> lowBits) << lowBits;
+    }
+    subtractWords(wordsB, wordsC, wordsB); // end - c
+    subtractWords(wordsC, wordsA, wordsA); // c - start
+    return popcountWords(wordsA) + popcountWords(wordsB);
   },
 };
 
 /** Maximal ranges covering the given blocks of one family, given in order of their networks. */
-function toRanges<N extends number | bigint>(space: Space<N>, networks: ArrayLike<N>, lengths: ArrayLike<number>): Ranges<N> {
+function toRanges<N extends number | string>(space: Space<N>, networks: ArrayLike<N>, lengths: ArrayLike<number>): Ranges<N> {
   const starts: N[] = [];
   const ends: N[] = [];
   for (let i = 0; i < networks.length; i++) {
@@ -482,7 +577,7 @@ function toRanges<N extends number | bigint>(space: Space<N>, networks: ArrayLik
 }
 
 /** a \ b, both maximal ranges (nothing to remove returns a as it is). */
-function difference<N extends number | bigint>(a: Ranges<N>, b: Ranges<N>): Ranges<N> {
+function difference<N extends number | string>(a: Ranges<N>, b: Ranges<N>): Ranges<N> {
   if (b.starts.length === 0 || a.starts.length === 0) return a;
   const starts: N[] = [];
   const ends: N[] = [];
@@ -507,7 +602,7 @@ function difference<N extends number | bigint>(a: Ranges<N>, b: Ranges<N>): Rang
 }
 
 /** Visits the blocks of the unique minimal CIDR cover of maximal ranges, in address order. */
-function forEachBlock<N extends number | bigint>(space: Space<N>, ranges: Ranges<N>, visit: (network: N, length: number) => void): void {
+function forEachBlock<N extends number | string>(space: Space<N>, ranges: Ranges<N>, visit: (network: N, length: number) => void): void {
   for (let i = 0; i < ranges.starts.length; i++) {
     let start = ranges.starts[i]!;
     const end = ranges.ends[i]!;
@@ -520,7 +615,7 @@ function forEachBlock<N extends number | bigint>(space: Space<N>, ranges: Ranges
 }
 
 /** a ∪ b, both maximal ranges. Ranges are never changed once built, so an empty side returns the other as it is. */
-function union<N extends number | bigint>(a: Ranges<N>, b: Ranges<N>): Ranges<N> {
+function union<N extends number | string>(a: Ranges<N>, b: Ranges<N>): Ranges<N> {
   if (b.starts.length === 0) return a;
   if (a.starts.length === 0) return b;
   const starts: N[] = [];
@@ -543,7 +638,7 @@ function union<N extends number | bigint>(a: Ranges<N>, b: Ranges<N>): Ranges<N>
 }
 
 const EMPTY_V4: Ranges<number> = { starts: [], ends: [] };
-const EMPTY_V6: Ranges<bigint> = { starts: [], ends: [] };
+const EMPTY_V6: Ranges<string> = { starts: [], ends: [] };
 
 /**
  * A set of IPv4 and IPv6 addresses, kept as maximal ranges per family. Every set
@@ -554,7 +649,7 @@ export class AddressSet {
   /** From maximal ranges; build sets with `of`, `whole` or an AddressSetBuilder. */
   constructor(
     private readonly v4: Ranges<number>,
-    private readonly v6: Ranges<bigint>,
+    private readonly v6: Ranges<string>,
   ) {}
 
   static readonly EMPTY = new AddressSet(EMPTY_V4, EMPTY_V6);
@@ -562,7 +657,7 @@ export class AddressSet {
   static whole(family: Family): AddressSet {
     return family === 4
       ? new AddressSet({ starts: [0], ends: [V4.end] }, EMPTY_V6)
-      : new AddressSet(EMPTY_V4, { starts: [0n], ends: [V6.end] });
+      : new AddressSet(EMPTY_V4, { starts: [V6_ZERO], ends: [V6.end] });
   }
 
   static of(prefixes: Iterable<Prefix>): AddressSet {
@@ -599,7 +694,7 @@ export class AddressSet {
    */
   prefixCount(family: Family, atMost = Infinity): number {
     // Stops once the count reaches atMost (returning at least atMost): enough to tell which form is cheaper.
-    const count = <N extends number | bigint>(space: Space<N>, ranges: Ranges<N>) => {
+    const count = <N extends number | string>(space: Space<N>, ranges: Ranges<N>) => {
       let total = 0;
       for (let i = 0; i < ranges.starts.length && total < atMost; i++) total += space.countBlocks(ranges.starts[i]!, ranges.ends[i]!);
       return total;
@@ -611,13 +706,13 @@ export class AddressSet {
   prefixes(): Prefix[] {
     const prefixes: Prefix[] = [];
     forEachBlock(V4, this.v4, (network, length) => prefixes.push({ family: 4, network: BigInt(network), length }));
-    forEachBlock(V6, this.v6, (network, length) => prefixes.push({ family: 6, network, length }));
+    forEachBlock(V6, this.v6, (network, length) => prefixes.push({ family: 6, network: wordsToBigint(network), length }));
     return prefixes;
   }
 
   /**
    * The same cover as prefixes(), already formatted as formatPrefix would:
-   * large sets go straight to text without a bigint per IPv4 prefix.
+   * large sets go straight to text without a bigint per prefix.
    */
   cidrs(): string[] {
     const texts: string[] = [];
@@ -627,17 +722,45 @@ export class AddressSet {
   }
 }
 
+/**
+ * The order of `count` IPv6 networks (8 groups each) by value: a radix sort, one
+ * counting pass per group from the last, because comparing 128-bit values in a
+ * sort callback (as bigints or strings) is several times slower.
+ */
+function sortIPv6(networks: Uint16Array, count: number): Uint32Array {
+  let order = Uint32Array.from({ length: count }, (_, i) => i);
+  let sorted = new Uint32Array(count);
+  const starts = new Uint32Array(65537);
+  for (let group = 7; group >= 0; group--) {
+    starts.fill(0);
+    for (let i = 0; i < count; i++) starts[networks[8 * i + group]! + 1]!++;
+    for (let v = 0; v < 65536; v++) starts[v + 1]! += starts[v]!;
+    for (let i = 0; i < count; i++) {
+      const index = order[i]!;
+      sorted[starts[networks[8 * index + group]!]!++] = index;
+    }
+    [order, sorted] = [sorted, order];
+  }
+  return order;
+}
+
 /** Collects prefixes, from objects or from text, into an AddressSet. */
 export class AddressSetBuilder {
   /** IPv4 prefixes as keys network * 64 + length: one double each, sortable natively. */
   private v4Keys = new Float64Array(1024);
   private v4Count = 0;
-  private v6Networks: bigint[] = [];
-  private v6Lengths: number[] = [];
+  /** IPv6 prefixes: the 8 groups of each network in v6Groups, its length in v6Lengths. */
+  private v6Groups = new Uint16Array(8 * 1024);
+  private v6Lengths = new Uint8Array(1024);
+  private v6Count = 0;
 
   add(p: Prefix): void {
-    if (p.family === 4) this.addIPv4(Number(p.network) * IPV4_KEY_SCALE + p.length);
-    else this.addIPv6(p);
+    if (p.family === 4) {
+      this.addIPv4(Number(p.network) * IPV4_KEY_SCALE + p.length);
+    } else {
+      bigintToGroups(p.network);
+      this.addIPv6(p.length);
+    }
   }
 
   /**
@@ -647,7 +770,7 @@ export class AddressSetBuilder {
   addText(text: string, bareAddress: boolean, start = 0, end = text.length): { message: string; hint?: string } | undefined {
     const scanned = scanPrefix(text, start, end, bareAddress);
     if (typeof scanned === "number") this.addIPv4(scanned);
-    else if (!isFailure(scanned)) this.addIPv6(scanned);
+    else if (!isFailure(scanned)) this.addIPv6(scanned.charCodeAt(V6_WORDS)); // scanPrefix left the network in `groups`
     else return scanned.hint === undefined ? { message: scanned.message } : { message: scanned.message, hint: scanned.hint };
     return undefined;
   }
@@ -661,9 +784,18 @@ export class AddressSetBuilder {
     this.v4Keys[this.v4Count++] = key;
   }
 
-  private addIPv6(block: Block6): void {
-    this.v6Networks.push(block.network);
-    this.v6Lengths.push(block.length);
+  /** Adds the IPv6 prefix whose network is in `groups`. */
+  private addIPv6(length: number): void {
+    if (this.v6Count === this.v6Lengths.length) {
+      const grownGroups = new Uint16Array(this.v6Groups.length * 2);
+      grownGroups.set(this.v6Groups);
+      this.v6Groups = grownGroups;
+      const grownLengths = new Uint8Array(this.v6Lengths.length * 2);
+      grownLengths.set(this.v6Lengths);
+      this.v6Lengths = grownLengths;
+    }
+    this.v6Groups.set(groups, 8 * this.v6Count);
+    this.v6Lengths[this.v6Count++] = length;
   }
 
   /** The set of every address added so far; the builder starts over empty. */
@@ -676,17 +808,21 @@ export class AddressSetBuilder {
       v4Networks[i] = Math.floor(keys[i]! / IPV4_KEY_SCALE);
       v4Lengths[i] = keys[i]! - v4Networks[i]! * IPV4_KEY_SCALE;
     }
-    const networks = this.v6Networks;
-    const lengths = this.v6Lengths;
-    const order = Array.from(networks.keys()).sort((a, b) => (networks[a]! < networks[b]! ? -1 : networks[a]! > networks[b]! ? 1 : 0));
-    const set = new AddressSet(
-      toRanges(V4, v4Networks, v4Lengths),
-      toRanges(V6, order.map((i) => networks[i]!), order.map((i) => lengths[i]!)),
-    );
+    const order = sortIPv6(this.v6Groups, this.v6Count);
+    const v6Networks: string[] = [];
+    const v6Lengths = new Uint8Array(order.length);
+    for (let i = 0; i < order.length; i++) {
+      const g = 8 * order[i]!;
+      const w = this.v6Groups;
+      v6Networks.push(String.fromCharCode(0, w[g]!, w[g + 1]!, w[g + 2]!, w[g + 3]!, w[g + 4]!, w[g + 5]!, w[g + 6]!, w[g + 7]!));
+      v6Lengths[i] = this.v6Lengths[order[i]!]!;
+    }
+    const set = new AddressSet(toRanges(V4, v4Networks, v4Lengths), toRanges(V6, v6Networks, v6Lengths));
     this.v4Keys = new Float64Array(1024);
     this.v4Count = 0;
-    this.v6Networks = [];
-    this.v6Lengths = [];
+    this.v6Groups = new Uint16Array(8 * 1024);
+    this.v6Lengths = new Uint8Array(1024);
+    this.v6Count = 0;
     return set;
   }
 }
