@@ -65,8 +65,11 @@ interface TableRoutes {
   readonly policy: Section[];
 }
 
-/** sha256 of the spec in canonical form (keys sorted, editor-only `$schema` dropped). */
-export function specHash(spec: Spec): string {
+/**
+ * sha256 of the spec in canonical form (keys sorted, editor-only `$schema` dropped) and of
+ * the addresses its prefix list files hold, so the header changes when a list does.
+ */
+export function specHash(spec: Spec, lists: NonNullable<PlanOptions["lists"]> = {}): string {
   const canonical = (value: unknown): unknown => {
     if (Array.isArray(value)) return value.map(canonical);
     if (value !== null && typeof value === "object") {
@@ -79,7 +82,9 @@ export function specHash(spec: Spec): string {
     }
     return value;
   };
-  return createHash("sha256").update(JSON.stringify(canonical(spec))).digest("hex");
+  const hash = createHash("sha256").update(JSON.stringify(canonical(spec)));
+  for (const [name, set] of Object.entries(lists).sort()) if (set) hash.update(`\n${name}:${set.canonicalText()}`);
+  return hash.digest("hex");
 }
 
 function expand(items: readonly string[]): Prefix[] {
@@ -354,5 +359,5 @@ export function buildPlan(spec: Spec, options: PlanOptions): Plan {
   units.push(anchorNetdev(anchor, `${options.prefix}-${anchor}.netdev`));
   units.push(anchorNetwork(spec, `${options.prefix}-${anchor}.network`, anchor, table.flatMap((t) => t.policy), routes));
   units.push(networkdConf(`${stem}.conf`));
-  return { identity: spec.tunnel.interface, specHash: specHash(spec), units, notes: note ? [note] : [] };
+  return { identity: spec.tunnel.interface, specHash: specHash(spec, options.lists), units, notes: note ? [note] : [] };
 }

@@ -654,6 +654,11 @@ export class AddressSet {
 
   static readonly EMPTY = new AddressSet(EMPTY_V4, EMPTY_V6);
 
+  /** The set's maximal ranges as text: equal sets give equal text, however their prefixes were written. */
+  canonicalText(): string {
+    return `${this.v4.starts.join(",")}/${this.v4.ends.join(",")};${this.v6.starts.join(",")}/${this.v6.ends.join(",")}`;
+  }
+
   static whole(family: Family): AddressSet {
     return family === 4
       ? new AddressSet({ starts: [0], ends: [V4.end] }, EMPTY_V6)

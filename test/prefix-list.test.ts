@@ -108,6 +108,20 @@ test("split.include_files: a list that covers most of the space is emitted in th
   }
 });
 
+test("the header's hash follows the lists' addresses, not their spelling", async () => {
+  const hashOf = async (list: string) => {
+    const { dir, spec } = await specWithLists('exclude_files = ["list.txt"]', { "list.txt": list });
+    try {
+      return (await generate(spec, { outputDir: "out", prefix: "50" })).plan.specHash;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const original = await hashOf("203.0.113.0/25\n203.0.113.128/25\n");
+  assert.is(await hashOf("# reordered and merged\n203.0.113.0/24\n"), original, "same addresses, same hash");
+  assert.is.not(await hashOf("203.0.113.0/25\n"), original, "a list that changed changes the header");
+});
+
 test("split.exclude_files: every bad line of every list is an error naming file and line; unreadable files too", async () => {
   const { dir, spec } = await specWithLists('exclude_files = ["a.txt", "missing.txt", "b.txt.gz", "fake.gz"]', {
     "a.txt": "10.0.0.0/8\n256.0.0.0/8\n\n10.1.1.1/8\n",
