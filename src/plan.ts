@@ -83,7 +83,10 @@ export function specHash(spec: Spec, lists: NonNullable<PlanOptions["lists"]> = 
     return value;
   };
   const hash = createHash("sha256").update(JSON.stringify(canonical(spec)));
-  for (const [name, set] of Object.entries(lists).sort()) if (set) hash.update(`\n${name}:${set.canonicalText()}`);
+  for (const [name, set] of Object.entries(lists).sort()) {
+    hash.update(`\n${name}:`);
+    set?.updateHash(hash);
+  }
   return hash.digest("hex");
 }
 
