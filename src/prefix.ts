@@ -560,20 +560,24 @@ const V6: Space<string> = {
   },
 };
 
+/** Appends [start, end) to ranges built in order of start, merged into the last one where they overlap or touch. */
+function appendMerging<N extends number | string>(starts: N[], ends: N[], start: N, end: N): void {
+  const last = ends.length - 1;
+  if (last >= 0 && start <= ends[last]!) {
+    if (end > ends[last]!) ends[last] = end;
+  } else {
+    starts.push(start);
+    ends.push(end);
+  }
+}
+
 /** Maximal ranges covering the given blocks of one family, given in order of their networks. */
 function toRanges<N extends number | string>(space: Space<N>, networks: ArrayLike<N>, lengths: ArrayLike<number>): Ranges<N> {
   const starts: N[] = [];
   const ends: N[] = [];
   for (let i = 0; i < networks.length; i++) {
     const start = networks[i]!;
-    const end = space.add(start, space.blockSize[space.bits - lengths[i]!]!);
-    const last = ends.length - 1;
-    if (last >= 0 && start <= ends[last]!) {
-      if (end > ends[last]!) ends[last] = end;
-    } else {
-      starts.push(start);
-      ends.push(end);
-    }
+    appendMerging(starts, ends, start, space.add(start, space.blockSize[space.bits - lengths[i]!]!));
   }
   return { starts, ends };
 }
@@ -627,14 +631,7 @@ function union<N extends number | string>(a: Ranges<N>, b: Ranges<N>): Ranges<N>
   while (i < a.starts.length || j < b.starts.length) {
     const fromA = j === b.starts.length || (i < a.starts.length && a.starts[i]! <= b.starts[j]!);
     const start = fromA ? a.starts[i]! : b.starts[j]!;
-    const end = fromA ? a.ends[i++]! : b.ends[j++]!;
-    const last = ends.length - 1;
-    if (last >= 0 && start <= ends[last]!) {
-      if (end > ends[last]!) ends[last] = end;
-    } else {
-      starts.push(start);
-      ends.push(end);
-    }
+    appendMerging(starts, ends, start, fromA ? a.ends[i++]! : b.ends[j++]!);
   }
   return { starts, ends };
 }
