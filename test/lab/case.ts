@@ -3,7 +3,7 @@
 // that throws (with the evidence) when it does not hold and otherwise returns
 // what it observed, so tests and reports can print it.
 
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import TOML from "@iarna/toml";
@@ -21,6 +21,7 @@ import {
   type ProbeResult,
   type RouteDecision,
 } from "./lab.js";
+import { readGenerated, linksOf, type GeneratedFile } from "./generated.js";
 import { poll, run } from "./proc.js";
 import {
   addressesOf,
@@ -140,18 +141,11 @@ export class SplitCase {
 
   /** Every link a generated .network matches (the tunnel, the policy anchor). */
   async links(): Promise<string[]> {
-    const names = (await this.files()).filter((f) => f.name.endsWith(".network")).map((f) => matchName(f.sections));
-    return ["lan0", ...new Set(names.filter((n): n is string => !!n))];
+    return linksOf(await this.files());
   }
 
-  async files(): Promise<{ name: string; text: string; sections: Section[] }[]> {
-    const names = (await readdir(this.lab.genDir)).filter((n) => n.endsWith(".network") || n.endsWith(".netdev")).sort();
-    return Promise.all(
-      names.map(async (name) => {
-        const text = await readFile(join(this.lab.genDir, name), "utf8");
-        return { name, text, sections: parseUnitFile(text) };
-      }),
-    );
+  async files(): Promise<GeneratedFile[]> {
+    return readGenerated(this.lab.genDir);
   }
 
   /** The tunnel's .network (the one matching the tunnel interface). */

@@ -10,13 +10,14 @@
 // lab's exit and signal handlers when a test dies.
 
 import { existsSync } from "node:fs";
-import { readdir, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import TOML from "@iarna/toml";
 import { parseUnitFile } from "../../src/unitfile.js";
 import type { Section } from "../../src/model.js";
 import { ADDR, ECHO_PORT, Lab, networkdParseWarnings, publicKey, wireguardFromNetdev, writeKeyFile, type ProbeResult, type ProbeSpec, type Role } from "./lab.js";
+import { readGenerated, linksOf, type GeneratedFile } from "./generated.js";
 import { poll, Proc, run, trackNamespace, untrackNamespace } from "./proc.js";
 import { canonKernelRoute, canonKernelRule, matchName, routesFromNetwork, rulesFromNetwork, tablesOf } from "./expect.js";
 
@@ -101,20 +102,13 @@ export class LeakproofHost {
   }
 
   /** The generated .network and .netdev files (the lab's own files live elsewhere). */
-  async files(): Promise<{ name: string; text: string; sections: Section[] }[]> {
-    const names = (await readdir(this.lab.genDir)).filter((n) => n.endsWith(".network") || n.endsWith(".netdev")).sort();
-    return Promise.all(
-      names.map(async (name) => {
-        const text = await readFile(join(this.lab.genDir, name), "utf8");
-        return { name, text, sections: parseUnitFile(text) };
-      }),
-    );
+  async files(): Promise<GeneratedFile[]> {
+    return readGenerated(this.lab.genDir);
   }
 
   /** lan0 and every link a generated .network matches (tunnels and anchors). */
   async links(): Promise<string[]> {
-    const names = (await this.files()).filter((f) => f.name.endsWith(".network")).map((f) => matchName(f.sections));
-    return ["lan0", ...new Set(names.filter((n): n is string => !!n))];
+    return linksOf(await this.files());
   }
 
   /**
