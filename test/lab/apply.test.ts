@@ -22,15 +22,7 @@ const steps: string[] = [];
 
 async function setUp(): Promise<SplitCase> {
   const raw = await readSpec(join(ROOT, "examples/seed.toml"));
-  const c = await SplitCase.create("apply", raw);
-  try {
-    await c.generate(raw);
-    await c.apply();
-    return c;
-  } catch (error) {
-    await c.destroy();
-    throw error;
-  }
+  return SplitCase.applied("apply", raw);
 }
 
 /** Runs `gen-networkd apply` inside the host; its exit code and output. */

@@ -32,15 +32,7 @@ const BREAKAGES = {
 
 async function start(kind: keyof typeof BREAKAGES): Promise<SplitCase> {
   const raw = await readSpec(join(ROOT, "examples", "seed.toml"));
-  const c = await SplitCase.create(kind === "unknownKey" ? "brkkey" : "brktbl", raw, BREAKAGES[kind]);
-  try {
-    await c.generate(raw);
-    await c.apply();
-  } catch (err) {
-    await c.destroy();
-    throw err;
-  }
-  return c;
+  return SplitCase.applied(kind === "unknownKey" ? "brkkey" : "brktbl", raw, BREAKAGES[kind]);
 }
 
 /** Runs CHECK, which must throw; returns its message. */

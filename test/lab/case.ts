@@ -21,24 +21,19 @@ import {
   type ProbeResult,
   type RouteDecision,
 } from "./lab.js";
-import { readGenerated, linksOf, type GeneratedFile } from "./generated.js";
+import { kernelState, linksOf, plannedState, readGenerated, type GeneratedFile, type KernelState, type PlannedState } from "./state.js";
 import { poll, run } from "./proc.js";
 import {
   addressesOf,
   blogVerdict,
   BLOG_THROWS,
-  canonKernelRoute,
-  canonKernelRule,
   contains,
   expectedVerdict,
   matchName,
   parseAddress,
   parsePrefix,
   probeTable,
-  routesFromNetwork,
-  rulesFromNetwork,
   specView,
-  tablesOf,
   unknownKeys,
   type Probe,
   type SpecView,
@@ -55,17 +50,6 @@ export type Generator = (specPath: string, outDir: string) => Promise<void>;
 export const cliGenerator: Generator = async (specPath, outDir) => {
   await run([process.execPath, CLI, specPath, "-o", outDir], { timeoutMs: 30_000 });
 };
-
-export interface PlannedState {
-  rules: string[];
-  routes: string[];
-  tables: string[];
-}
-
-export interface KernelState {
-  rules: string[];
-  routes: string[];
-}
 
 /** Set difference in both directions, for messages. */
 function diff(expected: string[], actual: string[]): string {
@@ -91,6 +75,19 @@ export class SplitCase {
   ) {}
 
   /** RAW (the spec) tells which extra ports the servers must listen on (split.ports). */
+  /** A case with RAW generated and applied, waited for; its lab is destroyed if any of that fails. */
+  static async applied(tag: string, raw: Record<string, any>, generator: Generator = cliGenerator): Promise<SplitCase> {
+    const c = await SplitCase.create(tag, raw, generator);
+    try {
+      await c.generate(raw);
+      await c.apply();
+      return c;
+    } catch (err) {
+      await c.destroy();
+      throw err;
+    }
+  }
+
   static async create(tag: string, raw?: Record<string, any>, generator: Generator = cliGenerator): Promise<SplitCase> {
     const ports = raw ? (specView(raw).ports ?? []).flatMap(([a, b]) => [a, b]) : [];
     const lab = await Lab.create({ tag, host: "networkd", echoPorts: [...new Set(ports)].filter((p) => p !== ECHO_PORT) });
@@ -200,28 +197,11 @@ export class SplitCase {
   // ------------------------------------------------------------ 2. kernel state
 
   async plannedState(): Promise<PlannedState> {
-    const rules: string[] = [];
-    const routes: string[] = [];
-    const tables = new Set<string>();
-    for (const f of await this.files()) {
-      if (!f.name.endsWith(".network")) continue;
-      const iface = matchName(f.sections) ?? "?";
-      rules.push(...rulesFromNetwork(f.sections));
-      routes.push(...routesFromNetwork(f.sections, iface).filter((r) => !r.startsWith("table main ")));
-      for (const t of tablesOf(f.sections)) tables.add(t);
-    }
-    return { rules: rules.sort(), routes: routes.sort(), tables: [...tables].sort() };
+    return plannedState(await this.files());
   }
 
-  async kernelState(tables: string[]): Promise<KernelState> {
-    const rules = (await this.lab.rules()).map(canonKernelRule).sort();
-    const routes: string[] = [];
-    for (const table of tables) {
-      for (const family of ["ipv4", "ipv6"] as const) {
-        routes.push(...(await this.lab.routes(table, family)).map((r) => canonKernelRoute(r, table, family)));
-      }
-    }
-    return { rules, routes: routes.sort() };
+  kernelState(tables: string[]): Promise<KernelState> {
+    return kernelState(this.lab, tables);
   }
 
   private async waitKernelMatchesPlan(extraTables: string[] = []): Promise<void> {

@@ -30,10 +30,8 @@ const faults: string[] = [];
 
 async function setUp(): Promise<SplitCase> {
   const raw = await readSpec(join(ROOT, "examples/seed.toml"));
-  const c = await SplitCase.create("doctor", raw);
+  const c = await SplitCase.applied("doctor", raw);
   try {
-    await c.generate(raw);
-    await c.apply();
     // Our networkd.conf drop-in where this networkd reads it (/run/systemd/networkd.conf.d),
     // then networkd restarted: it now leaves foreign rules (tailscale's) alone.
     const dropIns = c.lab.hostPath("/run/systemd/networkd.conf.d");

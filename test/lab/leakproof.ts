@@ -17,9 +17,8 @@ import TOML from "@iarna/toml";
 import { parseUnitFile } from "../../src/unitfile.js";
 import type { Section } from "../../src/model.js";
 import { ADDR, ECHO_PORT, Lab, networkdParseWarnings, publicKey, wireguardFromNetdev, writeKeyFile, type ProbeResult, type ProbeSpec, type Role } from "./lab.js";
-import { readGenerated, linksOf, type GeneratedFile } from "./generated.js";
+import { kernelState, linksOf, plannedState, readGenerated, type GeneratedFile, type KernelState, type PlannedState } from "./state.js";
 import { poll, Proc, run, trackNamespace, untrackNamespace } from "./proc.js";
-import { canonKernelRoute, canonKernelRule, matchName, routesFromNetwork, rulesFromNetwork, tablesOf } from "./expect.js";
 
 const HELPERS = fileURLToPath(new URL("./helpers/", import.meta.url));
 const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
@@ -39,11 +38,6 @@ export interface Tunnel {
 export interface ClientPlace {
   ns?: string;
   uid?: number;
-}
-
-export interface KernelSnapshot {
-  rules: string[];
-  routes: string[];
 }
 
 export class LeakproofHost {
@@ -172,28 +166,12 @@ export class LeakproofHost {
 
   // ------------------------------------------------------------ plan and kernel
 
-  /** The rules and routes the generated .network files ask for (canonical text), and their tables. */
-  async planned(): Promise<KernelSnapshot & { tables: string[] }> {
-    const rules: string[] = [];
-    const routes: string[] = [];
-    const tables = new Set<string>();
-    for (const f of await this.files()) {
-      if (!f.name.endsWith(".network")) continue;
-      rules.push(...rulesFromNetwork(f.sections));
-      routes.push(...routesFromNetwork(f.sections, matchName(f.sections) ?? "?").filter((r) => !r.startsWith("table main ")));
-      for (const t of tablesOf(f.sections)) tables.add(t);
-    }
-    return { rules: rules.sort(), routes: routes.sort(), tables: [...tables].sort() };
+  async planned(): Promise<PlannedState> {
+    return plannedState(await this.files());
   }
 
-  /** The kernel's rules (the kernel's own three left out) and the contents of TABLES, canonical. */
-  async kernel(tables: string[]): Promise<KernelSnapshot> {
-    const rules = (await this.lab.rules()).map(canonKernelRule).sort();
-    const routes: string[] = [];
-    for (const table of tables) {
-      for (const family of ["ipv4", "ipv6"] as const) routes.push(...(await this.lab.routes(table, family)).map((r) => canonKernelRoute(r, table, family)));
-    }
-    return { rules, routes: routes.sort() };
+  kernel(tables: string[]): Promise<KernelState> {
+    return kernelState(this.lab, tables);
   }
 
   /** What differs between the plan (plus FOREIGN rules that must also be there) and the kernel; "" when equal. */
