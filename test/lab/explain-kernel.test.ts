@@ -18,6 +18,8 @@ import { ADDR } from "./lab.js";
 import { CommandError, run } from "./proc.js";
 import { routesFromText, rulesFromText } from "../../src/host-state.js";
 import { containsAddress, formatAddress, parseAddress, parsePrefix, type Family, type Prefix } from "../../src/prefix.js";
+// The seeded generator the benchmark uses too, so a failing run can be replayed.
+import { random } from "../../bench/synthetic.mjs";
 
 const FLOWS = Number(process.env.GEN_NETWORKD_EXPLAIN_FLOWS ?? 1000);
 /** Forwarded flows per spec, on top: arriving on H's LAN link from the LAN host, with forwarding on. */
@@ -39,18 +41,6 @@ const SPECS: { tag: string; raw: () => Promise<Record<string, any>> }[] = [
     }),
   },
 ];
-
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Sample {
   /** Arrived on lan0 from the LAN host (forwarded), instead of locally generated. */
@@ -135,10 +125,8 @@ interface Pinned {
 }
 
 async function pin(tag: string, raw: Record<string, any>): Promise<Pinned> {
-  const c = await SplitCase.create(tag, raw);
+  const c = await SplitCase.applied(tag, raw);
   try {
-    await c.generate(raw);
-    await c.apply();
     const H = c.lab.ns.H;
     // H forwards, as a router or VPN gateway would, for the forwarded flows. (Before the state is
     // saved: with forwarding on, the kernel adds IPv6 subnet-router anycast routes.)
