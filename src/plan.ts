@@ -154,8 +154,6 @@ function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
   const holes = captured.complement(family);
   const guarded = killswitch && target.kind === "tunnel";
   const whole = formatPrefix(WHOLE[family]);
-  const toTunnel = (destination: string, comment: string[] = []) =>
-    section("Route", [entry("Destination", destination), entry("Table", table), entry("PreferredSource", (target as { source: string }).source)], comment);
   const unreachable = (destination: string, comment: string[] = [], metric?: number) =>
     section(
       "Route",
@@ -163,6 +161,14 @@ function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
       comment,
     );
   const lastResort = (destination: string, comment: string[] = []) => unreachable(destination, comment, LAST_RESORT_METRIC);
+  /** Where captured traffic to DESTINATION goes: through the tunnel, or nowhere (blocked). */
+  const targetRoute = (destination: string, comment: string[] = []) =>
+    target.kind === "tunnel"
+      ? section("Route", [entry("Destination", destination), entry("Table", table), entry("PreferredSource", target.source)], comment)
+      : unreachable(destination, comment);
+  /** Routes through the tunnel go on its link; blocking routes, like all policy, on the anchor. */
+  const place = (targetRoutes: Section[], policy: Section[]): TableRoutes =>
+    target.kind === "tunnel" ? { path: targetRoutes, policy } : { path: [], policy: [...targetRoutes, ...policy] };
   const pathComment =
     target.kind === "tunnel"
       ? [`${LABEL[family]} path: captured traffic leaves through ${tunnel} from ${target.source}.`]
@@ -177,11 +183,10 @@ function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
   if (listCaptured < withHoles) {
     const destinations = captured.cidrs();
     const listed = [`Only the ${capturedCount} captured prefixes are listed; any other destination finds no route in table ${table} and falls back to the next rule.`];
-    if (target.kind === "unreachable") return { path: [], policy: destinations.map((p, i) => unreachable(p, i === 0 ? [...pathComment, ...listed] : [])) };
-    return {
-      path: destinations.map((p, i) => toTunnel(p, i === 0 ? [...pathComment, ...listed] : [])),
-      policy: guarded ? destinations.map((p, i) => lastResort(p, i === 0 ? killswitchComment : [])) : [],
-    };
+    return place(
+      destinations.map((p, i) => targetRoute(p, i === 0 ? [...pathComment, ...listed] : [])),
+      guarded ? destinations.map((p, i) => lastResort(p, i === 0 ? killswitchComment : [])) : [],
+    );
   }
   // Entries are immutable: the ones every throw has in common are shared (lists give hundreds of thousands of throws).
   const [throwType, inTable, noComment] = [entry("Type", "throw"), entry("Table", table), []];
@@ -192,8 +197,7 @@ function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
       index === 0 ? [`Excluded ${LABEL[family]} destinations: a throw ends the lookup in table ${table}, so the kernel falls back to the next rule (main).`] : noComment,
     ),
   );
-  if (target.kind === "unreachable") return { path: [], policy: [unreachable(whole, pathComment), ...throws] };
-  return { path: [toTunnel(whole, pathComment)], policy: [...(guarded ? [lastResort(whole, killswitchComment)] : []), ...throws] };
+  return place([targetRoute(whole, pathComment)], [...(guarded ? [lastResort(whole, killswitchComment)] : []), ...throws]);
 }
 
 /** Protocols that exist in one family only get rules in that family only. */
