@@ -12,7 +12,6 @@ import type { DoctorOptions } from "./doctor.js";
 import type { ExplainOptions } from "./explain.js";
 import { keyFileWarnings } from "./keyfile.js";
 import { SpecSyntaxError } from "./load.js";
-import { PlanError } from "./plan.js";
 import { schemaText } from "./schema.js";
 import { RefusedWriteError, applyChanges, diffAgainstDisk, hasDrift, pathOf, unifiedDiff } from "./write.js";
 
@@ -207,10 +206,6 @@ function report(error: unknown): number {
   }
   if (error instanceof InvalidSpecError || error instanceof SpecSyntaxError) {
     process.stderr.write(`${error.message}\n`);
-    return EXIT.invalid;
-  }
-  if (error instanceof PlanError) {
-    process.stderr.write(`${error.path}: ${error.message}\n`);
     return EXIT.invalid;
   }
   if (error instanceof OperateError) {

@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { Plan } from "./model.js";
 import { loadSpec } from "./load.js";
 import { headerLines } from "./ownership.js";
-import { buildPlan } from "./plan.js";
+import { buildPlan, PlanError, type PlanOptions } from "./plan.js";
 import { readListFiles } from "./prefix-list.js";
 import { renderNetworkd } from "./render-networkd.js";
 import { renderNix } from "./render-nix.js";
@@ -47,6 +47,16 @@ export function defaultConfDir(outputDir: string): string {
   return basename(resolve(outputDir)) === "network" ? join(dirname(resolve(outputDir)), "networkd.conf.d") : join(outputDir, "networkd.conf.d");
 }
 
+/** A spec that validates can still ask for the impossible (capture nothing): reported like any spec problem. */
+function planOrReport(specPath: string, spec: Spec, options: PlanOptions): Plan {
+  try {
+    return buildPlan(spec, options);
+  } catch (error) {
+    if (error instanceof PlanError) throw new InvalidSpecError(specPath, [{ path: error.path, message: error.message }]);
+    throw error;
+  }
+}
+
 export async function generate(specPath: string, options: GenerateOptions): Promise<Generated> {
   const loaded = await loadSpec(specPath);
   const validated = validateSpec(loaded.document);
@@ -57,7 +67,7 @@ export async function generate(specPath: string, options: GenerateOptions): Prom
   const exclude = exclude_files && readListFiles(exclude_files, dirname(specPath), "split.exclude_files");
   const listProblems = [...(include?.problems ?? []), ...(exclude?.problems ?? [])];
   if (listProblems.length > 0) throw new InvalidSpecError(specPath, listProblems);
-  const plan = buildPlan(validated.spec, {
+  const plan = planOrReport(specPath, validated.spec, {
     prefix: options.prefix,
     lists: { ...(include && { include: include.set }), ...(exclude && { exclude: exclude.set }) },
   });

@@ -118,6 +118,14 @@ test("an invalid spec: exit 1, every problem on its own line with path and hint,
   assert.not.ok(existsSync(join(workspace(), "net")));
 });
 
+test("a valid spec that would capture nothing: exit 1, the spec file and the key named, nothing written", () => {
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", '[split]\ninclude = ["10.1.0.0/16"]').replace('exclude = ["@local"]', 'exclude = ["@rfc1918"]'));
+  const { code, stderr } = run(["spec.toml", "-o", "net"], workspace());
+  assert.is(code, 1);
+  assert.match(stderr, /^spec\.toml: split\.include: leaves no IPv4 destination to capture/m);
+  assert.not.ok(existsSync(join(workspace(), "net")));
+});
+
 test("TOML and JSON syntax errors name file, line and column (1-based)", () => {
   writeFileSync(join(workspace(), "bad.toml"), 'version = 1\n[tunnel]\ninterface = "wg0\n');
   const toml = run(["bad.toml"], workspace());
