@@ -15,6 +15,7 @@
 // strings, see below: bigints cost an allocation per operation).
 
 import type { Hash } from "node:crypto";
+import { endianness } from "node:os";
 
 export type Family = 4 | 6;
 
@@ -56,8 +57,8 @@ const BITS: Record<Family, number> = { 4: 32, 6: 128 };
 
 const IPV4_KEY_SCALE = 64;
 
-/** IPV4_BLOCK_SIZE[k] = 2^k, the addresses in a block with k host bits. */
-const IPV4_BLOCK_SIZE = Array.from({ length: 33 }, (_, k) => 2 ** k);
+/** POWER[k] = 2^k, for k in 0-32: the addresses in an IPv4 block with k host bits. */
+const POWER = Array.from({ length: 33 }, (_, k) => 2 ** k);
 
 /** Where the last scanIPv4 stopped: `end`, or the first character that is neither digit nor dot. */
 let ipv4End = 0;
@@ -100,11 +101,14 @@ function scanWholeIPv4(text: string, start: number, end: number): number {
   return ipv4End === end ? value : -1;
 }
 
+/** HEX_VALUE[c] = the value of hex digit c (ASCII), or -1. */
+const HEX_VALUE = Int8Array.from({ length: 128 }, (_, c) => {
+  const digit = "0123456789abcdef".indexOf(String.fromCharCode(c).toLowerCase());
+  return c === 0 ? -1 : digit;
+});
+
 function hexDigit(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
-  return -1;
+  return c < 128 ? HEX_VALUE[c]! : -1;
 }
 
 /** The eight 16-bit groups of the IPv6 address last scanned, or about to be formatted. */
@@ -127,7 +131,11 @@ function scanIPv6(text: string, start: number, end: number): boolean {
   while (i < end) {
     let value = 0;
     let j = i;
-    for (let d = hexDigit(text.charCodeAt(j)); j < end && d !== -1; d = hexDigit(text.charCodeAt(++j))) value = value * 16 + d;
+    for (; j < end; j++) {
+      const d = hexDigit(text.charCodeAt(j));
+      if (d === -1) break;
+      value = value * 16 + d;
+    }
     if (j < end && text.charCodeAt(j) === 46 /* . */) {
       const v4 = count <= 6 ? scanWholeIPv4(text, i, end) : -1;
       if (v4 === -1) return false;
@@ -266,16 +274,16 @@ export function parseAddress(text: string): Parsed<{ family: Family; value: bigi
 /**
  * parsePrefix on text[start, end) without building the public object, the fast
  * path for long lists: an IPv4 prefix comes back as its key (network * 64 + length),
- * an IPv6 prefix as its key string (ipv6Key).
+ * an IPv6 prefix as ipv6Scanned(length) with its network left in `groups`.
  */
-function scanPrefix(text: string, start: number, end: number, bareAddress: boolean): number | string | Failure {
+function scanPrefix(text: string, start: number, end: number, bareAddress: boolean): number | Failure {
   // Most lines are IPv4: one pass finds the quad and where "/" is; anything else takes the general path.
   const ipv4 = scanIPv4(text, start, end);
   let slash = ipv4End < end && text.charCodeAt(ipv4End) === 47 /* / */ ? ipv4End : -1;
   if (ipv4 !== -1 && slash !== -1) {
     // The common line, a well-formed IPv4 prefix, in a few number operations; anything else takes the general path.
     const length = scanLength(text, slash + 1, end);
-    if (length >= 0 && length <= 32 && ipv4 % IPV4_BLOCK_SIZE[32 - length]! === 0) return ipv4 * IPV4_KEY_SCALE + length;
+    if (length >= 0 && length <= 32 && ipv4 % POWER[32 - length]! === 0) return ipv4 * IPV4_KEY_SCALE + length;
   }
   let address: number | typeof IPV6_IN_GROUPS | Failure = ipv4;
   if (address === -1 || (slash === -1 && ipv4End !== end)) {
@@ -305,15 +313,19 @@ function scanPrefix(text: string, start: number, end: number, bareAddress: boole
     return network * IPV4_KEY_SCALE + length;
   }
   if (clearHostBits(length)) return failure("has host bits set", `did you mean "${formatGroups()}/${length}"?`);
-  return ipv6Key(length);
+  return ipv6Scanned(length);
 }
+
+/** scanPrefix's answer for an IPv6 prefix: negative, so it cannot be mistaken for an IPv4 key. */
+const ipv6Scanned = (length: number) => -1 - length;
+const ipv6ScannedLength = (scanned: number) => -1 - scanned;
 
 /** Clears the bits of `groups` after the first `length`; whether any was set. */
 function clearHostBits(length: number): boolean {
   let cleared = false;
-  for (let i = 0; i < 8; i++) {
-    const hostBits = Math.min(16, Math.max(0, 16 * (i + 1) - length));
-    const network = hostBits === 16 ? 0 : (groups[i]! >>> hostBits) << hostBits;
+  for (let i = length >> 4; i < 8; i++) {
+    const hostBits = 16 * (i + 1) - length; // of group i: 1-16, as i starts at the group that holds bit `length`
+    const network = hostBits >= 16 ? 0 : (groups[i]! >>> hostBits) << hostBits;
     if (network !== groups[i]) {
       groups[i] = network;
       cleared = true;
@@ -322,8 +334,8 @@ function clearHostBits(length: number): boolean {
   return cleared;
 }
 
-function publicPrefix(scanned: number | string): Prefix {
-  if (typeof scanned === "string") return { family: 6, network: wordsToBigint(scanned), length: scanned.charCodeAt(V6_WORDS) };
+function publicPrefix(scanned: number): Prefix {
+  if (scanned < 0) return { family: 6, network: groupsToBigint(), length: ipv6ScannedLength(scanned) };
   const network = Math.floor(scanned / IPV4_KEY_SCALE);
   return { family: 4, network: BigInt(network), length: scanned - network * IPV4_KEY_SCALE };
 }
@@ -395,249 +407,254 @@ export function containsAddress(p: Prefix, family: Family, value: bigint): boole
 
 // ---------------------------------------------------------------------------
 // Set arithmetic on ranges
+//
+// A set of one family is a list of sorted, disjoint, non-adjacent half-open ranges
+// [start, end). An address is a row of 32-bit limbs, most significant first, in a
+// Float64Array: one limb for IPv4, four for IPv6. A double holds 2^32 exactly, so the
+// top limb also holds the end of the space (2^32, or 2^128 as [2^32, 0, 0, 0]). The
+// range algorithms are written once over rows of limbs and make no object per address:
+// bigints cost an allocation per operation, strings one per value, and a million-line
+// list is a million of them.
 
-/** The address arithmetic the range algorithms need; one instance per family. */
-interface Space<N extends number | string> {
+const LIMB = 2 ** 32;
+
+/** How one family's addresses are laid out in limbs. */
+interface Space {
+  readonly limbs: number;
   readonly bits: number;
-  /** 2^bits: one past the highest address. */
-  readonly end: N;
-  /** blockSize[k] = 2^k. */
-  readonly blockSize: readonly N[];
-  add(a: N, b: N): N;
-  /** log2 of the largest CIDR block that starts at `start` and ends at or before `end`. */
-  largestBlock(start: N, end: N): number;
-  format(network: N, length: number): string;
-  /** How many blocks the decomposition of [start, end) has, in constant time (see below). */
-  countBlocks(start: N, end: N): number;
+}
+
+const V4: Space = { limbs: 1, bits: 32 };
+const V6: Space = { limbs: 4, bits: 128 };
+
+/** Sorted, disjoint, non-adjacent half-open ranges of one family: range r is [row r of starts, row r of ends). */
+interface Ranges {
+  readonly count: number;
+  readonly starts: Float64Array;
+  readonly ends: Float64Array;
+}
+
+/** Scratch rows for the arithmetic below (one row each, IPv6-sized). */
+const span = new Float64Array(4);
+const cut = new Float64Array(4);
+
+/** Row i of x compared with row j of y: negative, zero or positive. */
+function compare(x: Float64Array, i: number, y: Float64Array, j: number, limbs: number): number {
+  for (let k = 0, a = i * limbs, b = j * limbs; k < limbs; k++) {
+    const difference = x[a + k]! - y[b + k]!;
+    if (difference !== 0) return difference;
+  }
+  return 0;
+}
+
+function copyRow(from: Float64Array, i: number, to: Float64Array, j: number, limbs: number): void {
+  for (let k = 0, a = i * limbs, b = j * limbs; k < limbs; k++) to[b + k] = from[a + k]!;
+}
+
+/** Adds 2^k to row i (k at most the space's bits, then only to 0); the top limb may reach the end of the space. */
+function addPowerOfTwo(x: Float64Array, i: number, k: number, limbs: number): void {
+  const top = i * limbs;
+  if (k === 32 * limbs) {
+    x[top] = LIMB;
+    return;
+  }
+  let at = top + limbs - 1 - (k >>> 5);
+  x[at] += POWER[k & 31]!;
+  while (at > top && x[at] === LIMB) {
+    x[at] = 0;
+    x[--at] += 1;
+  }
+}
+
+/** into's first row = row i of x - row j of y, for x >= y. */
+function subtractRows(x: Float64Array, i: number, y: Float64Array, j: number, into: Float64Array, limbs: number): void {
+  let borrow = 0;
+  for (let k = limbs - 1; k >= 0; k--) {
+    const difference = x[i * limbs + k]! - y[j * limbs + k]! - borrow;
+    borrow = difference < 0 ? 1 : 0;
+    into[k] = difference < 0 ? difference + LIMB : difference;
+  }
+}
+
+/** floor(log2(x)) of x's first row, for x > 0. */
+function highestBit(x: Float64Array, limbs: number): number {
+  let k = 0;
+  while (x[k] === 0) k++;
+  const w = x[k]!;
+  return (limbs - 1 - k) * 32 + (w === LIMB ? 32 : 31 - Math.clz32(w));
+}
+
+function popcount32(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+}
+
+/** The 1 bits of x's first row, every limb below 2^32. */
+function popcountRow(x: Float64Array, limbs: number): number {
+  let count = 0;
+  for (let k = 0; k < limbs; k++) count += popcount32(x[k]!);
+  return count;
+}
+
+/** log2 of the largest CIDR block that starts at row i of `starts` and ends at or before row j of `ends`. */
+function largestBlock(starts: Float64Array, i: number, ends: Float64Array, j: number, limbs: number): number {
+  let aligned = 32 * limbs;
+  for (let k = limbs - 1; k >= 0; k--) {
+    const w = starts[i * limbs + k]!;
+    // w & -w isolates the lowest set bit (ToInt32 keeps it right up to 2^31).
+    if (w !== 0) {
+      aligned = (limbs - 1 - k) * 32 + 31 - Math.clz32(w & -w);
+      break;
+    }
+  }
+  subtractRows(ends, j, starts, i, span, limbs);
+  const fits = highestBit(span, limbs);
+  return aligned < fits ? aligned : fits;
 }
 
 /*
  * Counting the blocks of [a, b) without decomposing: let m be the highest bit in
  * which a and b differ and c = b with its low m bits cleared. The greedy cover
  * climbs from a to the aligned c in one block per set bit of c - a, then
- * descends from c to b in one block per set bit of b - c.
+ * descends from c to b in one block per set bit of b - c. A range that reaches
+ * the end of the space only climbs.
  */
-function popcount32(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+function countBlocks(starts: Float64Array, i: number, ends: Float64Array, j: number, limbs: number): number {
+  if (ends[j * limbs] === LIMB) {
+    subtractRows(ends, j, starts, i, span, limbs);
+    return span[0] === LIMB ? 1 : popcountRow(span, limbs);
+  }
+  let k = 0;
+  while (starts[i * limbs + k] === ends[j * limbs + k]) k++;
+  const m = (limbs - 1 - k) * 32 + 31 - Math.clz32((starts[i * limbs + k]! ^ ends[j * limbs + k]!) >>> 0);
+  for (let t = 0; t < limbs; t++) {
+    const below = m - (limbs - 1 - t) * 32; // bits of limb t below bit m
+    const w = ends[j * limbs + t]!;
+    cut[t] = below <= 0 ? w : below >= 32 ? 0 : w - (w % POWER[below]!);
+  }
+  subtractRows(cut, 0, starts, i, span, limbs);
+  const climbing = popcountRow(span, limbs);
+  subtractRows(ends, j, cut, 0, span, limbs);
+  return climbing + popcountRow(span, limbs);
 }
 
-/** Sorted, disjoint, non-adjacent half-open ranges [starts[i], ends[i]). */
-interface Ranges<N> {
-  readonly starts: N[];
-  readonly ends: N[];
-}
+/** Builds ranges in order of start, with room for `capacity` of them. */
+class RangeWriter {
+  private readonly starts: Float64Array;
+  private readonly ends: Float64Array;
+  private count = 0;
 
-const V4: Space<number> = {
-  bits: 32,
-  end: 2 ** 32,
-  blockSize: IPV4_BLOCK_SIZE,
-  add: (a, b) => a + b,
-  largestBlock(start, end) {
-    // start & -start isolates the lowest set bit (ToInt32 keeps it right up to 2^31).
-    const aligned = start === 0 ? 32 : 31 - Math.clz32(start & -start);
-    const span = end - start;
-    const fits = span >= 2 ** 32 ? 32 : 31 - Math.clz32(span);
-    return aligned < fits ? aligned : fits;
-  },
-  format: (network, length) => `${formatIPv4(network)}/${length}`,
-  countBlocks(start, end) {
-    // 2^32 does not fit the 32-bit operators; a range reaching the top needs no split at c.
-    if (end === 2 ** 32) return start === 0 ? 1 : popcount32(end - start);
-    const m = 31 - Math.clz32((start ^ end) >>> 0);
-    const c = end - (end % 2 ** m);
-    return popcount32(c - start) + popcount32(end - c);
-  },
-};
+  constructor(private readonly limbs: number, capacity: number) {
+    this.starts = new Float64Array(capacity * limbs);
+    this.ends = new Float64Array(capacity * limbs);
+  }
 
-/*
- * IPv6 values in the range algorithms are word strings: 9 UTF-16 code units, a
- * carry (1 only for 2^128, the end of the space) and then the 8 groups, most
- * significant first. Strings of equal length compare code unit by code unit, so
- * `<` and a plain sort() order them as numbers, and the arithmetic below works
- * on 16-bit words in scratch arrays: no bigint is made per address.
- */
-const V6_WORDS = 9;
-const wordsA = new Uint32Array(V6_WORDS);
-const wordsB = new Uint32Array(V6_WORDS);
-const wordsC = new Uint32Array(V6_WORDS);
+  /** Appends [row i of x, row j of y), which starts after a gap behind the last range. */
+  push(x: Float64Array, i: number, y: Float64Array, j: number): void {
+    copyRow(x, i, this.starts, this.count, this.limbs);
+    copyRow(y, j, this.ends, this.count++, this.limbs);
+  }
 
-function loadWords(value: string, into: Uint32Array): void {
-  for (let i = 0; i < V6_WORDS; i++) into[i] = value.charCodeAt(i);
-}
+  /** Appends [row i of x, row j of y), merged into the last range where they overlap or touch. */
+  append(x: Float64Array, i: number, y: Float64Array, j: number): void {
+    const last = this.count - 1;
+    if (last >= 0 && compare(x, i, this.ends, last, this.limbs) <= 0) {
+      if (compare(y, j, this.ends, last, this.limbs) > 0) copyRow(y, j, this.ends, last, this.limbs);
+    } else {
+      this.push(x, i, y, j);
+    }
+  }
 
-function wordString(w: Uint32Array): string {
-  return String.fromCharCode(w[0]!, w[1]!, w[2]!, w[3]!, w[4]!, w[5]!, w[6]!, w[7]!, w[8]!);
-}
-
-/** `groups` as a word string, followed by the prefix length: sorting keys sorts prefixes by network. */
-function ipv6Key(length: number): string {
-  return String.fromCharCode(0, groups[0]!, groups[1]!, groups[2]!, groups[3]!, groups[4]!, groups[5]!, groups[6]!, groups[7]!, length);
-}
-
-function wordsToBigint(value: string): bigint {
-  for (let i = 0; i < 8; i++) groups[i] = value.charCodeAt(i + 1);
-  return groupsToBigint() + (value.charCodeAt(0) === 1 ? 1n << 128n : 0n);
-}
-
-/** into = a - b, for a >= b. */
-function subtractWords(a: Uint32Array, b: Uint32Array, into: Uint32Array): void {
-  let borrow = 0;
-  for (let i = V6_WORDS - 1; i >= 0; i--) {
-    const difference = a[i]! - b[i]! - borrow;
-    borrow = difference < 0 ? 1 : 0;
-    into[i] = difference & 0xffff;
+  ranges(): Ranges {
+    const used = this.count * this.limbs;
+    return { count: this.count, starts: this.starts.subarray(0, used), ends: this.ends.subarray(0, used) };
   }
 }
 
-/** floor(log2(w)) for w > 0. */
-function highestBit(w: Uint32Array): number {
-  let i = 0;
-  while (w[i] === 0) i++;
-  return (V6_WORDS - 1 - i) * 16 + 31 - Math.clz32(w[i]!);
-}
-
-function popcountWords(w: Uint32Array): number {
-  let count = 0;
-  for (let i = 0; i < V6_WORDS; i++) count += popcount32(w[i]!);
-  return count;
-}
-
-const V6_ZERO = wordString(new Uint32Array(V6_WORDS));
-
-const V6: Space<string> = {
-  bits: 128,
-  end: String.fromCharCode(1, 0, 0, 0, 0, 0, 0, 0, 0),
-  blockSize: Array.from({ length: 129 }, (_, k) => {
-    wordsA.fill(0);
-    wordsA[V6_WORDS - 1 - (k >> 4)] = 1 << (k & 15);
-    return wordString(wordsA);
-  }),
-  add(a, b) {
-    loadWords(a, wordsA);
-    loadWords(b, wordsB);
-    let carry = 0;
-    for (let i = V6_WORDS - 1; i >= 0; i--) {
-      const sum = wordsA[i]! + wordsB[i]! + carry;
-      wordsA[i] = sum & 0xffff;
-      carry = sum >>> 16;
-    }
-    return wordString(wordsA);
-  },
-  largestBlock(start, end) {
-    let aligned = 128;
-    for (let i = V6_WORDS - 1; i > 0; i--) {
-      const w = start.charCodeAt(i);
-      if (w !== 0) {
-        aligned = (V6_WORDS - 1 - i) * 16 + 31 - Math.clz32(w & -w);
-        break;
-      }
-    }
-    loadWords(end, wordsA);
-    loadWords(start, wordsB);
-    subtractWords(wordsA, wordsB, wordsC);
-    const fits = highestBit(wordsC);
-    return aligned < fits ? aligned : fits;
-  },
-  format(network, length) {
-    for (let i = 0; i < 8; i++) groups[i] = network.charCodeAt(i + 1);
-    return `${formatGroups()}/${length}`;
-  },
-  countBlocks(start, end) {
-    loadWords(start, wordsA);
-    loadWords(end, wordsB);
-    for (let i = 0; i < V6_WORDS; i++) wordsC[i] = wordsA[i]! ^ wordsB[i]!;
-    const m = highestBit(wordsC);
-    // wordsC = c: end with its low m bits cleared.
-    for (let i = 0; i < V6_WORDS; i++) {
-      const lowBits = Math.min(16, Math.max(0, m - (V6_WORDS - 1 - i) * 16));
-      wordsC[i] = lowBits === 16 ? 0 : (wordsB[i]! >>> lowBits) << lowBits;
-    }
-    subtractWords(wordsB, wordsC, wordsB); // end - c
-    subtractWords(wordsC, wordsA, wordsA); // c - start
-    return popcountWords(wordsA) + popcountWords(wordsB);
-  },
-};
-
-/** Appends [start, end) to ranges built in order of start, merged into the last one where they overlap or touch. */
-function appendMerging<N extends number | string>(starts: N[], ends: N[], start: N, end: N): void {
-  const last = ends.length - 1;
-  if (last >= 0 && start <= ends[last]!) {
-    if (end > ends[last]!) ends[last] = end;
-  } else {
-    starts.push(start);
-    ends.push(end);
+/** Maximal ranges covering the blocks given as rows of networks in order and their lengths. */
+function toRanges(space: Space, networks: Float64Array, lengths: Uint8Array): Ranges {
+  const { limbs, bits } = space;
+  const writer = new RangeWriter(limbs, lengths.length);
+  const end = new Float64Array(limbs);
+  for (let i = 0; i < lengths.length; i++) {
+    copyRow(networks, i, end, 0, limbs);
+    addPowerOfTwo(end, 0, bits - lengths[i]!, limbs);
+    writer.append(networks, i, end, 0);
   }
-}
-
-/** Maximal ranges covering the given blocks of one family, given in order of their networks. */
-function toRanges<N extends number | string>(space: Space<N>, networks: ArrayLike<N>, lengths: ArrayLike<number>): Ranges<N> {
-  const starts: N[] = [];
-  const ends: N[] = [];
-  for (let i = 0; i < networks.length; i++) {
-    const start = networks[i]!;
-    appendMerging(starts, ends, start, space.add(start, space.blockSize[space.bits - lengths[i]!]!));
-  }
-  return { starts, ends };
+  return writer.ranges();
 }
 
 /** a \ b, both maximal ranges (nothing to remove returns a as it is). */
-function difference<N extends number | string>(a: Ranges<N>, b: Ranges<N>): Ranges<N> {
-  if (b.starts.length === 0 || a.starts.length === 0) return a;
-  const starts: N[] = [];
-  const ends: N[] = [];
+function difference(space: Space, a: Ranges, b: Ranges): Ranges {
+  if (b.count === 0 || a.count === 0) return a;
+  const { limbs } = space;
+  const writer = new RangeWriter(limbs, a.count + b.count);
+  const current = new Float64Array(limbs);
   let j = 0;
-  for (let i = 0; i < a.starts.length; i++) {
-    let current = a.starts[i]!;
-    const end = a.ends[i]!;
-    while (j < b.ends.length && b.ends[j]! <= current) j++;
-    for (let k = j; k < b.starts.length && b.starts[k]! < end && current < end; k++) {
-      if (b.starts[k]! > current) {
-        starts.push(current);
-        ends.push(b.starts[k]!);
-      }
-      if (b.ends[k]! > current) current = b.ends[k]!;
+  for (let i = 0; i < a.count; i++) {
+    copyRow(a.starts, i, current, 0, limbs);
+    while (j < b.count && compare(b.ends, j, current, 0, limbs) <= 0) j++;
+    for (let k = j; k < b.count && compare(b.starts, k, a.ends, i, limbs) < 0 && compare(current, 0, a.ends, i, limbs) < 0; k++) {
+      if (compare(b.starts, k, current, 0, limbs) > 0) writer.push(current, 0, b.starts, k);
+      if (compare(b.ends, k, current, 0, limbs) > 0) copyRow(b.ends, k, current, 0, limbs);
     }
-    if (current < end) {
-      starts.push(current);
-      ends.push(end);
-    }
+    if (compare(current, 0, a.ends, i, limbs) < 0) writer.push(current, 0, a.ends, i);
   }
-  return { starts, ends };
-}
-
-/** Visits the blocks of the unique minimal CIDR cover of maximal ranges, in address order. */
-function forEachBlock<N extends number | string>(space: Space<N>, ranges: Ranges<N>, visit: (network: N, length: number) => void): void {
-  for (let i = 0; i < ranges.starts.length; i++) {
-    let start = ranges.starts[i]!;
-    const end = ranges.ends[i]!;
-    while (start < end) {
-      const k = space.largestBlock(start, end);
-      visit(start, space.bits - k);
-      start = space.add(start, space.blockSize[k]!);
-    }
-  }
+  return writer.ranges();
 }
 
 /** a ∪ b, both maximal ranges. Ranges are never changed once built, so an empty side returns the other as it is. */
-function union<N extends number | string>(a: Ranges<N>, b: Ranges<N>): Ranges<N> {
-  if (b.starts.length === 0) return a;
-  if (a.starts.length === 0) return b;
-  const starts: N[] = [];
-  const ends: N[] = [];
+function union(space: Space, a: Ranges, b: Ranges): Ranges {
+  if (b.count === 0) return a;
+  if (a.count === 0) return b;
+  const { limbs } = space;
+  const writer = new RangeWriter(limbs, a.count + b.count);
   let i = 0;
   let j = 0;
-  while (i < a.starts.length || j < b.starts.length) {
-    const fromA = j === b.starts.length || (i < a.starts.length && a.starts[i]! <= b.starts[j]!);
-    const start = fromA ? a.starts[i]! : b.starts[j]!;
-    appendMerging(starts, ends, start, fromA ? a.ends[i++]! : b.ends[j++]!);
+  while (i < a.count || j < b.count) {
+    if (j === b.count || (i < a.count && compare(a.starts, i, b.starts, j, limbs) <= 0)) writer.append(a.starts, i, a.ends, i++);
+    else writer.append(b.starts, j, b.ends, j++);
   }
-  return { starts, ends };
+  return writer.ranges();
 }
 
-const EMPTY_V4: Ranges<number> = { starts: [], ends: [] };
-const EMPTY_V6: Ranges<string> = { starts: [], ends: [] };
+/** Visits the blocks of the unique minimal CIDR cover of maximal ranges, in address order; `network` is a scratch row. */
+function forEachBlock(space: Space, ranges: Ranges, visit: (network: Float64Array, length: number) => void): void {
+  const { limbs, bits } = space;
+  const network = new Float64Array(limbs);
+  for (let i = 0; i < ranges.count; i++) {
+    copyRow(ranges.starts, i, network, 0, limbs);
+    while (compare(network, 0, ranges.ends, i, limbs) < 0) {
+      const k = largestBlock(network, 0, ranges.ends, i, limbs);
+      visit(network, bits - k);
+      addPowerOfTwo(network, 0, k, limbs);
+    }
+  }
+}
+
+/** Puts an IPv6 row of limbs into `groups`. */
+function limbsToGroups(row: Float64Array): void {
+  for (let k = 0; k < 4; k++) {
+    groups[2 * k] = row[k]! >>> 16;
+    groups[2 * k + 1] = row[k]! & 0xffff;
+  }
+}
+
+function limbsToBigint(row: Float64Array): bigint {
+  return (BigInt(row[0]!) << 96n) | (BigInt(row[1]!) << 64n) | (BigInt(row[2]!) << 32n) | BigInt(row[3]!);
+}
+
+const EMPTY: Record<Family, Ranges> = {
+  4: { count: 0, starts: new Float64Array(0), ends: new Float64Array(0) },
+  6: { count: 0, starts: new Float64Array(0), ends: new Float64Array(0) },
+};
+
+/** Doubles as little-endian bytes on every machine, so that a hash of them is the same everywhere. */
+function littleEndian(values: Float64Array): Uint8Array {
+  const bytes = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+  return endianness() === "LE" ? bytes : Buffer.from(bytes).swap64();
+}
 
 /**
  * A set of IPv4 and IPv6 addresses, kept as maximal ranges per family. Every set
@@ -647,31 +664,22 @@ const EMPTY_V6: Ranges<string> = { starts: [], ends: [] };
 export class AddressSet {
   /** From maximal ranges; build sets with `of`, `whole` or an AddressSetBuilder. */
   constructor(
-    private readonly v4: Ranges<number>,
-    private readonly v6: Ranges<string>,
+    private readonly v4: Ranges,
+    private readonly v6: Ranges,
   ) {}
 
-  static readonly EMPTY = new AddressSet(EMPTY_V4, EMPTY_V6);
+  static readonly EMPTY = new AddressSet(EMPTY[4], EMPTY[6]);
 
-  /**
-   * Feeds the set's maximal ranges into a hash: equal sets hash alike, however their prefixes
-   * were written. IPv4 bounds go in as little-endian doubles on every machine (joining a
-   * million numbers as text costs more).
-   */
+  /** Feeds the set's maximal ranges into a hash: equal sets hash alike, however their prefixes were written. */
   updateHash(hash: Hash): void {
-    const doubles = (values: readonly number[]) => {
-      const bytes = Buffer.allocUnsafe(values.length * 8);
-      values.forEach((value, i) => bytes.writeDoubleLE(value, i * 8));
-      return bytes;
-    };
-    hash.update(doubles(this.v4.starts)).update(doubles(this.v4.ends));
-    hash.update(`|${this.v6.starts.join(",")}/${this.v6.ends.join(",")}|`);
+    hash.update(littleEndian(this.v4.starts)).update(littleEndian(this.v4.ends));
+    hash.update("|").update(littleEndian(this.v6.starts)).update("/").update(littleEndian(this.v6.ends)).update("|");
   }
 
   static whole(family: Family): AddressSet {
-    return family === 4
-      ? new AddressSet({ starts: [0], ends: [V4.end] }, EMPTY_V6)
-      : new AddressSet(EMPTY_V4, { starts: [V6_ZERO], ends: [V6.end] });
+    const ends = family === 4 ? Float64Array.of(LIMB) : Float64Array.of(LIMB, 0, 0, 0);
+    const whole: Ranges = { count: 1, starts: new Float64Array(ends.length), ends };
+    return family === 4 ? new AddressSet(whole, EMPTY[6]) : new AddressSet(EMPTY[4], whole);
   }
 
   static of(prefixes: Iterable<Prefix>): AddressSet {
@@ -681,20 +689,20 @@ export class AddressSet {
   }
 
   union(other: AddressSet): AddressSet {
-    return new AddressSet(union(this.v4, other.v4), union(this.v6, other.v6));
+    return new AddressSet(union(V4, this.v4, other.v4), union(V6, this.v6, other.v6));
   }
 
   minus(other: AddressSet): AddressSet {
-    return new AddressSet(difference(this.v4, other.v4), difference(this.v6, other.v6));
+    return new AddressSet(difference(V4, this.v4, other.v4), difference(V6, this.v6, other.v6));
   }
 
   isEmpty(): boolean {
-    return this.v4.starts.length === 0 && this.v6.starts.length === 0;
+    return this.v4.count === 0 && this.v6.count === 0;
   }
 
   /** The addresses of one family only. */
   only(family: Family): AddressSet {
-    return family === 4 ? new AddressSet(this.v4, EMPTY_V6) : new AddressSet(EMPTY_V4, this.v6);
+    return family === 4 ? new AddressSet(this.v4, EMPTY[6]) : new AddressSet(EMPTY[4], this.v6);
   }
 
   /** The family's whole space minus this set. */
@@ -707,20 +715,17 @@ export class AddressSet {
    * between equivalent forms cheaply. Exact below `atMost`; otherwise at least `atMost`.
    */
   prefixCount(family: Family, atMost = Infinity): number {
-    // Stops once the count reaches atMost (returning at least atMost): enough to tell which form is cheaper.
-    const count = <N extends number | string>(space: Space<N>, ranges: Ranges<N>) => {
-      let total = 0;
-      for (let i = 0; i < ranges.starts.length && total < atMost; i++) total += space.countBlocks(ranges.starts[i]!, ranges.ends[i]!);
-      return total;
-    };
-    return family === 4 ? count(V4, this.v4) : count(V6, this.v6);
+    const [{ limbs }, ranges] = family === 4 ? [V4, this.v4] : [V6, this.v6];
+    let total = 0;
+    for (let i = 0; i < ranges.count && total < atMost; i++) total += countBlocks(ranges.starts, i, ranges.ends, i, limbs);
+    return total;
   }
 
   /** The unique minimal CIDR cover: IPv4 first, then IPv6, each in address order. */
   prefixes(): Prefix[] {
     const prefixes: Prefix[] = [];
-    forEachBlock(V4, this.v4, (network, length) => prefixes.push({ family: 4, network: BigInt(network), length }));
-    forEachBlock(V6, this.v6, (network, length) => prefixes.push({ family: 6, network: wordsToBigint(network), length }));
+    forEachBlock(V4, this.v4, (network, length) => prefixes.push({ family: 4, network: BigInt(network[0]!), length }));
+    forEachBlock(V6, this.v6, (network, length) => prefixes.push({ family: 6, network: limbsToBigint(network), length }));
     return prefixes;
   }
 
@@ -730,8 +735,11 @@ export class AddressSet {
    */
   cidrs(): string[] {
     const texts: string[] = [];
-    forEachBlock(V4, this.v4, (network, length) => texts.push(V4.format(network, length)));
-    forEachBlock(V6, this.v6, (network, length) => texts.push(V6.format(network, length)));
+    forEachBlock(V4, this.v4, (network, length) => texts.push(`${formatIPv4(network[0]!)}/${length}`));
+    forEachBlock(V6, this.v6, (network, length) => {
+      limbsToGroups(network);
+      texts.push(`${formatGroups()}/${length}`);
+    });
     return texts;
   }
 }
@@ -739,15 +747,18 @@ export class AddressSet {
 /**
  * The order of `count` IPv6 networks (8 groups each) by value: a radix sort, one
  * counting pass per group from the last, because comparing 128-bit values in a
- * sort callback (as bigints or strings) is several times slower.
+ * sort callback is several times slower. A group in which every network has the
+ * same value (the zeros after a /48, say) orders nothing and is skipped.
  */
 function sortIPv6(networks: Uint16Array, count: number): Uint32Array {
-  let order = Uint32Array.from({ length: count }, (_, i) => i);
+  let order = new Uint32Array(count);
+  for (let i = 0; i < count; i++) order[i] = i;
   let sorted = new Uint32Array(count);
   const starts = new Uint32Array(65537);
-  for (let group = 7; group >= 0; group--) {
+  for (let group = 7; group >= 0 && count > 0; group--) {
     starts.fill(0);
     for (let i = 0; i < count; i++) starts[networks[8 * i + group]! + 1]!++;
+    if (starts[networks[group]! + 1] === count) continue;
     for (let v = 0; v < 65536; v++) starts[v + 1]! += starts[v]!;
     for (let i = 0; i < count; i++) {
       const index = order[i]!;
@@ -783,9 +794,9 @@ export class AddressSetBuilder {
    */
   addText(text: string, bareAddress: boolean, start = 0, end = text.length): { message: string; hint?: string } | undefined {
     const scanned = scanPrefix(text, start, end, bareAddress);
-    if (typeof scanned === "number") this.addIPv4(scanned);
-    else if (!isFailure(scanned)) this.addIPv6(scanned.charCodeAt(V6_WORDS)); // scanPrefix left the network in `groups`
-    else return scanned.hint === undefined ? { message: scanned.message } : { message: scanned.message, hint: scanned.hint };
+    if (isFailure(scanned)) return scanned.hint === undefined ? { message: scanned.message } : { message: scanned.message, hint: scanned.hint };
+    if (scanned >= 0) this.addIPv4(scanned);
+    else this.addIPv6(ipv6ScannedLength(scanned)); // scanPrefix left the network in `groups`
     return undefined;
   }
 
@@ -823,12 +834,12 @@ export class AddressSetBuilder {
       v4Lengths[i] = keys[i]! - v4Networks[i]! * IPV4_KEY_SCALE;
     }
     const order = sortIPv6(this.v6Groups, this.v6Count);
-    const v6Networks: string[] = [];
+    const v6Networks = new Float64Array(4 * order.length);
     const v6Lengths = new Uint8Array(order.length);
+    const v6Groups = this.v6Groups;
     for (let i = 0; i < order.length; i++) {
       const g = 8 * order[i]!;
-      const w = this.v6Groups;
-      v6Networks.push(String.fromCharCode(0, w[g]!, w[g + 1]!, w[g + 2]!, w[g + 3]!, w[g + 4]!, w[g + 5]!, w[g + 6]!, w[g + 7]!));
+      for (let k = 0; k < 4; k++) v6Networks[4 * i + k] = v6Groups[g + 2 * k]! * 65536 + v6Groups[g + 2 * k + 1]!;
       v6Lengths[i] = this.v6Lengths[order[i]!]!;
     }
     const set = new AddressSet(toRanges(V4, v4Networks, v4Lengths), toRanges(V6, v6Networks, v6Lengths));

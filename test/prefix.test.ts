@@ -192,17 +192,28 @@ const lastAddress = (p: Prefix) => p.network + (1n << BigInt(BITS[p.family] - p.
 
 /**
  * Prefixes crowded into one small window per family (so they overlap, nest and
- * touch), with the occasional short prefix reaching the ends of the space.
+ * touch), with the occasional short prefix reaching the ends of the space, and
+ * some around the 32-bit word boundaries where carries and borrows cross words.
  */
 const arbitraryPrefix: fc.Arbitrary<Prefix> = fc
   .oneof(
     { weight: 9, arbitrary: fc.record({ family: fc.constantFrom<Family>(4, 6), offset: fc.bigInt(0n, 1023n), hostBits: fc.integer({ min: 0, max: 10 }) }) },
     { weight: 1, arbitrary: fc.record({ family: fc.constantFrom<Family>(4, 6), offset: fc.bigInt(0n, (1n << 128n) - 1n), hostBits: fc.integer({ min: 0, max: 128 }) }) },
+    {
+      weight: 3,
+      arbitrary: fc.integer({ min: 1, max: 4 }).chain((word) =>
+        fc.record({
+          family: fc.constant<Family>(6),
+          offset: fc.bigInt(-1024n, 1023n).map((o) => (1n << BigInt(32 * word)) - (0x20010db8n << 96n) + (o << BigInt(32 * word - 12))),
+          hostBits: fc.integer({ min: 32 * word - 16, max: Math.min(128, 32 * word + 4) }),
+        }),
+      ),
+    },
   )
   .map(({ family, offset, hostBits }) => {
     const bits = Math.min(hostBits, BITS[family]);
     const base = family === 4 ? 0x0a000000n : 0x20010db8n << 96n;
-    const address = (base + offset) % SPACE_END[family];
+    const address = (((base + offset) % SPACE_END[family]) + SPACE_END[family]) % SPACE_END[family];
     const network = (address >> BigInt(bits)) << BigInt(bits);
     return { family, network, length: BITS[family] - bits };
   });
