@@ -3,7 +3,7 @@
 // (live, from files, or an assumed minimal host) and simulated (src/route-model.ts).
 
 import { CommandError } from "./command-error.js";
-import type { Plan } from "./model.js";
+import { sectionsOf, type Plan } from "./model.js";
 import { generate } from "./generate.js";
 import { addressOf, localIp, protocolName, protocolNumber, readLiveState, readStateFiles } from "./host-state.js";
 import { NAMED_SETS, namedSet } from "./named-sets.js";
@@ -320,7 +320,7 @@ export function flowTemplates(planned: PlannedRouting): FlowTemplate[] {
 function tunnelFwmark(plan: Plan): number | undefined {
   for (const unit of plan.units) {
     if (unit.kind !== "netdev") continue;
-    const mark = unit.sections.find((s) => s.name === "WireGuard")?.entries.find((e) => e.key === "FirewallMark")?.value;
+    const mark = sectionsOf(unit).find((s) => s.name === "WireGuard")?.entries.find((e) => e.key === "FirewallMark")?.value;
     if (mark !== undefined) return Number(mark);
   }
   return undefined;

@@ -21,6 +21,22 @@ export interface Section {
   readonly entries: readonly Entry[];
 }
 
+/**
+ * Sections alike but for one key's value, e.g. a throw route per excluded prefix.
+ * It means exactly one section per value (sectionsOf spells them out), the
+ * comment above the first, but is one object: prefix lists make hundreds of
+ * thousands of such sections, and renderers write them in one loop.
+ */
+export interface SectionSeries {
+  readonly name: string;
+  readonly comment: readonly string[];
+  /** Each section's entries are `before`, then `key` set to one of `values`, then `after`. */
+  readonly before: readonly Entry[];
+  readonly key: string;
+  readonly values: readonly string[];
+  readonly after: readonly Entry[];
+}
+
 /** Which directory a unit belongs in; each kind has its own output directory. */
 export type UnitKind = "netdev" | "network" | "networkd-conf";
 
@@ -30,7 +46,7 @@ export interface Unit {
   readonly fileName: string;
   /** Comment lines under the ownership header explaining the unit as a whole. */
   readonly comment: readonly string[];
-  readonly sections: readonly Section[];
+  readonly sections: readonly (Section | SectionSeries)[];
 }
 
 export interface Plan {
@@ -49,4 +65,21 @@ export function entry(key: string, value: Value): Entry {
 
 export function section(name: string, entries: readonly Entry[], comment: readonly string[] = []): Section {
   return { name, comment, entries };
+}
+
+export function sectionSeries(
+  name: string,
+  parts: { before?: readonly Entry[]; key: string; values: readonly string[]; after?: readonly Entry[] },
+  comment: readonly string[] = [],
+): SectionSeries {
+  return { name, comment, before: parts.before ?? [], key: parts.key, values: parts.values, after: parts.after ?? [] };
+}
+
+export const isSeries = (s: Section | SectionSeries): s is SectionSeries => "values" in s;
+
+/** The unit's sections one by one, series spelt out. */
+export function sectionsOf(unit: Unit): Section[] {
+  return unit.sections.flatMap((s) =>
+    isSeries(s) ? s.values.map((value, i) => section(s.name, [...s.before, entry(s.key, value), ...s.after], i === 0 ? s.comment : [])) : [s],
+  );
 }

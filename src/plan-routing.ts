@@ -4,7 +4,7 @@
 // explain simulates with it; doctor compares the live state against it.
 
 import { CommandError } from "./command-error.js";
-import type { Plan, Section } from "./model.js";
+import { sectionsOf, type Plan, type Section } from "./model.js";
 import { parseAddress, parsePrefix, type Family, type Prefix } from "./prefix.js";
 import { TABLE_IDS, type Range, type Route, type RouteType, type Rule, type RuleAction } from "./route-model.js";
 import { parseTable, protocolNumber } from "./host-state.js";
@@ -153,12 +153,13 @@ export function plannedRouting(plan: Plan): PlannedRouting {
   const linkOf = new Map<Rule | Route, string>();
   for (const unit of plan.units) {
     if (unit.kind !== "network") continue;
-    const match = unit.sections.find((s) => s.name === "Match");
+    const sections = sectionsOf(unit);
+    const match = sections.find((s) => s.name === "Match");
     const names = match ? values(match, "Name").flatMap((v) => v.split(/\s+/)) : [];
     if (names.length !== 1 || /[*?[]/.test(names[0]!)) throw new PlanRoutingError(`${unit.fileName}: [Match] must name exactly one interface for explain`);
     const dev = names[0]!;
     const addresses: string[] = [];
-    unit.sections.forEach((section, index) => {
+    sections.forEach((section, index) => {
       const where = `${unit.fileName}: [${section.name}] #${index + 1}`;
       if (section.name === "RoutingPolicyRule") {
         for (const rule of rulesOf(section, where)) {

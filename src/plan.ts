@@ -18,7 +18,7 @@
 // down, so policy kept on wg0 would vanish with the tunnel, and the kill switch with it.
 
 import { createHash } from "node:crypto";
-import { entry, section, type Entry, type Plan, type Section, type Unit } from "./model.js";
+import { entry, section, sectionSeries, type Entry, type Plan, type Section, type SectionSeries, type Unit } from "./model.js";
 import { AddressSet, formatPrefix, parsePrefix, type Family, type Prefix } from "./prefix.js";
 import { namedSet } from "./named-sets.js";
 import { addressFamily, ALL_PROTOCOLS, anchorName, capturesTunnelPackets, tunnelFwmark, type Spec } from "./spec.js";
@@ -55,14 +55,16 @@ interface FamilyRoute {
   readonly target: { kind: "tunnel"; source: string } | { kind: "unreachable" };
   /** The destinations captured into the table (this family only). */
   readonly captured: AddressSet;
+  /** The rest of the family's space: what the table must not capture. */
+  readonly holes: AddressSet;
 }
 
 /** Routes of the split table, split by the link that carries them. */
 interface TableRoutes {
   /** Routes through the tunnel: on the tunnel's link, gone when it goes. */
-  readonly path: Section[];
+  readonly path: SectionSeries[];
   /** Throws and unreachable routes: on the anchor, always there. */
-  readonly policy: Section[];
+  readonly policy: SectionSeries[];
 }
 
 /**
@@ -138,7 +140,9 @@ function familyRoutes(spec: Spec, ipv6: Ipv6Policy, lists: NonNullable<PlanOptio
       throw new PlanError(path, `leaves no ${LABEL[family]} destination to capture (split.exclude covers all of split.include); nothing would enter the tunnel`);
     }
     const source = family === 6 && ipv6 === "block" ? undefined : sourceOf(family);
-    return [{ family, target: source === undefined ? { kind: "unreachable" } : { kind: "tunnel", source }, captured }];
+    // The complement of included − excluded, built without another pass over a long exclusion list.
+    const holes = included.only(family).complement(family).union(excluded.only(family));
+    return [{ family, target: source === undefined ? { kind: "unreachable" } : { kind: "tunnel", source }, captured, holes }];
   });
 }
 
@@ -148,27 +152,22 @@ function familyRoutes(spec: Spec, ipv6: Ipv6Policy, lists: NonNullable<PlanOptio
  * captured prefix (a missing route falls through to the next rule just as a throw does).
  */
 function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
-  const { family, target, captured } = route;
+  const { family, target, captured, holes } = route;
   const { table, killswitch } = spec.split;
   const tunnel = spec.tunnel.interface;
-  const holes = captured.complement(family);
   const guarded = killswitch && target.kind === "tunnel";
   const whole = formatPrefix(WHOLE[family]);
-  const unreachable = (destination: string, comment: string[] = [], metric?: number) =>
-    section(
-      "Route",
-      [entry("Type", "unreachable"), entry("Destination", destination), entry("Table", table), ...(metric === undefined ? [] : [entry("Metric", metric)])],
-      comment,
-    );
-  const lastResort = (destination: string, comment: string[] = []) => unreachable(destination, comment, LAST_RESORT_METRIC);
-  /** Where captured traffic to DESTINATION goes: through the tunnel, or nowhere (blocked). */
-  const targetRoute = (destination: string, comment: string[] = []) =>
-    target.kind === "tunnel"
-      ? section("Route", [entry("Destination", destination), entry("Table", table), entry("PreferredSource", target.source)], comment)
-      : unreachable(destination, comment);
+  const routes = (destinations: readonly string[], comment: readonly string[], before: Entry[], after: Entry[]) =>
+    sectionSeries("Route", { before, key: "Destination", values: destinations, after: [entry("Table", table), ...after] }, comment);
+  const unreachable = (destinations: readonly string[], comment: readonly string[], metric?: number) =>
+    routes(destinations, comment, [entry("Type", "unreachable")], metric === undefined ? [] : [entry("Metric", metric)]);
+  const lastResort = (destinations: readonly string[], comment: readonly string[]) => unreachable(destinations, comment, LAST_RESORT_METRIC);
+  /** Where captured traffic to the destinations goes: through the tunnel, or nowhere (blocked). */
+  const targetRoutes = (destinations: readonly string[], comment: readonly string[]) =>
+    target.kind === "tunnel" ? routes(destinations, comment, [], [entry("PreferredSource", target.source)]) : unreachable(destinations, comment);
   /** Routes through the tunnel go on its link; blocking routes, like all policy, on the anchor. */
-  const place = (targetRoutes: Section[], policy: Section[]): TableRoutes =>
-    target.kind === "tunnel" ? { path: targetRoutes, policy } : { path: [], policy: [...targetRoutes, ...policy] };
+  const place = (targetRoutes: SectionSeries, policy: SectionSeries[]): TableRoutes =>
+    target.kind === "tunnel" ? { path: [targetRoutes], policy } : { path: [], policy: [targetRoutes, ...policy] };
   const pathComment =
     target.kind === "tunnel"
       ? [`${LABEL[family]} path: captured traffic leaves through ${tunnel} from ${target.source}.`]
@@ -183,21 +182,14 @@ function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
   if (listCaptured < withHoles) {
     const destinations = captured.cidrs();
     const listed = [`Only the ${capturedCount} captured prefixes are listed; any other destination finds no route in table ${table} and falls back to the next rule.`];
-    return place(
-      destinations.map((p, i) => targetRoute(p, i === 0 ? [...pathComment, ...listed] : [])),
-      guarded ? destinations.map((p, i) => lastResort(p, i === 0 ? killswitchComment : [])) : [],
-    );
+    return place(targetRoutes(destinations, [...pathComment, ...listed]), guarded ? [lastResort(destinations, killswitchComment)] : []);
   }
-  // Entries are immutable: the ones every throw has in common are shared (lists give hundreds of thousands of throws).
-  const [throwType, inTable, noComment] = [entry("Type", "throw"), entry("Table", table), []];
-  const throws = holes.cidrs().map((hole, index) =>
-    section(
-      "Route",
-      [throwType, entry("Destination", hole), inTable],
-      index === 0 ? [`Excluded ${LABEL[family]} destinations: a throw ends the lookup in table ${table}, so the kernel falls back to the next rule (main).`] : noComment,
-    ),
-  );
-  return place([targetRoute(whole, pathComment)], [...(guarded ? [lastResort(whole, killswitchComment)] : []), ...throws]);
+  const throws = holes.cidrs();
+  const throwComment = [`Excluded ${LABEL[family]} destinations: a throw ends the lookup in table ${table}, so the kernel falls back to the next rule (main).`];
+  return place(targetRoutes([whole], pathComment), [
+    ...(guarded ? [lastResort([whole], killswitchComment)] : []),
+    ...(throws.length > 0 ? [routes(throws, throwComment, [entry("Type", "throw")], [])] : []),
+  ]);
 }
 
 /** Protocols that exist in one family only get rules in that family only. */
@@ -293,7 +285,7 @@ function tunnelNetdev(spec: Spec, fileName: string): Unit {
   };
 }
 
-function tunnelNetwork(spec: Spec, fileName: string, path: readonly Section[], anchor: string): Unit {
+function tunnelNetwork(spec: Spec, fileName: string, path: readonly SectionSeries[], anchor: string): Unit {
   const { tunnel } = spec;
   const sections: Section[] = [
     section("Match", [entry("Name", tunnel.interface)]),
@@ -320,7 +312,7 @@ function anchorNetdev(anchor: string, fileName: string): Unit {
   };
 }
 
-function anchorNetwork(spec: Spec, fileName: string, anchor: string, policy: readonly Section[], routes: readonly FamilyRoute[]): Unit {
+function anchorNetwork(spec: Spec, fileName: string, anchor: string, policy: readonly SectionSeries[], routes: readonly FamilyRoute[]): Unit {
   const { split, tunnel } = spec;
   const families = routes.map((r) => LABEL[r.family]).join(" and ");
   const protocols = split.protocols.map(String).join(", ");

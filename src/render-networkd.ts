@@ -1,6 +1,7 @@
 // Render: the plan spelt as systemd unit files (.netdev, .network, networkd.conf drop-ins).
 
-import type { Plan, Section, Unit, Value } from "./model.js";
+import type { Entry, Plan, Section, SectionSeries, Unit, Value } from "./model.js";
+import { isSeries } from "./model.js";
 import { headerLines } from "./ownership.js";
 import { renderTemplate } from "./templates.js";
 
@@ -9,23 +10,35 @@ export function formatValue(value: Value): string {
   return String(value);
 }
 
+const entryLines = (entries: readonly Entry[]) => entries.map((e) => `${e.key}=${formatValue(e.value)}\n`).join("");
+const commentLines = (comment: readonly string[]) => comment.map((line) => `# ${line}\n`).join("");
+
 /**
  * One section as unit-file text: a blank line, its comment lines, "[Name]", "Key=Value" lines.
  * Spelt here rather than in the template: a nunjucks loop sets seven loop variables per
  * iteration (about 6 µs), which made a million-route prefix list take seconds to render.
  */
 function renderSection(section: Section): string {
-  // join makes one flat string; `+=` would leave a tree of concatenations per section, all alive
-  // until the unit is joined, and the garbage collector would copy every node of it.
-  const parts = ["\n"];
-  for (const line of section.comment) parts.push("# ", line, "\n");
-  parts.push("[", section.name, "]\n");
-  for (const e of section.entries) parts.push(e.key, "=", formatValue(e.value), "\n");
+  return `\n${commentLines(section.comment)}[${section.name}]\n${entryLines(section.entries)}`;
+}
+
+/** A series as the sections it stands for: the text around the varying value is the same for all but the first. */
+function renderSeries(series: SectionSeries): string {
+  const head = `[${series.name}]\n${entryLines(series.before)}${series.key}=`;
+  const [first, rest, tail] = [`\n${commentLines(series.comment)}${head}`, `\n${head}`, `\n${entryLines(series.after)}`];
+  // One join over shared pieces and the values themselves: no string is made per section.
+  const parts = new Array<string>(3 * series.values.length);
+  series.values.forEach((value, i) => {
+    parts[3 * i] = i === 0 ? first : rest;
+    parts[3 * i + 1] = value;
+    parts[3 * i + 2] = tail;
+  });
   return parts.join("");
 }
 
 export function renderUnit(unit: Unit, header: readonly string[]): string {
-  return renderTemplate("networkd/unit.njk", { header, comment: unit.comment, sections: unit.sections.map(renderSection).join("") });
+  const sections = unit.sections.map((s) => (isSeries(s) ? renderSeries(s) : renderSection(s))).join("");
+  return renderTemplate("networkd/unit.njk", { header, comment: unit.comment, sections });
 }
 
 /** Every unit of the plan, rendered, keyed by file name. */

@@ -12,7 +12,7 @@
 // files appear only as path strings, never as Nix paths, so nothing is copied
 // into the world-readable Nix store.
 
-import type { Entry, Plan, Section, Unit, UnitKind, Value } from "./model.js";
+import { sectionsOf, type Entry, type Plan, type Section, type Unit, type UnitKind, type Value } from "./model.js";
 import { renderTemplate } from "./templates.js";
 
 /** A section the plan used but NixOS offers no option for (or the renderer does not map yet). */
@@ -191,7 +191,7 @@ function unitView(unit: Unit): NixUnitView {
     return existing as Extract<FieldDraft, { shape: S }>;
   };
 
-  for (const section of unit.sections) {
+  for (const section of sectionsOf(unit)) {
     const placement = mapping.sections[section.name];
     if (!placement) throw unmapped(unit, section);
     const comment = commentLines(section.comment);

@@ -2,7 +2,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
-import type { Plan, Section, Unit } from "../src/model.js";
+import { sectionsOf, type Plan, type Section, type Unit } from "../src/model.js";
 import { buildPlan } from "../src/plan.js";
 import { containsAddress, formatPrefix, parsePrefix, type Family, type Prefix } from "../src/prefix.js";
 import { validateSpec } from "../src/spec.js";
@@ -31,7 +31,7 @@ const unit = (p: Plan, fileName: string): Unit => {
   return found;
 };
 const value = (s: Section, key: string) => s.entries.find((e) => e.key === key)?.value;
-const named = (u: Unit, name: string) => u.sections.filter((s) => s.name === name);
+const named = (u: Unit, name: string) => sectionsOf(u).filter((s) => s.name === name);
 const rules = (p: Plan) => named(unit(p, "50-wg0-split.network"), "RoutingPolicyRule").map((s) => s.entries.map((e) => `${e.key}=${e.value}`).join(" "));
 
 test("seed: the path on wg0, the policy on the anchor, rules at priority-1 and priority", () => {
