@@ -21,6 +21,11 @@ export interface Section {
   readonly entries: readonly Entry[];
 }
 
+/** Texts made on demand, in order, each time it is walked: a million prefixes need not all exist as strings at once. */
+export interface TextSequence {
+  forEach(visit: (text: string, index: number) => void): void;
+}
+
 /**
  * Sections alike but for one key's value, e.g. a throw route per excluded prefix.
  * It means exactly one section per value (sectionsOf spells them out), the
@@ -33,7 +38,7 @@ export interface SectionSeries {
   /** Each section's entries are `before`, then `key` set to one of `values`, then `after`. */
   readonly before: readonly Entry[];
   readonly key: string;
-  readonly values: readonly string[];
+  readonly values: TextSequence;
   readonly after: readonly Entry[];
 }
 
@@ -69,7 +74,7 @@ export function section(name: string, entries: readonly Entry[], comment: readon
 
 export function sectionSeries(
   name: string,
-  parts: { before?: readonly Entry[]; key: string; values: readonly string[]; after?: readonly Entry[] },
+  parts: { before?: readonly Entry[]; key: string; values: TextSequence; after?: readonly Entry[] },
   comment: readonly string[] = [],
 ): SectionSeries {
   return { name, comment, before: parts.before ?? [], key: parts.key, values: parts.values, after: parts.after ?? [] };
@@ -79,7 +84,10 @@ export const isSeries = (s: Section | SectionSeries): s is SectionSeries => "val
 
 /** The unit's sections one by one, series spelt out. */
 export function sectionsOf(unit: Unit): Section[] {
-  return unit.sections.flatMap((s) =>
-    isSeries(s) ? s.values.map((value, i) => section(s.name, [...s.before, entry(s.key, value), ...s.after], i === 0 ? s.comment : [])) : [s],
-  );
+  const sections: Section[] = [];
+  for (const s of unit.sections) {
+    if (!isSeries(s)) sections.push(s);
+    else s.values.forEach((value, i) => sections.push(section(s.name, [...s.before, entry(s.key, value), ...s.after], i === 0 ? s.comment : [])));
+  }
+  return sections;
 }

@@ -18,7 +18,7 @@
 // down, so policy kept on wg0 would vanish with the tunnel, and the kill switch with it.
 
 import { createHash } from "node:crypto";
-import { entry, section, sectionSeries, type Entry, type Plan, type Section, type SectionSeries, type Unit } from "./model.js";
+import { entry, section, sectionSeries, type Entry, type Plan, type Section, type SectionSeries, type TextSequence, type Unit } from "./model.js";
 import { AddressSet, formatPrefix, parsePrefix, type Family, type Prefix } from "./prefix.js";
 import { namedSet } from "./named-sets.js";
 import { addressFamily, ALL_PROTOCOLS, anchorName, capturesTunnelPackets, tunnelFwmark, type Spec } from "./spec.js";
@@ -151,19 +151,22 @@ function familyRoutes(spec: Spec, ipv6: Ipv6Policy, lists: NonNullable<PlanOptio
  * a default target plus a throw per hole (the blog's form), or one target route per
  * captured prefix (a missing route falls through to the next rule just as a throw does).
  */
+/** The set's minimal cover as texts made when a renderer walks them: a long list's routes are never all strings at once. */
+const cidrsOf = (set: AddressSet): TextSequence => ({ forEach: (visit) => set.forEachCidr(visit) });
+
 function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
   const { family, target, captured, holes } = route;
   const { table, killswitch } = spec.split;
   const tunnel = spec.tunnel.interface;
   const guarded = killswitch && target.kind === "tunnel";
   const whole = formatPrefix(WHOLE[family]);
-  const routes = (destinations: readonly string[], comment: readonly string[], before: Entry[], after: Entry[]) =>
+  const routes = (destinations: TextSequence, comment: readonly string[], before: Entry[], after: Entry[]) =>
     sectionSeries("Route", { before, key: "Destination", values: destinations, after: [entry("Table", table), ...after] }, comment);
-  const unreachable = (destinations: readonly string[], comment: readonly string[], metric?: number) =>
+  const unreachable = (destinations: TextSequence, comment: readonly string[], metric?: number) =>
     routes(destinations, comment, [entry("Type", "unreachable")], metric === undefined ? [] : [entry("Metric", metric)]);
-  const lastResort = (destinations: readonly string[], comment: readonly string[]) => unreachable(destinations, comment, LAST_RESORT_METRIC);
+  const lastResort = (destinations: TextSequence, comment: readonly string[]) => unreachable(destinations, comment, LAST_RESORT_METRIC);
   /** Where captured traffic to the destinations goes: through the tunnel, or nowhere (blocked). */
-  const targetRoutes = (destinations: readonly string[], comment: readonly string[]) =>
+  const targetRoutes = (destinations: TextSequence, comment: readonly string[]) =>
     target.kind === "tunnel" ? routes(destinations, comment, [], [entry("PreferredSource", target.source)]) : unreachable(destinations, comment);
   /** Routes through the tunnel go on its link; blocking routes, like all policy, on the anchor. */
   const place = (targetRoutes: SectionSeries, policy: SectionSeries[]): TableRoutes =>
@@ -180,15 +183,14 @@ function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
   const capturedCount = captured.prefixCount(family, withHoles);
   const listCaptured = guarded ? 2 * capturedCount : capturedCount;
   if (listCaptured < withHoles) {
-    const destinations = captured.cidrs();
+    const destinations = cidrsOf(captured);
     const listed = [`Only the ${capturedCount} captured prefixes are listed; any other destination finds no route in table ${table} and falls back to the next rule.`];
     return place(targetRoutes(destinations, [...pathComment, ...listed]), guarded ? [lastResort(destinations, killswitchComment)] : []);
   }
-  const throws = holes.cidrs();
   const throwComment = [`Excluded ${LABEL[family]} destinations: a throw ends the lookup in table ${table}, so the kernel falls back to the next rule (main).`];
   return place(targetRoutes([whole], pathComment), [
     ...(guarded ? [lastResort([whole], killswitchComment)] : []),
-    ...(throws.length > 0 ? [routes(throws, throwComment, [entry("Type", "throw")], [])] : []),
+    ...(holes.isEmpty() ? [] : [routes(cidrsOf(holes), throwComment, [entry("Type", "throw")], [])]),
   ]);
 }
 

@@ -735,12 +735,18 @@ export class AddressSet {
    */
   cidrs(): string[] {
     const texts: string[] = [];
-    forEachBlock(V4, this.v4, (network, length) => texts.push(`${formatIPv4(network[0]!)}/${length}`));
+    this.forEachCidr((text) => texts.push(text));
+    return texts;
+  }
+
+  /** cidrs() one at a time, so that a long cover need not exist as strings all at once. */
+  forEachCidr(visit: (text: string, index: number) => void): void {
+    let index = 0;
+    forEachBlock(V4, this.v4, (network, length) => visit(`${formatIPv4(network[0]!)}/${length}`, index++));
     forEachBlock(V6, this.v6, (network, length) => {
       limbsToGroups(network);
-      texts.push(`${formatGroups()}/${length}`);
+      visit(`${formatGroups()}/${length}`, index++);
     });
-    return texts;
   }
 }
 

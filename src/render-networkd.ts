@@ -26,15 +26,23 @@ function renderSection(section: Section): string {
 function renderSeries(series: SectionSeries): string {
   const head = `[${series.name}]\n${entryLines(series.before)}${series.key}=`;
   const [first, rest, tail] = [`\n${commentLines(series.comment)}${head}`, `\n${head}`, `\n${entryLines(series.after)}`];
-  // One join over shared pieces and the values themselves: no string is made per section.
-  const parts = new Array<string>(3 * series.values.length);
+  // Joined in chunks as the values are made, so that only a chunk's values are alive at any time (the
+  // collector copies what is alive, and long strings it never copies), and no string is made per section.
+  const chunks: string[] = [];
+  let parts: string[] = [];
   series.values.forEach((value, i) => {
-    parts[3 * i] = i === 0 ? first : rest;
-    parts[3 * i + 1] = value;
-    parts[3 * i + 2] = tail;
+    parts.push(i === 0 ? first : rest, value, tail);
+    if (parts.length === 3 * SERIES_CHUNK) {
+      chunks.push(parts.join(""));
+      parts = [];
+    }
   });
-  return parts.join("");
+  chunks.push(parts.join(""));
+  return chunks.join("");
 }
+
+/** Sections per chunk: a chunk (some 200 kB) is past the size the collector moves. */
+const SERIES_CHUNK = 4096;
 
 export function renderUnit(unit: Unit, header: readonly string[]): string {
   const sections = unit.sections.map((s) => (isSeries(s) ? renderSeries(s) : renderSection(s))).join("");
