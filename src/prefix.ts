@@ -285,6 +285,17 @@ function scanPrefix(text: string, start: number, end: number, bareAddress: boole
     const length = scanLength(text, slash + 1, end);
     if (length >= 0 && length <= 32 && ipv4 % POWER[32 - length]! === 0) return ipv4 * IPV4_KEY_SCALE + length;
   }
+  if (ipv4 === -1) {
+    // The common IPv6 line, without a search through the line for "/": it is among the last four characters.
+    let at = end - 1;
+    while (at > start && at >= end - 4 && text.charCodeAt(at) !== 47 /* / */) at--;
+    if (text.charCodeAt(at) !== 47) {
+      if (bareAddress && scanIPv6(text, start, end)) return ipv6Scanned(128);
+    } else if (scanIPv6(text, start, at)) {
+      const length = scanLength(text, at + 1, end);
+      if (length >= 0 && length <= 128 && !clearHostBits(length)) return ipv6Scanned(length);
+    }
+  }
   let address: number | typeof IPV6_IN_GROUPS | Failure = ipv4;
   if (address === -1 || (slash === -1 && ipv4End !== end)) {
     slash = find(text, 47, start, end);
@@ -751,26 +762,37 @@ export class AddressSet {
 }
 
 /**
- * The order of `count` IPv6 networks (8 groups each) by value: a radix sort, one
- * counting pass per group from the last, because comparing 128-bit values in a
- * sort callback is several times slower. A group in which every network has the
- * same value (the zeros after a /48, say) orders nothing and is skipped.
+ * The order of `count` IPv6 networks (8 groups each) by value. A typed-array sort
+ * without a callback is native code, fast from its first call, but orders doubles:
+ * each network's key is its leading bits followed by its index, as many leading
+ * bits as leave room for the index in 53. Networks that share those bits (rare
+ * outside one allocation) are then ordered among themselves by all 128.
  */
 function sortIPv6(networks: Uint16Array, count: number): Uint32Array {
-  let order = new Uint32Array(count);
-  for (let i = 0; i < count; i++) order[i] = i;
-  let sorted = new Uint32Array(count);
-  const starts = new Uint32Array(65537);
-  for (let group = 7; group >= 0 && count > 0; group--) {
-    starts.fill(0);
-    for (let i = 0; i < count; i++) starts[networks[8 * i + group]! + 1]!++;
-    if (starts[networks[group]! + 1] === count) continue;
-    for (let v = 0; v < 65536; v++) starts[v + 1]! += starts[v]!;
-    for (let i = 0; i < count; i++) {
-      const index = order[i]!;
-      sorted[starts[networks[8 * index + group]!]!++] = index;
+  const indexScale = 2 ** Math.max(1, Math.ceil(Math.log2(count + 1)));
+  const topScale = Math.min(2 ** 48, 2 ** 53 / indexScale); // distinct values of the leading bits kept
+  const drop = 2 ** 48 / topScale;
+  const keys = new Float64Array(count);
+  for (let i = 0, g = 0; i < count; i++, g += 8) {
+    const top48 = networks[g]! * 4294967296 + networks[g + 1]! * 65536 + networks[g + 2]!;
+    keys[i] = Math.floor(top48 / drop) * indexScale + i;
+  }
+  keys.sort();
+  const order = new Uint32Array(count);
+  for (let i = 0; i < count; i++) order[i] = keys[i]! % indexScale;
+  const byValue = (a: number, b: number) => {
+    for (let k = 0; k < 8; k++) {
+      const difference = networks[8 * a + k]! - networks[8 * b + k]!;
+      if (difference !== 0) return difference;
     }
-    [order, sorted] = [sorted, order];
+    return 0;
+  };
+  for (let runStart = 0; runStart < count; ) {
+    const leading = Math.floor(keys[runStart]! / indexScale);
+    let runEnd = runStart + 1;
+    while (runEnd < count && Math.floor(keys[runEnd]! / indexScale) === leading) runEnd++;
+    if (runEnd - runStart > 1) order.subarray(runStart, runEnd).sort(byValue);
+    runStart = runEnd;
   }
   return order;
 }
@@ -825,7 +847,8 @@ export class AddressSetBuilder {
       grownLengths.set(this.v6Lengths);
       this.v6Lengths = grownLengths;
     }
-    this.v6Groups.set(groups, 8 * this.v6Count);
+    const at = 8 * this.v6Count;
+    for (let i = 0; i < 8; i++) this.v6Groups[at + i] = groups[i]!; // a loop: set() across array types costs a runtime call
     this.v6Lengths[this.v6Count++] = length;
   }
 
