@@ -22,6 +22,7 @@ buildNpmPackage {
       ../package.json
       ../package-lock.json
       ../tsconfig.json
+      ../scripts
       ../src
       ../templates
       # Read by the tests only.
@@ -41,7 +42,7 @@ buildNpmPackage {
   };
   npmConfigHook = importNpmLock.npmConfigHook;
 
-  # `npm run build` (tsc) is buildNpmPackage's default build; the install keeps
+  # `npm run build` (tsc, esbuild, the code cache) is buildNpmPackage's default build; the install keeps
   # package.json's "files" (dist, templates) and links bin/gen-networkd.
 
   # The flake's checks turn this on. Tests that need root (the namespace lab) or

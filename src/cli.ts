@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // gen-networkd's command line: flags in, files (or a diff) out, exit codes documented.
 //
 //   0 ok · 1 invalid spec or --check drift · 2 usage · 3 refused write
@@ -227,4 +226,5 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
-await main(process.argv);
+// main reports every error itself (exit code and message), so nothing is left to await.
+void main(process.argv);
