@@ -279,7 +279,7 @@ export function parseAddress(text: string): Parsed<{ family: Family; value: bigi
 function scanPrefix(text: string, start: number, end: number, bareAddress: boolean): number | Failure {
   // Most lines are IPv4: one pass finds the quad and where "/" is; anything else takes the general path.
   const ipv4 = scanIPv4(text, start, end);
-  let slash = ipv4End < end && text.charCodeAt(ipv4End) === 47 /* / */ ? ipv4End : -1;
+  const slash = ipv4End < end && text.charCodeAt(ipv4End) === 47 /* / */ ? ipv4End : -1;
   if (ipv4 !== -1 && slash !== -1) {
     // The common line, a well-formed IPv4 prefix, in a few number operations; anything else takes the general path.
     const length = scanLength(text, slash + 1, end);
@@ -296,6 +296,17 @@ function scanPrefix(text: string, start: number, end: number, bareAddress: boole
       if (length >= 0 && length <= 128 && !clearHostBits(length)) return ipv6Scanned(length);
     }
   }
+  return scanAnyPrefix(text, start, end, bareAddress);
+}
+
+/**
+ * scanPrefix's general path, for every line its fast paths do not take: each
+ * spelling in full, and why a line is not a prefix. Kept apart so that the fast
+ * paths stay small, and quick for V8 to optimise while a long list is read.
+ */
+function scanAnyPrefix(text: string, start: number, end: number, bareAddress: boolean): number | Failure {
+  const ipv4 = scanIPv4(text, start, end);
+  let slash = ipv4End < end && text.charCodeAt(ipv4End) === 47 /* / */ ? ipv4End : -1;
   let address: number | typeof IPV6_IN_GROUPS | Failure = ipv4;
   if (address === -1 || (slash === -1 && ipv4End !== end)) {
     slash = find(text, 47, start, end);
