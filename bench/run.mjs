@@ -7,7 +7,7 @@
 // excludes the list (split.exclude_files, nothing else excluded), runs the real
 // CLI under /usr/bin/time (start, read, parse, merge, plan, render, write), and
 // runs `iprange --optimize` (IPv4) and Perl's Net::CIDR::Lite (IPv6) on the
-// same list. Each figure is the median of BENCH_RUNS runs (default 3).
+// same list. Each figure is the median of BENCH_RUNS runs (default 5).
 // Results go to stdout and to bench/results.md (whose section on applying
 // large route sets in the lab comes from bench/apply-lab.ts and is kept).
 //
@@ -22,7 +22,7 @@ import { countryList, ipv4List, ipv6List } from "./synthetic.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
 const cli = join(root, "dist/cli.js");
-const runs = Number(process.env.BENCH_RUNS ?? 3);
+const runs = Number(process.env.BENCH_RUNS ?? 5);
 const only = process.env.BENCH_ONLY;
 
 const PERL_AGGREGATE = 'my $c = Net::CIDR::Lite->new; while (<>) { s/#.*//; s/^\\s+|\\s+$//g; $c->add_any($_) if length } print "$_\\n" for $c->list';
@@ -138,12 +138,16 @@ function targets(rows) {
 }
 
 const fmt = (x, digits = 2) => x.toFixed(digits);
+/** node's own start, the floor under every figure: this machine's speed drifts (up to 2x within minutes). */
+const nodeStart = () => repeat(runs, () => timed(process.execPath, ["-e", "0"])).wall;
 const loadBefore = loadavg().map((l) => l.toFixed(2)).join(" ");
+const nodeStartBefore = nodeStart();
 const rows = datasets.flatMap((d) => {
   process.stderr.write(`bench: ${d.name}...\n`);
   return bench(d);
 });
 const loadAfter = loadavg().map((l) => l.toFixed(2)).join(" ");
+const nodeStartAfter = nodeStart();
 
 const table = [
   "| data set | family | input prefixes | output prefixes | gen-networkd wall | gen-networkd peak RSS | reference | reference wall | reference peak RSS | ratio (wall) | identical output |",
@@ -170,6 +174,7 @@ const machine = [
   `- machine: ${cpus()[0]?.model ?? "unknown CPU"}, ${cpus().length} cores, ${fmt(totalmem() / 2 ** 30, 1)} GiB RAM, Linux ${release()}`,
   `- Node ${process.version}; ${execFileSync("perl", ["-MNet::CIDR::Lite", "-e", 'print "Net::CIDR::Lite $Net::CIDR::Lite::VERSION"']).toString()}; iprange from Debian's package`,
   `- load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter} (the machine is shared; wall times grow with load)`,
+  `- node's own start (\`node -e 0\`, median of ${runs}) before: ${fmt(nodeStartBefore)} s; after: ${fmt(nodeStartAfter)} s (the floor under every wall time, and a gauge of the machine's speed at the time)`,
   `- each figure: median of ${runs} runs (Net::CIDR::Lite on 1M prefixes: 1 run)`,
 ];
 
