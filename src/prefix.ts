@@ -10,9 +10,9 @@
 // decomposition. The decomposition of a range into the largest aligned blocks
 // is the unique minimal CIDR cover of that range, and maximal ranges share no
 // block, so the result is the unique minimal cover of the whole set. The range
-// algorithms are written once; only the address arithmetic differs per family
-// (IPv4 in plain numbers, which are fast and exact below 2^53, IPv6 in word
-// strings, see below: bigints cost an allocation per operation).
+// algorithms are written once for both families, over addresses kept as rows of
+// 32-bit limbs in typed arrays (see below: bigints or strings would cost an
+// allocation per operation).
 
 import type { Hash } from "node:crypto";
 import { endianness } from "node:os";
