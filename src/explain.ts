@@ -8,7 +8,8 @@ import { generate } from "./generate.js";
 import { addressOf, localIp, protocolName, protocolNumber, readLiveState, readStateFiles } from "./host-state.js";
 import { NAMED_SETS, namedSet } from "./named-sets.js";
 import { plannedRouting, type PlannedRouting } from "./plan-routing.js";
-import { formatAddress, formatPrefix, parsePrefix, type Family } from "./prefix.js";
+import type { PlanLists } from "./plan.js";
+import { formatAddress, formatPrefix, parsePrefix, type AddressSet, type Family } from "./prefix.js";
 import { decide, tableName, TABLE_IDS, type Decision, type Flow, type Route, type Rule, type RoutingState, type Step } from "./route-model.js";
 import { columns, painter, type Painter } from "./terminal.js";
 import type { Spec } from "./spec.js";
@@ -254,7 +255,27 @@ function memberOf(text: string): string | undefined {
   return formatAddress(family, length >= (family === 4 ? 31 : 127) ? network : network + 1n);
 }
 
-export function representativeDestinations(spec: Spec, planned: PlannedRouting): Destination[] {
+/**
+ * The first and the last prefix of a list's cover, per family: a list can hold a million
+ * prefixes, and its ends show how the table treats it (it treats them all alike).
+ */
+function listSamples(key: string, set: AddressSet): Destination[] {
+  const byFamily = new Map<string, { first: string; last: string; count: number }>();
+  set.forEachCidr((cidr) => {
+    const family = cidr.includes(":") ? "IPv6" : "IPv4";
+    const seen = byFamily.get(family);
+    if (seen) Object.assign(seen, { last: cidr, count: seen.count + 1 });
+    else byFamily.set(family, { first: cidr, last: cidr, count: 1 });
+  });
+  return [...byFamily].flatMap(([family, { first, last, count }]) =>
+    [...new Set([first, last])].map((prefix) => ({
+      label: `${key} ${prefix} (${prefix === first ? "first" : "last"} of ${count} ${family} prefixes)`,
+      address: memberOf(prefix)!,
+    })),
+  );
+}
+
+export function representativeDestinations(spec: Spec, planned: PlannedRouting, lists: PlanLists = {}): Destination[] {
   const destinations: Destination[] = [
     { label: "public IPv4", address: "203.0.113.9" },
     { label: "public IPv6", address: "2001:db8::1" },
@@ -268,6 +289,8 @@ export function representativeDestinations(spec: Spec, planned: PlannedRouting):
       }
     }
   }
+  if (lists.exclude) destinations.push(...listSamples("split.exclude_files", lists.exclude));
+  if (lists.include) destinations.push(...listSamples("split.include_files", lists.include));
   for (const peer of spec.tunnel.peers ?? []) {
     const host = peer.endpoint?.replace(/:[0-9]+$/, "").replace(/^\[|\]$/g, "");
     if (host && addressOf(host)) destinations.push({ label: "tunnel endpoint", address: host });
@@ -372,7 +395,7 @@ function paintVerdict(paint: Painter, result: Explained): string {
 
 /** Explains FLOW_WORDS (or a table of representative destinations) for SPEC; returns the exit code. */
 export async function runExplain(specPath: string, flowWords: readonly string[], options: ExplainOptions): Promise<number> {
-  const { spec, plan } = await generate(specPath, { outputDir: ".", prefix: "50" });
+  const { spec, plan, lists } = await generate(specPath, { outputDir: ".", prefix: "50" });
   const planned = plannedRouting(plan);
   const { source, state: host, note } = await hostState(options);
   if (note) process.stderr.write(`${note}\n`);
@@ -407,7 +430,7 @@ export async function runExplain(specPath: string, flowWords: readonly string[],
 
   const templates = flowTemplates(planned);
   const fwmark = tunnelFwmark(plan);
-  const rows = representativeDestinations(spec, planned).map((destination) => {
+  const rows = representativeDestinations(spec, planned, lists).map((destination) => {
     const address = addressOf(destination.address)!;
     const mark = destination.label === "tunnel endpoint" && fwmark !== undefined ? fwmark : 0;
     const label = mark ? `${destination.label} (its packets: mark ${mark})` : destination.label;

@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { Plan } from "./model.js";
 import { loadSpec } from "./load.js";
 import { headerLines } from "./ownership.js";
-import { buildPlan, PlanError, type PlanOptions } from "./plan.js";
+import { buildPlan, PlanError, type PlanLists, type PlanOptions } from "./plan.js";
 import { readListFiles } from "./prefix-list.js";
 import { renderNetworkd } from "./render-networkd.js";
 import { renderNix } from "./render-nix.js";
@@ -36,6 +36,8 @@ export interface Generated {
   readonly spec: Spec;
   readonly plan: Plan;
   readonly files: readonly OutputFile[];
+  /** The contents of split.include_files and split.exclude_files, each merged into one set. */
+  readonly lists: PlanLists;
 }
 
 /**
@@ -67,10 +69,8 @@ export async function generate(specPath: string, options: GenerateOptions): Prom
   const exclude = exclude_files && readListFiles(exclude_files, dirname(specPath), "split.exclude_files");
   const listProblems = [...(include?.problems ?? []), ...(exclude?.problems ?? [])];
   if (listProblems.length > 0) throw new InvalidSpecError(specPath, listProblems);
-  const plan = planOrReport(specPath, validated.spec, {
-    prefix: options.prefix,
-    lists: { ...(include && { include: include.set }), ...(exclude && { exclude: exclude.set }) },
-  });
+  const lists: PlanLists = { ...(include && { include: include.set }), ...(exclude && { exclude: exclude.set }) };
+  const plan = planOrReport(specPath, validated.spec, { prefix: options.prefix, lists });
   const format = options.format ?? "networkd";
   const files: OutputFile[] = [];
   if (format !== "nix") {
@@ -86,5 +86,5 @@ export async function generate(specPath: string, options: GenerateOptions): Prom
   if (format !== "networkd") {
     files.push({ dir: options.outputDir, fileName: `${plan.identity}.nix`, content: renderNix(plan, headerLines(plan, loaded.name)) });
   }
-  return { spec: validated.spec, plan, files };
+  return { spec: validated.spec, plan, files, lists };
 }

@@ -23,11 +23,16 @@ import { AddressSet, formatPrefix, parsePrefix, type Family, type Prefix } from 
 import { namedSet } from "./named-sets.js";
 import { addressFamily, ALL_PROTOCOLS, anchorName, capturesTunnelPackets, tunnelFwmark, type Spec } from "./spec.js";
 
+/** The contents of split.include_files and split.exclude_files, read by the caller (planning does no I/O). */
+export interface PlanLists {
+  readonly include?: AddressSet;
+  readonly exclude?: AddressSet;
+}
+
 export interface PlanOptions {
   /** Two-digit file name prefix that orders our files among others in the directory. */
   readonly prefix: string;
-  /** The contents of split.include_files and split.exclude_files, read by the caller (planning does no I/O). */
-  readonly lists?: { readonly include?: AddressSet; readonly exclude?: AddressSet };
+  readonly lists?: PlanLists;
 }
 
 export class PlanError extends Error {
@@ -71,7 +76,7 @@ interface TableRoutes {
  * sha256 of the spec in canonical form (keys sorted, editor-only `$schema` dropped) and of
  * the addresses its prefix list files hold, so the header changes when a list does.
  */
-export function specHash(spec: Spec, lists: NonNullable<PlanOptions["lists"]> = {}): string {
+export function specHash(spec: Spec, lists: PlanLists = {}): string {
   const canonical = (value: unknown): unknown => {
     if (Array.isArray(value)) return value.map(canonical);
     if (value !== null && typeof value === "object") {
@@ -118,7 +123,7 @@ function endpointExclusions(spec: Spec): string[] {
   return !spec.tunnel.manage && capturesTunnelPackets(spec.split.protocols) ? (spec.tunnel.endpoints ?? []) : [];
 }
 
-function familyRoutes(spec: Spec, ipv6: Ipv6Policy, lists: NonNullable<PlanOptions["lists"]>): FamilyRoute[] {
+function familyRoutes(spec: Spec, ipv6: Ipv6Policy, lists: PlanLists): FamilyRoute[] {
   const { split } = spec;
   if ((split.include_files && !lists.include) || (split.exclude_files && !lists.exclude)) {
     throw new Error("buildPlan: the spec names prefix list files, but their contents were not passed in options.lists");

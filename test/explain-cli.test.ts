@@ -109,6 +109,22 @@ test("no flows: a row per representative destination and protocol", () => {
   assert.is(publicTcp.verdict, "tunnel");
 });
 
+test("a prefix list is represented by the first and last prefix of its cover, per family, and they go direct", () => {
+  const { code, stdout, stderr } = run(["explain", join(root, "examples/country/country.toml"), "--offline", "--json"]);
+  assert.is(code, 0, stderr);
+  const rows = (JSON.parse(stdout) as Row[]).filter((r) => r.label?.startsWith("split.exclude_files ") && r.proto === "tcp");
+  assert.equal(
+    rows.map((r) => r.label),
+    [
+      "split.exclude_files 41.64.0.0/12 (first of 13 IPv4 prefixes)",
+      "split.exclude_files 197.232.0.0/14 (last of 13 IPv4 prefixes)",
+      "split.exclude_files 2a0b:5c40::/28 (first of 4 IPv6 prefixes)",
+      "split.exclude_files 2c0f:fe08::/29 (last of 4 IPv6 prefixes)",
+    ],
+  );
+  for (const row of rows) assert.is(row.verdict, "direct", `${row.label}: ${row.verdict}`);
+});
+
 test("human output: one line per flow with its verdict, the matching rules under it; no colors off a terminal", () => {
   const { code, stdout } = run(["explain", seed, "--rules", "rules.json", "--routes", "routes.json", "tcp:203.0.113.9:443", "udp:[2001:db8::1]:53"], { FORCE_COLOR: "1" });
   assert.is(code, 0);
