@@ -345,19 +345,19 @@ export class Lab {
    * A process that holds H's private mount namespace: networkd's directories, a
    * private D-Bus and WireGuard control socket directory, and a read-only /sys (so
    * networkd does not wait for udev). networkd, dbus-daemon, wireguard-go, wg and
-   * networkctl are then started inside it with nsenter.
+   * networkctl are then started inside it with nsenter. /run and /etc/systemd are
+   * fresh tmpfs there, so the mount points are made in them, never on the machine.
    */
   private async startHostHolder(): Promise<void> {
     const script = [
       "set -e",
-      "mount -t tmpfs tmpfs /run/systemd",
+      "mount -t tmpfs tmpfs /run",
+      "mount -t tmpfs tmpfs /etc/systemd",
       "mkdir -p /run/systemd/network /etc/systemd/network /etc/systemd/networkd.conf.d /run/dbus /run/wireguard",
       `mount --bind ${this.genDir} /run/systemd/network`,
       // The generated networkd.conf drop-ins, where the README tells users to install them.
       `mount --bind ${this.genDir}/networkd.conf.d /etc/systemd/networkd.conf.d`,
       `mount --bind ${this.etcDir} /etc/systemd/network`,
-      "mount -t tmpfs tmpfs /run/dbus",
-      "mount -t tmpfs tmpfs /run/wireguard",
       "umount /sys",
       "mount -t sysfs -o ro none /sys",
       "echo ready",
@@ -385,7 +385,7 @@ export class Lab {
   // ---------------------------------------------------------------- the VPN peer
 
   private async startPeer(): Promise<void> {
-    const script = ["set -e", "mkdir -p /run/wireguard", "mount -t tmpfs tmpfs /run/wireguard", "echo ready", "exec sleep infinity"].join(
+    const script = ["set -e", "mount -t tmpfs tmpfs /run", "mkdir -p /run/wireguard", "echo ready", "exec sleep infinity"].join(
       "\n",
     );
     this.peerHolder = await this.startProc("holder-P", [
@@ -809,6 +809,8 @@ export async function networkdParseWarnings(dir: string, tag: string): Promise<{
   const script = [
     "set -e",
     "mount -t tmpfs tmpfs /run/systemd",
+    // A fresh /etc/systemd, so the mount points are made there and never on the machine.
+    "mount -t tmpfs tmpfs /etc/systemd",
     "mkdir -p /etc/systemd/network /etc/systemd/networkd.conf.d",
     `mount --bind ${dir} /etc/systemd/network`,
     `if [ -d ${dir}/networkd.conf.d ]; then mount --bind ${dir}/networkd.conf.d /etc/systemd/networkd.conf.d; fi`,
