@@ -4,7 +4,6 @@ import * as assert from "uvu/assert";
 import { validateSpec } from "../src/spec.js";
 
 const KEY = "4kQT3smJgD94joC+o+whDz6zEdg42kZIryzw0Rw2w24=";
-const OTHER_KEY = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
 
 function base(): any {
   return {
