@@ -1,7 +1,6 @@
 // Render: the plan spelt as systemd unit files (.netdev, .network, networkd.conf drop-ins).
 
-import type { Entry, Plan, Section, SectionSeries, Unit, Value } from "./model.js";
-import { isSeries } from "./model.js";
+import { isSeries, type Entry, type Plan, type Section, type SectionSeries, type Unit, type Value } from "./model.js";
 import { headerLines } from "./ownership.js";
 import { renderTemplate } from "./templates.js";
 
