@@ -8,6 +8,7 @@ import { buildPlan, PlanError, type PlanLists, type PlanOptions } from "./plan.j
 import { readListFiles } from "./prefix-list.js";
 import { renderNetworkd } from "./render-networkd.js";
 import { renderNix } from "./render-nix.js";
+import { loadTemplates } from "./templates.js";
 import { validateSpec, type Spec, type SpecProblem } from "./spec.js";
 import type { OutputFile } from "./write.js";
 
@@ -71,6 +72,8 @@ export async function generate(specPath: string, options: GenerateOptions): Prom
   if (listProblems.length > 0) throw new InvalidSpecError(specPath, listProblems);
   const lists: PlanLists = { ...(include && { include: include.set }), ...(exclude && { exclude: exclude.set }) };
   const plan = planOrReport(specPath, validated.spec, { prefix: options.prefix, lists });
+  // Only now: loading the template engine slows string scanning (see templates.ts).
+  await loadTemplates();
   const format = options.format ?? "networkd";
   const files: OutputFile[] = [];
   if (format !== "nix") {

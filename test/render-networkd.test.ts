@@ -3,6 +3,9 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { entry, section, sectionSeries, sectionsOf, type Unit } from "../src/model.js";
 import { renderUnit } from "../src/render-networkd.js";
+import { loadTemplates } from "../src/templates.js";
+
+await loadTemplates();
 
 const header = ["header line"];
 

@@ -18,6 +18,9 @@ import { parseUnitFile } from "../../src/unitfile.js";
 import { Nix, nixTest } from "./nix.js";
 import { comparable, LOOSE_BY_DEFAULT, nixosNetworkdFiles, uncheckedKeys } from "./nixos-render.js";
 import { generatable, validSpec } from "./spec-arbitrary.js";
+import { loadTemplates } from "../../src/templates.js";
+
+await loadTemplates();
 
 const test = suite("nix-equivalence");
 const nix = new Nix();

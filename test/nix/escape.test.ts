@@ -8,6 +8,9 @@ import { entry, section, type Plan } from "../../src/model.js";
 import { NixMappingError, nixAttrName, nixString, renderNix } from "../../src/render-nix.js";
 import { Nix, nixTest } from "./nix.js";
 import { LOOSE_BY_DEFAULT } from "./nixos-render.js";
+import { loadTemplates } from "../../src/templates.js";
+
+await loadTemplates();
 
 const test = suite("nix-escape");
 const nix = new Nix();
