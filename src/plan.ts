@@ -151,14 +151,14 @@ function familyRoutes(spec: Spec, ipv6: Ipv6Policy, lists: PlanLists): FamilyRou
   });
 }
 
+/** The set's minimal cover as texts made when a renderer walks them: a long list's routes are never all strings at once. */
+const cidrsOf = (set: AddressSet): TextSequence => ({ forEach: (visit) => set.forEachCidr(visit) });
+
 /**
  * The routes of the split table for one family, in the cheaper of two equivalent forms:
  * a default target plus a throw per hole (the blog's form), or one target route per
  * captured prefix (a missing route falls through to the next rule just as a throw does).
  */
-/** The set's minimal cover as texts made when a renderer walks them: a long list's routes are never all strings at once. */
-const cidrsOf = (set: AddressSet): TextSequence => ({ forEach: (visit) => set.forEachCidr(visit) });
-
 function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
   const { family, target, captured, holes } = route;
   const { table, killswitch } = spec.split;
