@@ -102,10 +102,7 @@ function scanWholeIPv4(text: string, start: number, end: number): number {
 }
 
 /** HEX_VALUE[c] = the value of hex digit c (ASCII), or -1. */
-const HEX_VALUE = Int8Array.from({ length: 128 }, (_, c) => {
-  const digit = "0123456789abcdef".indexOf(String.fromCharCode(c).toLowerCase());
-  return c === 0 ? -1 : digit;
-});
+const HEX_VALUE = Int8Array.from({ length: 128 }, (_, c) => "0123456789abcdef".indexOf(String.fromCharCode(c).toLowerCase()));
 
 function hexDigit(c: number): number {
   return c < 128 ? HEX_VALUE[c]! : -1;
