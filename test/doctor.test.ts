@@ -10,18 +10,12 @@ import { join } from "node:path";
 import { doctorChecks, type Check, type LiveHost } from "../src/doctor.js";
 import { generate } from "../src/generate.js";
 import { plannedRouting } from "../src/plan-routing.js";
-import { parsePrefix } from "../src/prefix.js";
+import { prefixOf } from "./prefix-of.js";
 import type { Route, Rule, RoutingState } from "../src/route-model.js";
 import { applyChanges, diffAgainstDisk } from "../src/write.js";
 
 const root = new URL("..", import.meta.url).pathname;
 const NOW = 1_800_000_000_000;
-
-function prefix(text: string) {
-  const parsed = parsePrefix(text);
-  if (!parsed.ok) throw new Error(text);
-  return parsed.value;
-}
 
 interface World {
   work: string;
@@ -40,8 +34,8 @@ async function world(override: (state: { rules: Rule[]; routes: Route[]; live: P
   const kernel = (family: 4 | 6, priority: number, table: number): Rule => ({ family, priority, action: { kind: "lookup", table }, origin: "host" });
   const rules: Rule[] = [kernel(4, 0, 255), kernel(4, 32766, 254), kernel(4, 32767, 253), kernel(6, 0, 255), kernel(6, 32766, 254), ...planned.rules.map((r) => ({ ...r, origin: "host" as const }))];
   const routes: Route[] = [
-    { family: 4, table: 254, dst: prefix("0.0.0.0/0"), type: "unicast", dev: "eth0", gateway: "192.168.1.1", metric: 0, origin: "host" },
-    { family: 4, table: 254, dst: prefix("192.168.1.0/24"), type: "unicast", dev: "eth0", metric: 0, origin: "host" },
+    { family: 4, table: 254, dst: prefixOf("0.0.0.0/0"), type: "unicast", dev: "eth0", gateway: "192.168.1.1", metric: 0, origin: "host" },
+    { family: 4, table: 254, dst: prefixOf("192.168.1.0/24"), type: "unicast", dev: "eth0", metric: 0, origin: "host" },
     ...planned.routes,
     ...planned.addressRoutes,
   ];
@@ -81,7 +75,7 @@ test("an earlier foreign rule that takes the captured traffic: shadowing, with t
   const all = await checks(
     await world(({ rules, routes }) => {
       rules.push({ family: 4, priority: 100, ipproto: 6, action: { kind: "lookup", table: 100 }, origin: "host" });
-      routes.push({ family: 4, table: 100, dst: prefix("0.0.0.0/0"), type: "unicast", dev: "eth1", metric: 0, origin: "host" });
+      routes.push({ family: 4, table: 100, dst: prefixOf("0.0.0.0/0"), type: "unicast", dev: "eth1", metric: 0, origin: "host" });
     }),
   );
   assert.is(all.shadowing!.status, "fail");
@@ -127,7 +121,7 @@ test("rules and tables: missing and unplanned entries, fixed by reconfiguring th
     await world(({ rules, routes }) => {
       rules.splice(rules.findIndex((r) => r.family === 6 && r.priority === 10086), 1);
       routes.splice(routes.findIndex((r) => r.table === 10086 && r.type === "unicast"), 1);
-      routes.push({ family: 4, table: 10086, dst: prefix("198.18.0.0/15"), type: "throw", metric: 0, origin: "host" });
+      routes.push({ family: 4, table: 10086, dst: prefixOf("198.18.0.0/15"), type: "throw", metric: 0, origin: "host" });
     }),
   );
   assert.equal(all.rules!.details, ["missing: ipv6 10086: from all ipproto tcp lookup 10086"]);

@@ -7,21 +7,16 @@ import { FlowSyntaxError, assumedHost, parseFlows, simulationState, verdictOf, t
 import { routeFromIp, ruleFromIp, rulesFromText, routesFromText } from "../src/host-state.js";
 import { plannedRouting } from "../src/plan-routing.js";
 import { buildPlan } from "../src/plan.js";
-import { parseAddress, parsePrefix, type Family } from "../src/prefix.js";
+import { parseAddress, type Family } from "../src/prefix.js";
+import { prefixOf } from "./prefix-of.js";
 import { decide, type Decision, type Route, type RouteType, type Rule, type RuleAction, type RoutingState } from "../src/route-model.js";
 import { validateSpec } from "../src/spec.js";
 
 const MAIN = 254;
 const LOCAL = 255;
 
-function prefix(text: string) {
-  const parsed = parsePrefix(text, { bareAddress: true });
-  if (!parsed.ok) throw new Error(`test data ${text}: ${parsed.message}`);
-  return parsed.value;
-}
-
 function route(table: number, dst: string, type: RouteType = "unicast", extra: Partial<Route> = {}): Route {
-  const p = prefix(dst === "default" ? "0.0.0.0/0" : dst);
+  const p = prefixOf(dst === "default" ? "0.0.0.0/0" : dst);
   return { family: p.family, table, dst: p, type, metric: 0, origin: "host", ...extra };
 }
 
@@ -146,10 +141,10 @@ test("selectors: ipproto, dport range, uidrange, fwmark with mask, iif, from, to
     [{ iif: "lo" }, {}, true],
     [{ iif: "lo" }, { iif: "eth0", forwarded: true }, false],
     [{ oif: "eth0" }, {}, false],
-    [{ from: prefix("10.0.0.0/8") }, {}, false],
-    [{ from: prefix("10.0.0.0/8") }, { src: prefix("10.1.2.3").network }, true],
-    [{ to: prefix("203.0.113.0/24") }, {}, true],
-    [{ to: prefix("203.0.113.0/25") }, { dst: prefix("203.0.113.200").network }, false],
+    [{ from: prefixOf("10.0.0.0/8") }, {}, false],
+    [{ from: prefixOf("10.0.0.0/8") }, { src: prefixOf("10.1.2.3").network }, true],
+    [{ to: prefixOf("203.0.113.0/24") }, {}, true],
+    [{ to: prefixOf("203.0.113.0/25") }, { dst: prefixOf("203.0.113.200").network }, false],
   ];
   for (const [selectors, flowFields, matches] of cases) {
     const state: RoutingState = { rules: [rule(1, to7, selectors), rule(2, lookup(8))], routes: [route(7, "default", "unicast", { dev: "seven" }), route(8, "default", "unicast", { dev: "eight" })] };
@@ -211,7 +206,7 @@ test("ip -j rule entries: selectors, actions, not, detached interfaces, numeric 
   const json = (value: unknown) => JSON.stringify(value, (_, v) => (typeof v === "bigint" ? v.toString() : v));
   assert.is(rules.length, 10);
   assert.equal(rules[1], { family: 4, priority: 100, action: { kind: "lookup", table: 7 }, origin: "host", fwmark: { value: 16, mask: 255 }, uid: { start: 1000, end: 2000 }, ipproto: 6, dport: { start: 443, end: 443 } });
-  assert.is(json(rules[2]), json({ family: 4, priority: 101, action: { kind: "lookup", table: 254, suppressPrefixLength: 0 }, origin: "host", invert: true, from: prefix("10.0.0.0/8"), to: prefix("1.2.3.0/24"), iif: "lo", oif: "d0 (detached)", sport: { start: 1000, end: 2000 } }));
+  assert.is(json(rules[2]), json({ family: 4, priority: 101, action: { kind: "lookup", table: 254, suppressPrefixLength: 0 }, origin: "host", invert: true, from: prefixOf("10.0.0.0/8"), to: prefixOf("1.2.3.0/24"), iif: "lo", oif: "d0 (detached)", sport: { start: 1000, end: 2000 } }));
   assert.equal(rules.slice(3, 7).map((r) => r.action), [{ kind: "goto", priority: 200 }, { kind: "blackhole" }, { kind: "nop" }, { kind: "lookup", table: 8 }]);
   assert.is(rules[6]!.ipproto, 200);
   assert.equal(rules[7]!.action, { kind: "unreachable" }, "ip -N prints actions as numbers");
@@ -311,7 +306,7 @@ test("flows: address, proto:address:port, bracketed IPv6, refinements; a bare ad
       [4, 6, 0, 0, 16, 1234, "lo", false],
     ],
   );
-  assert.is(flows[5]!.src, prefix("10.0.0.1").network);
+  assert.is(flows[5]!.src, prefixOf("10.0.0.1").network);
 });
 
 test("bad flows: one error naming the word and how to write flows", () => {

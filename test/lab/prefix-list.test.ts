@@ -11,7 +11,8 @@ import { join } from "node:path";
 import * as assert from "uvu/assert";
 import { ipv4List, ipv6List, random } from "../../bench/synthetic.mjs";
 import { namedSet } from "../../src/named-sets.js";
-import { containsAddress, formatAddress, parsePrefix, type Family, type Prefix } from "../../src/prefix.js";
+import { containsAddress, formatAddress, type Family } from "../../src/prefix.js";
+import { prefixOf } from "../prefix-of.js";
 import { SplitCase } from "./case.js";
 import { labSuite } from "./harness.js";
 import { ADDR } from "./lab.js";
@@ -19,15 +20,9 @@ import { ADDR } from "./lab.js";
 const LIST: string[] = [...ipv4List(1500, 2026), ...ipv6List(500, 2026)];
 const PROBES_PER_FAMILY = 200;
 
-function prefix(text: string): Prefix {
-  const parsed = parsePrefix(text, { bareAddress: true });
-  if (!parsed.ok) throw new Error(`${text}: ${parsed.message}`);
-  return parsed.value;
-}
-
-const listed = LIST.map(prefix);
+const listed = LIST.map(prefixOf);
 /** What stays direct: the list as written, @local, and the LAN main knows (direct_connected). */
-const direct = [...listed, ...namedSet("@local")!.map((p) => prefix(p)), prefix(ADDR.lanPrefix4), prefix(ADDR.lanPrefix6)];
+const direct = [...listed, ...namedSet("@local")!.map(prefixOf), prefixOf(ADDR.lanPrefix4), prefixOf(ADDR.lanPrefix6)];
 const expected = (family: Family, address: bigint) => (direct.some((p) => containsAddress(p, family, address)) ? "direct" : "tunnel");
 
 /** Seeded probes: edges of list prefixes (first, last, one before, one after), inside them, and anywhere in public space. */
