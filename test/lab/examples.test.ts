@@ -10,13 +10,17 @@
 // The cases of all examples are set up in parallel (distinct namespace prefixes);
 // the tests then check them one suite per example. GEN_NETWORKD_LAB_VERBOSE=1
 // prints every observation.
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import * as assert from "uvu/assert";
 import { labSuite, labUnavailable } from "./harness.js";
 import { BlogReference, compareWithBlog, formatRow, formatTraffic, ROOT, SplitCase } from "./case.js";
 import { readSpec } from "./expect.js";
 import { ADDR } from "./lab.js";
+
+// The mount points the lab needs in its private mount namespaces, as the machine has them before any lab runs.
+const MOUNT_POINTS = ["/etc/systemd/networkd.conf.d", "/run/dbus", "/run/wireguard"];
+const mountPointsBefore = MOUNT_POINTS.map(existsSync);
 
 const verbose = !!process.env.GEN_NETWORKD_LAB_VERBOSE;
 const say = (lines: string[]) => verbose && console.log("\n" + lines.join("\n"));
@@ -192,3 +196,11 @@ for (const name of examples) {
   });
   t.run();
 }
+
+// Runs after every example's lab is torn down: the lab mounts over these only inside its own
+// mount namespaces, on fresh tmpfs, and must not leave them behind on the machine.
+const hygiene = labSuite("lab: the machine's directories as the lab found them");
+hygiene.test("no mount point of the lab was left on the machine", () => {
+  assert.equal(MOUNT_POINTS.filter((path, i) => existsSync(path) !== mountPointsBefore[i]), []);
+});
+hygiene.run();
