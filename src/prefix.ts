@@ -888,18 +888,3 @@ export class AddressSetBuilder {
     return set;
   }
 }
-
-/** The unique minimal CIDR cover of the union: IPv4 first, then IPv6, each in address order. */
-export function aggregate(prefixes: Iterable<Prefix>): Prefix[] {
-  return AddressSet.of(prefixes).prefixes();
-}
-
-/** The minimal CIDR cover of the addresses in `from` but not in `remove`. */
-export function subtract(from: readonly Prefix[], remove: readonly Prefix[]): Prefix[] {
-  return AddressSet.of(from).minus(AddressSet.of(remove)).prefixes();
-}
-
-/** The minimal CIDR cover of the family's whole address space minus the set (other families are ignored). */
-export function complement(prefixes: readonly Prefix[], family: Family): Prefix[] {
-  return AddressSet.of(prefixes).complement(family).prefixes();
-}

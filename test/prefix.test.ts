@@ -3,20 +3,25 @@ import * as assert from "uvu/assert";
 import fc from "fast-check";
 import {
   AddressSet,
-  aggregate,
-  complement,
   containsAddress,
   formatAddress,
   formatPrefix,
   parseAddress,
   parsePrefix,
-  subtract,
   type Family,
   type Prefix,
 } from "../src/prefix.js";
 import { prefixOf } from "./prefix-of.js";
 
 const texts = (ps: readonly Prefix[]) => ps.map(formatPrefix);
+
+// The set operations on lists of prefixes, as the assertions below read best.
+/** The unique minimal CIDR cover of the union: IPv4 first, then IPv6, each in address order. */
+const aggregate = (prefixes: Iterable<Prefix>) => AddressSet.of(prefixes).prefixes();
+/** The minimal CIDR cover of the addresses in `from` but not in `remove`. */
+const subtract = (from: readonly Prefix[], remove: readonly Prefix[]) => AddressSet.of(from).minus(AddressSet.of(remove)).prefixes();
+/** The minimal CIDR cover of the family's whole space minus the set (other families ignored). */
+const complement = (prefixes: readonly Prefix[], family: Family) => AddressSet.of(prefixes).complement(family).prefixes();
 
 // ---------------------------------------------------------------------------
 // Parsing: every input another tool might read differently is an error.
