@@ -437,17 +437,14 @@ export function containsAddress(p: Prefix, family: Family, value: bigint): boole
 
 const LIMB = 2 ** 32;
 
-/** How one family's addresses are laid out in limbs. */
-interface Space {
-  readonly limbs: number;
-  readonly bits: number;
-}
-
-const V4: Space = { limbs: 1, bits: 32 };
-const V6: Space = { limbs: 4, bits: 128 };
+/** Limbs per address: IPv4, IPv6. */
+const V4_LIMBS = 1;
+const V6_LIMBS = 4;
 
 /** Sorted, disjoint, non-adjacent half-open ranges of one family: range r is [row r of starts, row r of ends). */
 interface Ranges {
+  /** Limbs per address: V4_LIMBS or V6_LIMBS. */
+  readonly limbs: number;
   readonly count: number;
   readonly starts: Float64Array;
   readonly ends: Float64Array;
@@ -587,13 +584,13 @@ class RangeWriter {
 
   ranges(): Ranges {
     const used = this.count * this.limbs;
-    return { count: this.count, starts: this.starts.subarray(0, used), ends: this.ends.subarray(0, used) };
+    return { limbs: this.limbs, count: this.count, starts: this.starts.subarray(0, used), ends: this.ends.subarray(0, used) };
   }
 }
 
 /** Maximal ranges covering the blocks given as rows of networks in order and their lengths. */
-function toRanges(space: Space, networks: Float64Array, lengths: Uint8Array): Ranges {
-  const { limbs, bits } = space;
+function toRanges(limbs: number, networks: Float64Array, lengths: Uint8Array): Ranges {
+  const bits = 32 * limbs;
   const writer = new RangeWriter(limbs, lengths.length);
   const end = new Float64Array(limbs);
   for (let i = 0; i < lengths.length; i++) {
@@ -605,9 +602,9 @@ function toRanges(space: Space, networks: Float64Array, lengths: Uint8Array): Ra
 }
 
 /** a \ b, both maximal ranges (nothing to remove returns a as it is). */
-function difference(space: Space, a: Ranges, b: Ranges): Ranges {
+function difference(a: Ranges, b: Ranges): Ranges {
   if (b.count === 0 || a.count === 0) return a;
-  const { limbs } = space;
+  const { limbs } = a;
   const writer = new RangeWriter(limbs, a.count + b.count);
   const current = new Float64Array(limbs);
   let j = 0;
@@ -624,10 +621,10 @@ function difference(space: Space, a: Ranges, b: Ranges): Ranges {
 }
 
 /** a ∪ b, both maximal ranges. Ranges are never changed once built, so an empty side returns the other as it is. */
-function union(space: Space, a: Ranges, b: Ranges): Ranges {
+function union(a: Ranges, b: Ranges): Ranges {
   if (b.count === 0) return a;
   if (a.count === 0) return b;
-  const { limbs } = space;
+  const { limbs } = a;
   const writer = new RangeWriter(limbs, a.count + b.count);
   let i = 0;
   let j = 0;
@@ -639,8 +636,9 @@ function union(space: Space, a: Ranges, b: Ranges): Ranges {
 }
 
 /** Visits the blocks of the unique minimal CIDR cover of maximal ranges, in address order; `network` is a scratch row. */
-function forEachBlock(space: Space, ranges: Ranges, visit: (network: Float64Array, length: number) => void): void {
-  const { limbs, bits } = space;
+function forEachBlock(ranges: Ranges, visit: (network: Float64Array, length: number) => void): void {
+  const { limbs } = ranges;
+  const bits = 32 * limbs;
   const network = new Float64Array(limbs);
   for (let i = 0; i < ranges.count; i++) {
     copyRow(ranges.starts, i, network, 0, limbs);
@@ -665,8 +663,8 @@ function limbsToBigint(row: Float64Array): bigint {
 }
 
 const EMPTY: Record<Family, Ranges> = {
-  4: { count: 0, starts: new Float64Array(0), ends: new Float64Array(0) },
-  6: { count: 0, starts: new Float64Array(0), ends: new Float64Array(0) },
+  4: { limbs: V4_LIMBS, count: 0, starts: new Float64Array(0), ends: new Float64Array(0) },
+  6: { limbs: V6_LIMBS, count: 0, starts: new Float64Array(0), ends: new Float64Array(0) },
 };
 
 /** Doubles as little-endian bytes on every machine, so that a hash of them is the same everywhere. */
@@ -697,7 +695,7 @@ export class AddressSet {
 
   static whole(family: Family): AddressSet {
     const ends = family === 4 ? Float64Array.of(LIMB) : Float64Array.of(LIMB, 0, 0, 0);
-    const whole: Ranges = { count: 1, starts: new Float64Array(ends.length), ends };
+    const whole: Ranges = { limbs: ends.length, count: 1, starts: new Float64Array(ends.length), ends };
     return family === 4 ? new AddressSet(whole, EMPTY[6]) : new AddressSet(EMPTY[4], whole);
   }
 
@@ -708,11 +706,11 @@ export class AddressSet {
   }
 
   union(other: AddressSet): AddressSet {
-    return new AddressSet(union(V4, this.v4, other.v4), union(V6, this.v6, other.v6));
+    return new AddressSet(union(this.v4, other.v4), union(this.v6, other.v6));
   }
 
   minus(other: AddressSet): AddressSet {
-    return new AddressSet(difference(V4, this.v4, other.v4), difference(V6, this.v6, other.v6));
+    return new AddressSet(difference(this.v4, other.v4), difference(this.v6, other.v6));
   }
 
   isEmpty(): boolean {
@@ -734,7 +732,8 @@ export class AddressSet {
    * between equivalent forms cheaply. Exact below `atMost`; otherwise at least `atMost`.
    */
   prefixCount(family: Family, atMost = Infinity): number {
-    const [{ limbs }, ranges] = family === 4 ? [V4, this.v4] : [V6, this.v6];
+    const ranges = family === 4 ? this.v4 : this.v6;
+    const { limbs } = ranges;
     let total = 0;
     for (let i = 0; i < ranges.count && total < atMost; i++) total += countBlocks(ranges.starts, i, ranges.ends, i, limbs);
     return total;
@@ -743,8 +742,8 @@ export class AddressSet {
   /** The unique minimal CIDR cover: IPv4 first, then IPv6, each in address order. */
   prefixes(): Prefix[] {
     const prefixes: Prefix[] = [];
-    forEachBlock(V4, this.v4, (network, length) => prefixes.push({ family: 4, network: BigInt(network[0]!), length }));
-    forEachBlock(V6, this.v6, (network, length) => prefixes.push({ family: 6, network: limbsToBigint(network), length }));
+    forEachBlock(this.v4, (network, length) => prefixes.push({ family: 4, network: BigInt(network[0]!), length }));
+    forEachBlock(this.v6, (network, length) => prefixes.push({ family: 6, network: limbsToBigint(network), length }));
     return prefixes;
   }
 
@@ -761,8 +760,8 @@ export class AddressSet {
   /** cidrs() one at a time, so that a long cover need not exist as strings all at once. */
   forEachCidr(visit: (text: string, index: number) => void): void {
     let index = 0;
-    forEachBlock(V4, this.v4, (network, length) => visit(`${formatIPv4(network[0]!)}/${length}`, index++));
-    forEachBlock(V6, this.v6, (network, length) => {
+    forEachBlock(this.v4, (network, length) => visit(`${formatIPv4(network[0]!)}/${length}`, index++));
+    forEachBlock(this.v6, (network, length) => {
       limbsToGroups(network);
       visit(`${formatGroups()}/${length}`, index++);
     });
@@ -879,7 +878,7 @@ export class AddressSetBuilder {
       for (let k = 0; k < 4; k++) v6Networks[4 * i + k] = v6Groups[g + 2 * k]! * 65536 + v6Groups[g + 2 * k + 1]!;
       v6Lengths[i] = this.v6Lengths[order[i]!]!;
     }
-    const set = new AddressSet(toRanges(V4, v4Networks, v4Lengths), toRanges(V6, v6Networks, v6Lengths));
+    const set = new AddressSet(toRanges(V4_LIMBS, v4Networks, v4Lengths), toRanges(V6_LIMBS, v6Networks, v6Lengths));
     this.v4Keys = new Float64Array(1024);
     this.v4Count = 0;
     this.v6Groups = new Uint16Array(8 * 1024);
