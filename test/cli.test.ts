@@ -114,10 +114,8 @@ test("the code cache only saves time: without it, or with one that does not fit,
   assert.is(expected.code, 0);
   // A copy of the installed layout (dist/, templates/, package.json) that the test can spoil.
   const copy = join(workspace(), "copy");
-  for (const file of ["dist/cli.js", "dist/gen-networkd.cjs", "package.json"]) {
-    mkdirSync(join(copy, "dist"), { recursive: true });
-    copyFileSync(join(ROOT, file), join(copy, file));
-  }
+  mkdirSync(join(copy, "dist"), { recursive: true });
+  for (const file of ["dist/cli.js", "dist/gen-networkd.cjs", "package.json"]) copyFileSync(join(ROOT, file), join(copy, file));
   cpSync(join(ROOT, "templates"), join(copy, "templates"), { recursive: true });
   const runCopy = () => spawnSync(process.execPath, [join(copy, "dist/cli.js"), "spec.toml", "--stdout"], { cwd: workspace(), encoding: "utf8" });
   for (const cache of [undefined, "not a V8 code cache"]) {
