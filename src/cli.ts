@@ -12,7 +12,7 @@ import type { ExplainOptions } from "./explain.js";
 import { keyFileWarnings } from "./keyfile.js";
 import { SpecSyntaxError } from "./load.js";
 import { schemaText } from "./schema.js";
-import { RefusedWriteError, applyChanges, diffAgainstDisk, hasDrift, pathOf, unifiedDiff } from "./write.js";
+import { RefusedWriteError, applyChanges, diffAgainstDisk, hasDrift, pathOf, unifiedDiff, withDirectoryLock } from "./write.js";
 
 // The default command (generate) must start fast on million-line lists: the other commands,
 // and what only they use, are imported when they run.
@@ -29,6 +29,12 @@ interface GenerateFlags {
   check?: boolean;
   stdout?: boolean;
   force?: boolean;
+  wait: number;
+}
+
+function seconds(value: string): number {
+  if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError("expected whole seconds, e.g. 30");
+  return Number(value);
 }
 
 function filePrefix(value: string): string {
@@ -48,20 +54,30 @@ async function runGenerate(specPath: string, flags: GenerateFlags): Promise<numb
     process.stdout.write(files.map((f) => `==> ${pathOf(f)} <==\n${f.content}`).join("\n"));
     return EXIT.ok;
   }
-  const changes = await diffAgainstDisk(files, plan.identity);
   if (flags.check) {
+    const changes = await diffAgainstDisk(files, plan.identity);
     if (!hasDrift(changes)) return EXIT.ok;
     process.stdout.write(unifiedDiff(changes));
     process.stderr.write(`gen-networkd: ${flags.output} does not hold what ${specPath} generates; run without --check to update it\n`);
     return EXIT.invalid;
   }
-  await applyChanges(changes, { force: flags.force ?? false });
+  // Read and written under the directories' lock: a concurrent run (another spec sharing them) goes before or after.
+  const changes = await withDirectoryLock(
+    files.map((f) => f.dir),
+    async () => {
+      const changes = await diffAgainstDisk(files, plan.identity);
+      await applyChanges(changes, { force: flags.force ?? false });
+      return changes;
+    },
+    { waitMs: flags.wait * 1000, onWait: (message) => process.stderr.write(`gen-networkd: ${message}\n`) },
+  );
   const rows = [
     ...changes.create.map((f) => [pathOf(f), "created"]),
     ...changes.update.map((f) => [pathOf(f), "updated"]),
     ...changes.foreign.map((f) => [pathOf(f), "overwritten (--force)"]),
     ...changes.unchanged.map((f) => [pathOf(f), "unchanged"]),
     ...changes.stale.map((f) => [f.path, "removed (no longer in the spec)"]),
+    ...changes.leftovers.map((path) => [path, "removed (left by an interrupted run)"]),
   ];
   const width = Math.max(...rows.map(([path]) => path!.length));
   for (const [path, what] of rows) process.stdout.write(`${path!.padEnd(width)}  ${what}\n`);
@@ -99,6 +115,7 @@ Examples:
     .option("--check", "write nothing; exit 1 with a diff when DIR differs from what SPEC generates")
     .option("--stdout", "print what would be written (each file under a header line); write nothing")
     .option("--force", "overwrite files of ours' names that gen-networkd did not write")
+    .option("--wait <seconds>", "how long to wait for another run writing DIR before refusing (exit 3)", seconds, 30)
     .addHelpText(
       "after",
       `

@@ -7,8 +7,11 @@
 // A failure while staging removes the temporaries and leaves the directory as it was.
 
 import { createTwoFilesPatch } from "diff";
-import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { link, lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { ownerOf } from "./ownership.js";
 
 export interface OutputFile {
@@ -25,9 +28,159 @@ export interface Changes {
   readonly stale: readonly { readonly path: string; readonly old: string }[];
   /** Files we would write whose current version lacks our mark for this owner. */
   readonly foreign: readonly (OutputFile & { readonly old: string })[];
+  /** Temporary files of ours whose writer is gone (a run killed while staging). */
+  readonly leftovers: readonly string[];
 }
 
 export class RefusedWriteError extends Error {}
+
+/** Another run holds a directory's lock for longer than we were willing to wait. */
+export class DirectoryLockedError extends RefusedWriteError {}
+
+/**
+ * The lock of a directory: a file whose content names the process holding it. It is
+ * made complete (written to a temporary file, then hard-linked to this name, which
+ * fails when it exists), so a reader never sees it half-written.
+ */
+export const LOCK_NAME = ".gen-networkd.lock";
+
+/** Our temporary files: a staged file or a lock in the making, named after the writer's PID. */
+const TEMP_NAME = /^\.(.+)\.([0-9]+)\.tmp$/;
+
+/** This process's start time in clock ticks since boot (Linux), which tells a reused PID from ours. */
+function startTime(pid: number): string | undefined {
+  try {
+    // Field 22 of /proc/PID/stat, counted after the command name, which may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a process of that PID exists (EPERM: it does, as another user's). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+interface LockHolder {
+  readonly pid: number;
+  readonly start: string | undefined;
+}
+
+function parseHolder(text: string): LockHolder | undefined {
+  const match = /^pid=([0-9]+) start=(\S*) nonce=\S+$/m.exec(text);
+  return match ? { pid: Number(match[1]), start: match[2] || undefined } : undefined;
+}
+
+/** A holder is gone when its PID is free, or taken by a process that started at another time. */
+function holderAlive(holder: LockHolder): boolean {
+  if (!processExists(holder.pid)) return false;
+  const start = startTime(holder.pid);
+  return holder.start === undefined || start === undefined || start === holder.start;
+}
+
+/** Removes a lock whose holder is gone, unless someone replaced it meanwhile (then it is put back). */
+async function breakStaleLock(path: string, seen: string): Promise<void> {
+  const aside = join(dirname(path), `${LOCK_NAME}.stale.${process.pid}.tmp`);
+  try {
+    await rename(path, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return; // another run broke it first
+    throw error;
+  }
+  try {
+    if ((await readFile(aside, "utf8")) !== seen) await link(aside, path).catch(() => undefined);
+  } finally {
+    await rm(aside, { force: true });
+  }
+}
+
+async function lockOne(dir: string, me: string, deadline: number, onWait: (message: string) => void): Promise<() => Promise<void>> {
+  const path = join(dir, LOCK_NAME);
+  const temp = join(dir, `${LOCK_NAME}.${process.pid}.tmp`);
+  await writeFile(temp, me, { flag: "wx", mode: FILE_MODE });
+  let waited = false;
+  try {
+    for (;;) {
+      try {
+        await link(temp, path);
+        return async () => {
+          if ((await readFile(path, "utf8").catch(() => undefined)) === me) await rm(path, { force: true });
+        };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      }
+      const seen = await readFile(path, "utf8").catch(() => undefined);
+      if (seen === undefined) continue;
+      const holder = parseHolder(seen);
+      if (holder !== undefined && !holderAlive(holder)) {
+        await breakStaleLock(path, seen);
+        continue;
+      }
+      const who = holder ? `gen-networkd PID ${holder.pid}` : "something unknown";
+      if (Date.now() >= deadline) {
+        throw new DirectoryLockedError(
+          `${path}: ${dir} is locked by ${who}, which is writing it; try again when it has finished (remove ${path} only if ${holder ? `PID ${holder.pid} is not gen-networkd` : "no gen-networkd runs"})`,
+        );
+      }
+      if (!waited) onWait(`waiting for ${who}, which holds ${path}`);
+      waited = true;
+      await sleep(20 + Math.random() * 30);
+    }
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+/** rmdir from dir up to top (both included) while they are empty. */
+async function removeEmptyDirectories(dir: string, top: string): Promise<void> {
+  for (let path = dir; ; path = dirname(path)) {
+    try {
+      await rmdir(path);
+    } catch {
+      return;
+    }
+    if (path === top || dirname(path) === path) return;
+  }
+}
+
+export interface LockOptions {
+  /** How long to wait for another run to finish before refusing; 0 refuses at once. */
+  readonly waitMs: number;
+  /** Told once per directory when the lock is taken and we wait. */
+  readonly onWait?: (message: string) => void;
+}
+
+/**
+ * Runs body while holding the lock of every directory (created if missing), so that
+ * runs writing the same directory, even for different specs, never interleave. A lock
+ * whose holder is gone (killed) is taken over; one held longer than waitMs is refused
+ * with DirectoryLockedError.
+ */
+export async function withDirectoryLock<T>(dirs: readonly string[], body: () => Promise<T>, options: LockOptions): Promise<T> {
+  const me = `pid=${process.pid} start=${startTime(process.pid) ?? ""} nonce=${randomBytes(8).toString("hex")}\n`;
+  const deadline = Date.now() + options.waitMs;
+  const releases: (() => Promise<void>)[] = [];
+  try {
+    // One order for every run, so two runs locking the same two directories never wait on each other.
+    const byPath = new Map(dirs.map((dir) => [resolve(dir), dir]));
+    for (const dir of [...byPath.keys()].sort().map((path) => byPath.get(path)!)) {
+      const created = await mkdir(dir, { recursive: true, mode: 0o755 });
+      // A directory made only to hold the lock goes again when nothing was written into it.
+      if (created !== undefined) releases.push(() => removeEmptyDirectories(resolve(dir), created));
+      releases.push(await lockOne(dir, me, deadline, options.onWait ?? (() => undefined)));
+    }
+    return await body();
+  } finally {
+    for (const release of releases.reverse()) await release();
+  }
+}
 
 /** Generated files are not secret; readers (and networkd) need them readable. */
 const FILE_MODE = 0o644;
@@ -67,11 +220,31 @@ async function ownedFiles(dir: string, owner: string): Promise<string[]> {
   }
   const owned: string[] = [];
   for (const name of names.sort()) {
+    // Hidden files are never ours to prune: our temporary files and locks are among them.
+    if (name.startsWith(".")) continue;
     const path = join(dir, name);
-    if (!(await stat(path)).isFile()) continue;
+    if (!(await lstat(path)).isFile()) continue;
     if (ownerOf(await readHead(path)) === owner) owned.push(path);
   }
   return owned;
+}
+
+/** Our temporary files in a directory whose writing process is gone. */
+async function leftoverTemps(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw error;
+  }
+  return names
+    .sort()
+    .filter((name) => {
+      const match = TEMP_NAME.exec(name);
+      return match !== null && Number(match[2]) !== process.pid && !processExists(Number(match[2]));
+    })
+    .map((name) => join(dir, name));
 }
 
 /** Compares what the plan wants with what the directories hold; reads only. */
@@ -82,6 +255,7 @@ export async function diffAgainstDisk(files: readonly OutputFile[], owner: strin
     unchanged: [] as OutputFile[],
     stale: [] as { path: string; old: string }[],
     foreign: [] as (OutputFile & { old: string })[],
+    leftovers: [] as string[],
   };
   const wanted = new Set(files.map(pathOf));
   for (const file of files) {
@@ -95,6 +269,7 @@ export async function diffAgainstDisk(files: readonly OutputFile[], owner: strin
     for (const path of await ownedFiles(dir, owner)) {
       if (!wanted.has(path)) changes.stale.push({ path, old: (await readIfExists(path)) ?? "" });
     }
+    changes.leftovers.push(...(await leftoverTemps(dir)));
   }
   return changes;
 }
@@ -161,5 +336,6 @@ export async function applyChanges(changes: Changes, options: { force: boolean }
   }
   for (const { temp, path } of staged) await rename(temp, path);
   for (const { path } of changes.stale) await rm(path);
+  for (const path of changes.leftovers) await rm(path, { force: true });
   for (const dir of new Set([...writes.map((f) => f.dir), ...changes.stale.map((s) => dirname(s.path))])) await syncDirectory(dir);
 }
