@@ -14,7 +14,7 @@ const root = new URL("..", import.meta.url).pathname;
 const cli = join(root, "dist/cli.js");
 
 const netdev = (header: string, port: number) => `# ${header}\n[NetDev]\nName=wg0\nKind=wireguard\n\n[WireGuard]\nListenPort=${port}\n`;
-const none: Changes = { create: [], update: [], unchanged: [], stale: [], foreign: [] };
+const none: Changes = { create: [], update: [], unchanged: [], stale: [], foreign: [], leftovers: [] };
 
 test("a .netdev whose settings changed names its link; a header-only change does not", () => {
   const file = (old: string, content: string) => ({ dir: "/d", fileName: "50-wg0.netdev", content, old });
