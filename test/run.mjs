@@ -5,6 +5,10 @@
 // uvu prints per-file totals only, so this wrapper adds them up. A file that
 // dies without printing totals counts as one failure. Arguments filter files by
 // substring: `npm test -- lab` runs the lab files only.
+//
+// Every file under test/lab/ runs once per systemd in GEN_NETWORKD_LAB_SYSTEMDS
+// (comma list, default host,trixie,sid; each run gets GEN_NETWORKD_LAB_SYSTEMD),
+// so the summary counts each version's runs; other files run once.
 import { spawn } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -28,18 +32,21 @@ const files = findTests(join(root, "test")).filter(
 );
 // Lab files mostly wait on the kernel and networkd, so run a few more than there are cores.
 const concurrency = Number(process.env.TEST_JOBS ?? availableParallelism() + 1);
+const systemds = (process.env.GEN_NETWORKD_LAB_SYSTEMDS ?? "host,trixie,sid").split(",").map((s) => s.trim()).filter(Boolean);
+const labDir = join(root, "test", "lab") + "/";
+const runs = files.flatMap((file) => (file.startsWith(labDir) ? systemds.map((systemd) => ({ file, systemd })) : [{ file }]));
 
 function count(output, label) {
   const match = new RegExp(`^\\s*${label}:\\s+(\\d+)`, "m").exec(output);
   return match ? Number(match[1]) : undefined;
 }
 
-function runFile(file) {
+function runFile({ file, systemd }) {
   return new Promise((resolve) => {
     const started = Date.now();
     const child = spawn(process.execPath, ["--import", "tsx", file], {
       cwd: root,
-      env: { ...process.env, FORCE_COLOR: "0" },
+      env: { ...process.env, FORCE_COLOR: "0", ...(systemd ? { GEN_NETWORKD_LAB_SYSTEMD: systemd } : {}) },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
@@ -62,14 +69,14 @@ function runFile(file) {
       const seconds = ((Date.now() - started) / 1000).toFixed(1);
       const status = result.failed > 0 ? "FAIL" : "ok";
       process.stdout.write(
-        `\n=== ${status} ${relative(root, file)} (${seconds}s${signal ? `, killed by ${signal}` : ""})\n${plain.trimEnd()}\n`,
+        `\n=== ${status} ${relative(root, file)}${systemd ? ` [${systemd}]` : ""} (${seconds}s${signal ? `, killed by ${signal}` : ""})\n${plain.trimEnd()}\n`,
       );
       resolve(result);
     });
   });
 }
 
-const queue = [...files];
+const queue = [...runs];
 const results = [];
 await Promise.all(
   Array.from({ length: Math.min(concurrency, queue.length) }, async () => {

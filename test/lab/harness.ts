@@ -5,8 +5,10 @@ import { execFileSync } from "node:child_process";
 import { accessSync, constants, existsSync } from "node:fs";
 import { suite } from "uvu";
 import { NS_PREFIX } from "./proc.js";
+import { labSystemdUnavailable } from "./systemd.js";
 
-const TOOLS = ["ip", "nsenter", "unshare", "setpriv", "wireguard-go", "wg", "dbus-daemon", "networkctl", "getent", "nft", "perl"];
+// The machine's networkctl is needed even with a chroot's systemd: the lab mounts a wrapper over it in H.
+const TOOLS = ["ip", "nsenter", "unshare", "setpriv", "chroot", "wireguard-go", "wg", "networkctl", "getent", "nft", "perl"];
 
 let cached: string | null | undefined;
 
@@ -28,8 +30,9 @@ export function labUnavailable(): string | null {
     if (process.platform !== "linux") return `not Linux (${process.platform})`;
     if (process.getuid?.() !== 0) return "not root (network namespaces need root)";
     const missing = TOOLS.filter((t) => !which(t));
-    if (!existsSync("/lib/systemd/systemd-networkd")) missing.push("/lib/systemd/systemd-networkd");
     if (missing.length) return `missing: ${missing.join(", ")} (Debian: wireguard-go wireguard-tools iproute2 dbus systemd nftables)`;
+    const systemd = labSystemdUnavailable();
+    if (systemd) return systemd;
     if (!existsSync("/dev/net/tun")) return "no /dev/net/tun (wireguard-go needs TUN)";
     if (!process.env.GEN_NETWORKD_LAB_SKIP_PROBE) {
       const name = `${NS_PREFIX}${process.pid}-probe`;

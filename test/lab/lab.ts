@@ -43,9 +43,9 @@ import {
   untrackNamespace,
   CommandError,
 } from "./proc.js";
+import { labSystemd, SYSTEMD_BINARIES, systemdArgv, type LabSystemd } from "./systemd.js";
 
 const HELPERS = fileURLToPath(new URL("./helpers/", import.meta.url));
-const NETWORKD = "/lib/systemd/systemd-networkd";
 
 /** Addresses of the lab topology; tests and expectations refer to these names. */
 export const ADDR = {
@@ -124,8 +124,8 @@ export interface KernelRule {
 /** Lines networkd prints in normal operation; anything else it prints is a warning. */
 const ROUTINE = [
   /^(\S+: )?(Link UP|Link DOWN|Gained carrier|Lost carrier|Gained IPv6LL|Lost IPv6LL)$/,
-  /^\S+: (Re)?[Cc]onfiguring with \/\S+\.network\.$/,
-  /^\S+: Reconfiguring with \/\S+\.network\.$/,
+  // 257 and later name the drop-ins too: "… .network (dropins: /etc/…/99-lab.conf)."
+  /^\S+: (Re)?[Cc]onfiguring with \/\S+\.network( \(dropins: [^)]*\))?\.$/,
   /^Enumeration completed$/,
   /^\S+: netdev ready$/,
   /^\S+: Link is not managed by us$/,
@@ -148,6 +148,8 @@ export class Lab {
   readonly etcDir: string;
   readonly keyDir: string;
   readonly logDir: string;
+  /** The systemd (networkd, networkctl, dbus-daemon) H runs: GEN_NETWORKD_LAB_SYSTEMD. */
+  readonly systemd: LabSystemd = labSystemd();
   private procs: Proc[] = [];
   private hostHolder?: Proc;
   private peerHolder?: Proc;
@@ -347,6 +349,8 @@ export class Lab {
    * networkd does not wait for udev). networkd, dbus-daemon, wireguard-go, wg and
    * networkctl are then started inside it with nsenter. /run and /etc/systemd are
    * fresh tmpfs there, so the mount points are made in them, never on the machine.
+   * With a chroot's systemd, the chroot sees the same /run and /etc/systemd
+   * (chrootMounts), and `networkctl` in H is the chroot's.
    */
   private async startHostHolder(): Promise<void> {
     const script = [
@@ -354,18 +358,33 @@ export class Lab {
       "mount -t tmpfs tmpfs /run",
       "mount -t tmpfs tmpfs /etc/systemd",
       "mkdir -p /run/systemd/network /etc/systemd/network /etc/systemd/networkd.conf.d /run/dbus /run/wireguard",
+      ...SOCKET_DIRS,
       `mount --bind ${this.genDir} /run/systemd/network`,
       // The generated networkd.conf drop-ins, where the README tells users to install them.
       `mount --bind ${this.genDir}/networkd.conf.d /etc/systemd/networkd.conf.d`,
       `mount --bind ${this.etcDir} /etc/systemd/network`,
       "umount /sys",
       "mount -t sysfs -o ro none /sys",
+      ...(await this.chrootNetworkctl()),
+      ...chrootMounts(this.systemd),
       "echo ready",
       "exec sleep infinity",
     ].join("\n");
     this.hostHolder = await this.startProc("holder-H", [
       "ip", "netns", "exec", this.ns.H, "unshare", "--mount", "--propagation", "private", "sh", "-c", script,
     ], { ready: /^ready$/ });
+  }
+
+  /**
+   * With a chroot's systemd: mount lines that put a wrapper over the machine's networkctl in
+   * H, so whatever runs `networkctl` there (the lab, `gen-networkd apply`, doctor's fixes)
+   * talks the chroot's networkctl to the chroot's networkd.
+   */
+  private async chrootNetworkctl(): Promise<string[]> {
+    if (this.systemd.root === "/") return [];
+    const wrapper = join(this.work, "networkctl");
+    await writeFile(wrapper, `#!/bin/sh\nexec chroot ${this.systemd.root} ${SYSTEMD_BINARIES.networkctl} "$@"\n`, { mode: 0o755 });
+    return [`mount --bind ${wrapper} $(readlink -f $(command -v networkctl))`];
   }
 
   /** Runs ARGV inside H (its network and private mount namespace). */
@@ -486,14 +505,20 @@ export class Lab {
   /** Starts a private system D-Bus (for networkctl) and networkd inside H. */
   async startNetworkd(): Promise<void> {
     if (!this.dbus?.running) {
-      this.dbus = await this.startProc("dbus-H", this.hostArgv(["dbus-daemon", "--system", "--nofork", "--nopidfile", "--nosyslog"]));
+      this.dbus = await this.startProc(
+        "dbus-H",
+        this.hostArgv(systemdArgv(this.systemd, [SYSTEMD_BINARIES.dbusDaemon, "--system", "--nofork", "--nopidfile", "--nosyslog"])),
+      );
       await poll("H's private D-Bus socket", () => (existsSync(this.hostPath("/run/dbus/system_bus_socket")) ? true : undefined), {
         timeoutMs: 5000,
       });
     }
     await this.syncOverlay();
-    this.networkd = await this.startProc("networkd-H", this.hostArgv([NETWORKD]), { env: { SYSTEMD_LOG_LEVEL: "info" } });
-    await this.networkd.waitForLine(/^Enumeration completed$/, 10_000);
+    // Written once networkd has enumerated the links and saved their state (its "Enumeration
+    // completed" line is info in 252, debug since 257); the one of an earlier run goes first.
+    await rm(this.hostPath(NETWORKD_STATE), { force: true });
+    this.networkd = await this.startProc("networkd-H", this.hostArgv(systemdArgv(this.systemd, [SYSTEMD_BINARIES.networkd])), { env: { SYSTEMD_LOG_LEVEL: "info" } });
+    await waitStarted(this.networkd, this.hostPath(NETWORKD_STATE));
   }
 
   async stopNetworkd(): Promise<void> {
@@ -677,6 +702,58 @@ export class Lab {
 }
 
 // ------------------------------------------------------------------ helpers
+
+/** networkd's manager state file: it writes it once it has started (enumerated the links). */
+const NETWORKD_STATE = "/run/systemd/netif/state";
+
+/** Waits until networkd (PROC) has written STATEFILE, or fails with its output. */
+async function waitStarted(proc: Proc, stateFile: string): Promise<void> {
+  await poll("networkd to start (its state file)", () => (existsSync(stateFile) ? true : proc.running ? undefined : Promise.reject(new Error(`networkd exited:\n${proc.tail()}`))), {
+    timeoutMs: 10_000,
+    describe: () => `networkd:\n${proc.tail()}`,
+  });
+}
+
+/**
+ * Shell lines (run in a private mount namespace, after its /run, /etc/systemd and read-only
+ * /sys are set up) that give a chroot's systemd the same view: the chroot's /run,
+ * /etc/systemd, /sys, /proc and /dev are the namespace's own, the lab's files (under
+ * the temporary directory, key files included) are at the same paths, and users and
+ * groups are the machine's, so a key file's group systemd-network is networkd's group
+ * in the chroot too (the chroots number their system users differently). The root is
+ * bound onto itself first, so that it is a mount point (257 otherwise warns that it
+ * cannot tell whether root is a network file system), and gets a read-only cgroup2
+ * (257 otherwise warns it cannot find its cgroup). Nothing for the machine's systemd.
+ */
+function chrootMounts(systemd: LabSystemd): string[] {
+  const root = systemd.root;
+  if (root === "/") return [];
+  const tmp = tmpdir();
+  return [
+    `mount --bind ${root} ${root}`,
+    `mount --rbind /run ${root}/run`,
+    `mount --rbind /etc/systemd ${root}/etc/systemd`,
+    `mount --bind /etc/passwd ${root}/etc/passwd`,
+    `mount --bind /etc/group ${root}/etc/group`,
+    `mount -t sysfs -o ro none ${root}/sys`,
+    `mount -t cgroup2 -o ro none ${root}/sys/fs/cgroup`,
+    `mount -t proc proc ${root}/proc`,
+    `mount --rbind /dev ${root}/dev`,
+    `mount --rbind ${tmp} ${root}${tmp}`,
+  ];
+}
+
+/**
+ * Shell lines that make, in a fresh /run/systemd, the directories of the varlink sockets
+ * that PID 1 creates for networkd on a real machine (262's metrics and resolved-hook
+ * sockets; without a PID 1, networkd binds them itself, as the systemd-network user, and
+ * otherwise warns that it cannot). Unused by earlier versions.
+ */
+const SOCKET_DIRS = [
+  "mkdir -p /run/systemd/report /run/systemd/resolve.hook",
+  "chown systemd-network:systemd-network /run/systemd/report /run/systemd/resolve.hook",
+];
+
 export interface RouteFlow {
   ipproto?: string;
   dport?: number;
@@ -799,6 +876,7 @@ export function wireguardFromNetdev(sections: Section[]): WireguardConfig {
  * lines printed while it loaded its configuration.
  */
 export async function networkdParseWarnings(dir: string, tag: string): Promise<{ warnings: string[]; log: string[] }> {
+  const systemd = labSystemd();
   installCleanupHandlers();
   reapStaleNamespaces();
   const ns = `${NS_PREFIX}${process.pid}-${tag}-${labCounter++}-S`;
@@ -809,6 +887,7 @@ export async function networkdParseWarnings(dir: string, tag: string): Promise<{
   const script = [
     "set -e",
     "mount -t tmpfs tmpfs /run/systemd",
+    ...SOCKET_DIRS,
     // A fresh /etc/systemd, so the mount points are made there and never on the machine.
     "mount -t tmpfs tmpfs /etc/systemd",
     "mkdir -p /etc/systemd/network /etc/systemd/networkd.conf.d",
@@ -816,7 +895,8 @@ export async function networkdParseWarnings(dir: string, tag: string): Promise<{
     `if [ -d ${dir}/networkd.conf.d ]; then mount --bind ${dir}/networkd.conf.d /etc/systemd/networkd.conf.d; fi`,
     "umount /sys",
     "mount -t sysfs -o ro none /sys",
-    `exec ${NETWORKD}`,
+    ...chrootMounts(systemd),
+    `exec ${systemdArgv(systemd, [SYSTEMD_BINARIES.networkd]).join(" ")}`,
   ].join("\n");
   let proc: Proc | undefined;
   try {
@@ -824,16 +904,14 @@ export async function networkdParseWarnings(dir: string, tag: string): Promise<{
       logFile: join(logDir, "networkd.log"),
       env: { SYSTEMD_LOG_LEVEL: "info" },
     });
-    // Configuration is read (and every parse problem printed) before enumeration completes.
-    await proc.waitForLine(/^Enumeration completed$/, 10_000);
-    const end = proc.lines.indexOf("Enumeration completed");
-    const loaded = proc.lines.slice(0, end);
+    // Configuration is read (and every parse problem printed) before the links are enumerated.
+    await waitStarted(proc, `/proc/${proc.pid}/root${NETWORKD_STATE}`);
     await proc.stop();
-    const warnings = [
-      ...loaded.filter((l) => !isRoutine(l)),
-      // This lab kernel has no WireGuard module: creating a Kind=wireguard device fails, as expected.
-      ...proc.lines.slice(end).filter((l) => !isRoutine(l) && !/: netdev could not be created: Operation not supported$/.test(l)),
-    ];
+    const warnings = proc.lines.filter(
+      // This lab kernel has no WireGuard module: creating a Kind=wireguard device fails, as expected
+      // (252: "netdev could not be created", 257 and later: "Failed to create netdev").
+      (l) => !isRoutine(l) && !/: (netdev could not be created|Failed to create netdev): Operation not supported$/.test(l),
+    );
     return { warnings, log: proc.lines };
   } finally {
     await proc?.stop();
