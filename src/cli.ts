@@ -112,7 +112,7 @@ Examples:
         .choices(OUTPUT_FORMATS)
         .default("networkd"),
     )
-    .option("--check", "write nothing; exit 1 with a diff when DIR differs from what SPEC generates")
+    .addOption(new Option("--check", "write nothing; exit 1 with a diff when DIR differs from what SPEC generates").conflicts("stdout"))
     .option("--stdout", "print what would be written (each file under a header line); write nothing")
     .option("--force", "overwrite files of ours' names that gen-networkd did not write")
     .option("--wait <seconds>", "how long to wait for another run writing DIR before refusing (exit 3)", seconds, 30)
@@ -235,7 +235,16 @@ function report(error: unknown): number {
   throw error;
 }
 
+/** Stops caring about a reader that went away (`| head`): the run goes on and its exit code stands, as with other CLIs. */
+function ignoreClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE" && error.code !== "ERR_STREAM_DESTROYED") throw error;
+  });
+}
+
 export async function main(argv: readonly string[]): Promise<void> {
+  ignoreClosedPipe(process.stdout);
+  ignoreClosedPipe(process.stderr);
   try {
     await buildProgram().parseAsync(argv as string[]);
   } catch (error) {

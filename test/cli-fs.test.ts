@@ -98,4 +98,26 @@ test("temporary files of killed runs are removed; those of a live writer are lef
   assert.equal(listing(join(workspace(), "net")).filter((n) => n.endsWith(".tmp")), [live]);
 });
 
+test("a closed pipe ends the output quietly: --help | head -1, --stdout | head, --check | head keeps exit 1", () => {
+  const sh = (line: string) => spawnSync("bash", ["-o", "pipefail", "-c", line], { cwd: workspace(), encoding: "utf8" });
+  const cli = `"${process.execPath}" "${CLI}"`;
+  // `| true` closes the pipe before the CLI has started, so every write meets EPIPE.
+  for (const line of [`${cli} --help | head -1`, `${cli} --help | true`, `${cli} spec.toml --stdout | head -1`, `${cli} spec.toml --stdout | true`, `${cli} schema | true`]) {
+    const result = sh(line);
+    assert.is(result.status, 0, `${line}: ${result.stderr}`);
+    assert.not.match(result.stderr, /EPIPE|Error:|\n\s+at /, line);
+  }
+  const check = sh(`${cli} spec.toml -o net --check | true`);
+  assert.is(check.status, 1, "the drift still decides the exit code");
+  assert.not.match(check.stderr, /EPIPE|Error:|\n\s+at /);
+});
+
+test("--check with --stdout is a usage error (exit 2): --stdout never silently wins", () => {
+  const { code, stderr } = run(["spec.toml", "-o", "net", "--check", "--stdout"], workspace());
+  assert.is(code, 2);
+  assert.match(stderr, /--check.*--stdout|--stdout.*--check/);
+  assert.is(stderr.trim().split("\n").length, 1, stderr);
+  assert.equal(listing(join(workspace(), "net")), []);
+});
+
 test.run();
