@@ -1,6 +1,6 @@
 // gen-networkd's command line: flags in, files (or a diff) out, exit codes documented.
 //
-//   0 ok · 1 invalid spec or --check drift · 2 usage · 3 refused write
+//   0 ok · 1 invalid spec or --check drift · 2 usage · 3 refused write · 4 file-system error
 
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { readFileSync } from "node:fs";
@@ -12,12 +12,12 @@ import type { ExplainOptions } from "./explain.js";
 import { keyFileWarnings } from "./keyfile.js";
 import { SpecSyntaxError } from "./load.js";
 import { schemaText } from "./schema.js";
-import { RefusedWriteError, applyChanges, diffAgainstDisk, hasDrift, pathOf, unifiedDiff, withDirectoryLock } from "./write.js";
+import { FileSystemError, RefusedWriteError, applyChanges, diffAgainstDisk, hasDrift, pathOf, unifiedDiff, withDirectoryLock } from "./write.js";
 
 // The default command (generate) must start fast on million-line lists: the other commands,
 // and what only they use, are imported when they run.
 
-export const EXIT = { ok: 0, invalid: 1, usage: 2, refused: 3 } as const;
+export const EXIT = { ok: 0, invalid: 1, usage: 2, refused: 3, fileSystem: 4 } as const;
 
 const VERSION = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -35,6 +35,11 @@ interface GenerateFlags {
 function seconds(value: string): number {
   if (!/^[0-9]+$/.test(value)) throw new InvalidArgumentError("expected whole seconds, e.g. 30");
   return Number(value);
+}
+
+function directory(value: string): string {
+  if (value === "") throw new InvalidArgumentError("the directory must not be empty");
+  return value;
 }
 
 function filePrefix(value: string): string {
@@ -104,8 +109,8 @@ Examples:
     .command("generate", { isDefault: true })
     .description("write the .netdev/.network files for SPEC (the default command)")
     .argument("<spec>", "split-tunnel spec, .toml or .json")
-    .option("-o, --output <dir>", "directory to write into (e.g. /etc/systemd/network)", "out")
-    .option("--conf-dir <dir>", "directory for the networkd.conf drop-in (default: networkd.conf.d beside DIR when DIR is .../network, else inside DIR)")
+    .option("-o, --output <dir>", "directory to write into (e.g. /etc/systemd/network)", directory, "out")
+    .option("--conf-dir <dir>", "directory for the networkd.conf drop-in (default: networkd.conf.d beside DIR when DIR is .../network, else inside DIR)", directory)
     .option("--prefix <NN>", "two-digit file name prefix that orders our files", filePrefix, "50")
     .addOption(
       new Option("--format <format>", "networkd: .netdev/.network files; nix: one NixOS module DIR/<interface>.nix; all: both")
@@ -125,7 +130,7 @@ Examples:
   gen-networkd spec.toml -o /etc/systemd/network --check   # in CI: did I regenerate?
   gen-networkd spec.toml --format nix -o /etc/nixos/gen-networkd   # NixOS: a module to import
 
-Exit codes: 0 ok, 1 invalid spec or --check drift, 2 usage, 3 refused write.`,
+Exit codes: 0 ok, 1 invalid spec or --check drift, 2 usage, 3 refused write, 4 file-system error.`,
     )
     .action(async (specPath: string, flags: GenerateFlags) => {
       process.exitCode = await runGenerate(specPath, flags);
@@ -159,8 +164,8 @@ Without --rules/--routes it reads this machine's tables (ip -j rule, ip -j route
     .command("doctor")
     .description("check this host against SPEC: files, key, links, rules, tables, shadowing, tailscale, rp_filter, handshakes")
     .argument("<spec>", "split-tunnel spec, .toml or .json")
-    .option("-o, --output <dir>", "directory networkd reads the generated files from", "/etc/systemd/network")
-    .option("--conf-dir <dir>", "directory of the networkd.conf drop-in, if not the default")
+    .option("-o, --output <dir>", "directory networkd reads the generated files from", directory, "/etc/systemd/network")
+    .option("--conf-dir <dir>", "directory of the networkd.conf drop-in, if not the default", directory)
     .option("--prefix <NN>", "two-digit file name prefix the files were generated with", filePrefix, "50")
     .option("--json", "the checks as JSON ({ ok, checks: [{ id, status, summary, details, fix }] })")
     .addHelpText(
@@ -180,8 +185,8 @@ Exit codes: 0 every check passed (or was skipped), 1 a check failed.`,
     .command("apply")
     .description("write SPEC's files into DIR after showing the diff, reload networkd (recreating a changed tunnel), then run doctor")
     .argument("<spec>", "split-tunnel spec, .toml or .json")
-    .requiredOption("-o, --output <dir>", "directory networkd reads, e.g. /etc/systemd/network")
-    .option("--conf-dir <dir>", "directory for the networkd.conf drop-in (default as for generate)")
+    .requiredOption("-o, --output <dir>", "directory networkd reads, e.g. /etc/systemd/network", directory)
+    .option("--conf-dir <dir>", "directory for the networkd.conf drop-in (default as for generate)", directory)
     .option("--prefix <NN>", "two-digit file name prefix that orders our files", filePrefix, "50")
     .option("-y, --yes", "apply without asking (needed when there is no terminal)")
     .option("--force", "overwrite files of ours' names that gen-networkd did not write")
@@ -231,6 +236,10 @@ function report(error: unknown): number {
   if (error instanceof RefusedWriteError) {
     process.stderr.write(`${error.message}\n`);
     return EXIT.refused;
+  }
+  if (error instanceof FileSystemError) {
+    process.stderr.write(`${error.message}\n`);
+    return EXIT.fileSystem;
   }
   throw error;
 }

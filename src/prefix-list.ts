@@ -8,7 +8,7 @@
 // counted and the first MAX_REPORTED_PROBLEMS are kept with their line numbers,
 // so one bad list cannot flood the terminal.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { AddressSet, AddressSetBuilder } from "./prefix.js";
@@ -68,10 +68,27 @@ export function parsePrefixList(text: string): PrefixList {
   return { set: builder.build(), prefixCount, problems, problemCount };
 }
 
-/** Reads a list file; file system and gzip errors are thrown as they come (with the path in their message). */
+/** Far more than the largest real list (a full routing table is some 30 MB of text); also the cap once gunzipped. */
+const MAX_LIST_BYTES = 512 * 1024 * 1024;
+
+/**
+ * Reads a list file; file system and gzip errors are thrown as they come (with the path
+ * in their message). Only regular files are read, and at most MAX_LIST_BYTES of text:
+ * a FIFO would hang us, /dev/zero never end.
+ */
 export function readPrefixList(path: string): PrefixList {
+  const stats = statSync(path);
+  if (!stats.isFile()) throw new Error(`${stats.isFIFO() ? "a FIFO" : stats.isCharacterDevice() ? "a character device" : stats.isDirectory() ? "a directory" : "a special file"}, not a regular file`);
+  if (stats.size > MAX_LIST_BYTES) throw new Error(`larger than ${MAX_LIST_BYTES >> 20} MiB`);
   const bytes = readFileSync(path);
-  return parsePrefixList((path.endsWith(".gz") ? gunzipSync(bytes) : bytes).toString("utf8"));
+  let text: Buffer;
+  try {
+    text = path.endsWith(".gz") ? gunzipSync(bytes, { maxOutputLength: MAX_LIST_BYTES }) : bytes;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") throw new Error(`larger than ${MAX_LIST_BYTES >> 20} MiB once gunzipped`);
+    throw error;
+  }
+  return parsePrefixList(text.toString("utf8"));
 }
 
 /**

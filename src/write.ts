@@ -9,8 +9,9 @@
 import { createTwoFilesPatch } from "diff";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { link, lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, writeFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import type { Stats } from "node:fs";
+import { link, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ownerOf } from "./ownership.js";
 
@@ -33,6 +34,78 @@ export interface Changes {
 }
 
 export class RefusedWriteError extends Error {}
+
+/** The file system failed us (permissions, read-only, full, a file where a directory belongs): one line naming the path. */
+export class FileSystemError extends Error {}
+
+/** What each failing call was doing, as the error line says it. */
+const DOING: Record<string, string> = {
+  mkdir: "create the directory",
+  rename: "rename into place",
+  unlink: "remove",
+  rm: "remove",
+  rmdir: "remove",
+  link: "lock",
+  scandir: "list",
+  read: "read",
+  chmod: "set the mode of",
+};
+
+const REASONS: Record<string, string> = {
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "read-only file system",
+  ENOSPC: "no space left on the device",
+  EDQUOT: "disk quota exceeded",
+  ENOTDIR: "a part of the path is not a directory",
+  EISDIR: "is a directory",
+  ELOOP: "too many levels of symbolic links",
+  ENAMETOOLONG: "file name too long",
+  EIO: "input/output error",
+  ENOENT: "no such file or directory",
+};
+
+const HINTS: Record<string, string> = {
+  EACCES: "run it as root (sudo), or write to a directory you own (-o)",
+  EPERM: "run it as root (sudo), or write to a directory you own (-o)",
+  EROFS: "remount it read-write, or write elsewhere (-o)",
+  ENOSPC: "free some space or inodes (df -h, df -i); nothing was changed",
+  EDQUOT: "free some space; nothing was changed",
+  EIO: "the disk may be failing (see dmesg)",
+};
+
+/**
+ * A failed file-system call as one line naming the path (the directory, for a temporary
+ * file of ours) and a hint; errors that are not the file system's are returned as they are.
+ */
+export function fileSystemError(error: unknown): unknown {
+  const { code, syscall, path } = error as NodeJS.ErrnoException;
+  if (error instanceof FileSystemError || error instanceof RefusedWriteError || code === undefined || path === undefined) return error;
+  const temp = TEMP_NAME.test(basename(path)) || basename(path) === LOCK_NAME;
+  const shown = temp ? dirname(path) : path;
+  const doing = temp && syscall !== "mkdir" ? (syscall === "link" || syscall === "rename" || syscall === "unlink" ? DOING[syscall]! : "write") : (DOING[syscall ?? ""] ?? "read");
+  const hint = HINTS[code];
+  return new FileSystemError(`${shown}: cannot ${doing}: ${REASONS[code] ?? code.toLowerCase()} (${code})${hint ? `; ${hint}` : ""}`);
+}
+
+/** Runs a file-system step, reporting its failure as a FileSystemError. */
+async function reported<T>(step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    throw fileSystemError(error);
+  }
+}
+
+/** Kinds of non-regular files, as the refusal names them. */
+function kindOf(stats: Stats): string {
+  if (stats.isDirectory()) return "a directory";
+  if (stats.isFIFO()) return "a FIFO";
+  if (stats.isCharacterDevice()) return "a character device";
+  if (stats.isBlockDevice()) return "a block device";
+  if (stats.isSocket()) return "a socket";
+  return "not a regular file";
+}
 
 /** Another run holds a directory's lock for longer than we were willing to wait. */
 export class DirectoryLockedError extends RefusedWriteError {}
@@ -104,9 +177,11 @@ async function breakStaleLock(path: string, seen: string): Promise<void> {
 async function lockOne(dir: string, me: string, deadline: number, onWait: (message: string) => void): Promise<() => Promise<void>> {
   const path = join(dir, LOCK_NAME);
   const temp = join(dir, `${LOCK_NAME}.${process.pid}.tmp`);
-  await writeFile(temp, me, { flag: "wx", mode: FILE_MODE });
   let waited = false;
   try {
+    await writeFile(temp, me, { mode: FILE_MODE }).catch((error: NodeJS.ErrnoException) => {
+      throw Object.assign(error, { path: error.path ?? temp });
+    });
     for (;;) {
       try {
         await link(temp, path);
@@ -136,6 +211,47 @@ async function lockOne(dir: string, me: string, deadline: number, onWait: (messa
   } finally {
     await rm(temp, { force: true });
   }
+}
+
+/** A path as the user wrote it when it is theirs, else absolute (a parent of theirs). */
+const shownPath = (path: string, given: string) => (path === resolve(given) ? given : path);
+
+/**
+ * Creates dir and its missing parents, each 0755 whatever the umask (networkd runs as
+ * systemd-network and must read them); returns the first directory it created. A file,
+ * or a dangling symlink, where a directory belongs is named as such.
+ */
+export async function ensureDirectory(dir: string): Promise<string | undefined> {
+  const missing: string[] = [];
+  for (let path = resolve(dir); ; path = dirname(path)) {
+    let stats: Stats | undefined;
+    try {
+      stats = await stat(path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw fileSystemError(error);
+      if (code === "ENOENT" && (await lstat(path).catch(() => undefined))?.isSymbolicLink()) {
+        const target = await readlink(path);
+        throw new FileSystemError(`${shownPath(path, dir)}: is a symlink to ${target}, which does not exist; create that directory, or write elsewhere (-o)`);
+      }
+    }
+    if (stats?.isDirectory()) break;
+    if (stats !== undefined) throw new FileSystemError(`${shownPath(path, dir)}: is ${stats.isFile() ? "a file" : kindOf(stats)}, not a directory; move it away, or write elsewhere (-o, --conf-dir)`);
+    missing.unshift(path);
+    if (dirname(path) === path) break;
+  }
+  let created: string | undefined;
+  for (const path of missing) {
+    try {
+      await mkdir(path, { mode: DIRECTORY_MODE });
+    } catch (error) {
+      // A concurrent run may have made it first; then it is not ours to set or remove.
+      if ((error as NodeJS.ErrnoException).code === "EEXIST" && (await stat(path)).isDirectory()) continue;
+      throw fileSystemError(Object.assign(error as Error, { path: shownPath(path, dir) }));
+    }
+    created ??= path;
+  }
+  return created;
 }
 
 /** rmdir from dir up to top (both included) while they are empty. */
@@ -171,10 +287,10 @@ export async function withDirectoryLock<T>(dirs: readonly string[], body: () => 
     // One order for every run, so two runs locking the same two directories never wait on each other.
     const byPath = new Map(dirs.map((dir) => [resolve(dir), dir]));
     for (const dir of [...byPath.keys()].sort().map((path) => byPath.get(path)!)) {
-      const created = await mkdir(dir, { recursive: true, mode: 0o755 });
+      const created = await ensureDirectory(dir);
       // A directory made only to hold the lock goes again when nothing was written into it.
       if (created !== undefined) releases.push(() => removeEmptyDirectories(resolve(dir), created));
-      releases.push(await lockOne(dir, me, deadline, options.onWait ?? (() => undefined)));
+      releases.push(await reported(() => lockOne(dir, me, deadline, options.onWait ?? (() => undefined))));
     }
     return await body();
   } finally {
@@ -184,18 +300,36 @@ export async function withDirectoryLock<T>(dirs: readonly string[], body: () => 
 
 /** Generated files are not secret; readers (and networkd) need them readable. */
 const FILE_MODE = 0o644;
+/** networkd (user systemd-network) must enter and list every directory of ours. */
+const DIRECTORY_MODE = 0o755;
 /** Enough of a file to find the ownership header without reading a huge route list. */
 const HEAD_BYTES = 1024;
 
 export const pathOf = (file: OutputFile): string => join(file.dir, file.fileName);
 
+/** More than any file we write (a million routes is some 40 MB): a bigger file at our name is not ours. */
+const MAX_FILE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A file at one of our names, if there is one: only regular files are read (a FIFO
+ * would hang us, /dev/zero never end), and at most MAX_FILE_BYTES of them. A dangling
+ * symlink reads as an empty file that is not ours.
+ */
 async function readIfExists(path: string): Promise<string | undefined> {
+  let stats: Stats;
   try {
-    return await readFile(path, "utf8");
+    stats = await stat(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    return (await lstat(path).catch(() => undefined))?.isSymbolicLink() ? "" : undefined;
   }
+  if (!stats.isFile()) {
+    throw new RefusedWriteError(`${path}: is ${kindOf(stats)}, not a regular file; gen-networkd only reads and replaces regular files: move it away`);
+  }
+  if (stats.size > MAX_FILE_BYTES) {
+    throw new RefusedWriteError(`${path}: is larger (${stats.size} bytes) than any file gen-networkd writes, so it is not ours: move it away`);
+  }
+  return await readFile(path, "utf8");
 }
 
 async function readHead(path: string): Promise<string> {
@@ -242,36 +376,39 @@ async function leftoverTemps(dir: string): Promise<string[]> {
     .sort()
     .filter((name) => {
       const match = TEMP_NAME.exec(name);
-      return match !== null && Number(match[2]) !== process.pid && !processExists(Number(match[2]));
+      // Our own PID among them is a dead process's too: while diffing we have nothing staged.
+      return match !== null && (Number(match[2]) === process.pid || !processExists(Number(match[2])));
     })
     .map((name) => join(dir, name));
 }
 
 /** Compares what the plan wants with what the directories hold; reads only. */
 export async function diffAgainstDisk(files: readonly OutputFile[], owner: string): Promise<Changes> {
-  const changes = {
-    create: [] as OutputFile[],
-    update: [] as (OutputFile & { old: string })[],
-    unchanged: [] as OutputFile[],
-    stale: [] as { path: string; old: string }[],
-    foreign: [] as (OutputFile & { old: string })[],
-    leftovers: [] as string[],
-  };
-  const wanted = new Set(files.map(pathOf));
-  for (const file of files) {
-    const old = await readIfExists(pathOf(file));
-    if (old === undefined) changes.create.push(file);
-    else if (ownerOf(old) !== owner) changes.foreign.push({ ...file, old });
-    else if (old === file.content) changes.unchanged.push(file);
-    else changes.update.push({ ...file, old });
-  }
-  for (const dir of [...new Set(files.map((f) => f.dir))]) {
-    for (const path of await ownedFiles(dir, owner)) {
-      if (!wanted.has(path)) changes.stale.push({ path, old: (await readIfExists(path)) ?? "" });
+  return reported(async () => {
+    const changes = {
+      create: [] as OutputFile[],
+      update: [] as (OutputFile & { old: string })[],
+      unchanged: [] as OutputFile[],
+      stale: [] as { path: string; old: string }[],
+      foreign: [] as (OutputFile & { old: string })[],
+      leftovers: [] as string[],
+    };
+    const wanted = new Set(files.map(pathOf));
+    for (const file of files) {
+      const old = await readIfExists(pathOf(file));
+      if (old === undefined) changes.create.push(file);
+      else if (ownerOf(old) !== owner) changes.foreign.push({ ...file, old });
+      else if (old === file.content) changes.unchanged.push(file);
+      else changes.update.push({ ...file, old });
     }
-    changes.leftovers.push(...(await leftoverTemps(dir)));
-  }
-  return changes;
+    for (const dir of [...new Set(files.map((f) => f.dir))]) {
+      for (const path of await ownedFiles(dir, owner)) {
+        if (!wanted.has(path)) changes.stale.push({ path, old: (await readIfExists(path)) ?? "" });
+      }
+      changes.leftovers.push(...(await leftoverTemps(dir)));
+    }
+    return changes;
+  });
 }
 
 export function hasDrift(changes: Changes): boolean {
@@ -294,6 +431,9 @@ async function writeStaged(path: string, content: string): Promise<void> {
     await handle.chmod(FILE_MODE); // the umask must not decide who can read the config
     await handle.writeFile(content, "utf8");
     await handle.sync();
+  } catch (error) {
+    // Calls on a handle (write, fsync) name no path: this one failed on the staged file.
+    throw Object.assign(error as Error, { path: (error as NodeJS.ErrnoException).path ?? path });
   } finally {
     await handle.close();
   }
@@ -313,29 +453,31 @@ async function syncDirectory(dir: string): Promise<void> {
  * write is not ours, unless forced; then stages, renames and prunes.
  */
 export async function applyChanges(changes: Changes, options: { force: boolean }): Promise<void> {
-  if (changes.foreign.length > 0 && !options.force) {
-    throw new RefusedWriteError(
-      changes.foreign
-        .map((f) => `${pathOf(f)}: exists and was not written by gen-networkd for this tunnel; not touching it (move it away, or pass --force to overwrite it)`)
-        .join("\n"),
-    );
-  }
-  const writes = [...changes.create, ...changes.update, ...changes.foreign];
-  for (const dir of new Set(writes.map((f) => f.dir))) await mkdir(dir, { recursive: true, mode: 0o755 });
-
-  const staged: { temp: string; path: string }[] = [];
-  try {
-    for (const file of writes) {
-      const temp = join(file.dir, `.${file.fileName}.${process.pid}.tmp`);
-      staged.push({ temp, path: pathOf(file) });
-      await writeStaged(temp, file.content);
+  return reported(async () => {
+    if (changes.foreign.length > 0 && !options.force) {
+      throw new RefusedWriteError(
+        changes.foreign
+          .map((f) => `${pathOf(f)}: exists and was not written by gen-networkd for this tunnel; not touching it (move it away, or pass --force to overwrite it)`)
+          .join("\n"),
+      );
     }
-  } catch (error) {
-    await Promise.all(staged.map(({ temp }) => rm(temp, { force: true })));
-    throw error;
-  }
-  for (const { temp, path } of staged) await rename(temp, path);
-  for (const { path } of changes.stale) await rm(path);
-  for (const path of changes.leftovers) await rm(path, { force: true });
-  for (const dir of new Set([...writes.map((f) => f.dir), ...changes.stale.map((s) => dirname(s.path))])) await syncDirectory(dir);
+    const writes = [...changes.create, ...changes.update, ...changes.foreign];
+    for (const dir of new Set(writes.map((f) => f.dir))) await ensureDirectory(dir);
+
+    const staged: { temp: string; path: string }[] = [];
+    try {
+      for (const file of writes) {
+        const temp = join(file.dir, `.${file.fileName}.${process.pid}.tmp`);
+        staged.push({ temp, path: pathOf(file) });
+        await writeStaged(temp, file.content);
+      }
+    } catch (error) {
+      await Promise.all(staged.map(({ temp }) => rm(temp, { force: true })));
+      throw error;
+    }
+    for (const { temp, path } of staged) await rename(temp, path);
+    for (const { path } of changes.stale) await rm(path);
+    for (const path of changes.leftovers) await rm(path, { force: true });
+    for (const dir of new Set([...writes.map((f) => f.dir), ...changes.stale.map((s) => dirname(s.path))])) await syncDirectory(dir);
+  });
 }

@@ -3,7 +3,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CLI, listing, runCli as run, SEED as seed, useWorkspace } from "./cli-harness.js";
 
@@ -117,6 +117,107 @@ test("--check with --stdout is a usage error (exit 2): --stdout never silently w
   assert.is(code, 2);
   assert.match(stderr, /--check.*--stdout|--stdout.*--check/);
   assert.is(stderr.trim().split("\n").length, 1, stderr);
+  assert.equal(listing(join(workspace(), "net")), []);
+});
+
+/** The CLI with a time limit (a FIFO used to hang it), in its workspace. */
+const runBounded = (args: string[], cwd: string) => {
+  const result = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: "utf8", timeout: 20_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr, signal: result.signal };
+};
+
+/** Our errors: one line each (besides the plan's notes), never a stack trace. */
+function assertOneLineError(stderr: string, pattern: RegExp): void {
+  const lines = stderr.split("\n").filter((line) => line !== "" && !line.startsWith("gen-networkd: ipv6:"));
+  assert.is(lines.length, 1, stderr);
+  assert.match(lines[0]!, pattern);
+  assert.not.match(stderr, /\n\s+at |node:internal|Error:/);
+}
+
+const root = process.getuid?.() === 0;
+
+for (const [name, setup, args, pattern, exit] of [
+  ["the output directory is a file (ENOTDIR)", (w: string) => writeFileSync(join(w, "f"), ""), ["-o", "f"], /^f: is a file, not a directory; /, 4],
+  ["the output directory is under a file", (w: string) => writeFileSync(join(w, "f"), ""), ["-o", "f/net"], /\/f: is a file, not a directory; /, 4],
+  ["networkd.conf.d is a file", (w: string) => { mkdirSync(join(w, "net")); writeFileSync(join(w, "net/networkd.conf.d"), ""); }, ["-o", "net"], /^net\/networkd\.conf\.d: is a file, not a directory; /, 4],
+  ["the output directory is a dangling symlink", (w: string) => symlinkSync("/nonexistent/gen-networkd", join(w, "net")), ["-o", "net"], /^net: is a symlink to \/nonexistent\/gen-networkd, which does not exist; /, 4],
+  ["-o ''", () => undefined, ["-o", ""], /-o.*empty|empty.*-o/, 2],
+  ["--conf-dir ''", () => undefined, ["-o", "net", "--conf-dir", ""], /--conf-dir.*empty|empty.*--conf-dir/, 2],
+  ["a directory at one of our names (EISDIR)", (w: string) => mkdirSync(join(w, "net/50-wg0.network"), { recursive: true }), ["-o", "net"], /^net\/50-wg0\.network: is a directory, not a regular file; /, 3],
+  ["a FIFO at one of our names", (w: string) => { mkdirSync(join(w, "net")); spawnSync("mkfifo", [join(w, "net/50-wg0.network")]); }, ["-o", "net"], /^net\/50-wg0\.network: is a FIFO, not a regular file; /, 3],
+  ["/dev/zero at one of our names", (w: string) => { mkdirSync(join(w, "net")); symlinkSync("/dev/zero", join(w, "net/50-wg0.netdev")); }, ["-o", "net"], /^net\/50-wg0\.netdev: is a character device, not a regular file; /, 3],
+] as const) {
+  test(`file-system fault: ${name}: one line, exit ${exit}, nothing written`, () => {
+    setup(workspace());
+    const before = spawnSync("find", [".", "-printf", "%p %y %s\\n"], { cwd: workspace(), encoding: "utf8" }).stdout;
+    for (const extra of [[], ["--check"]]) {
+      const { code, stderr, signal } = runBounded(["spec.toml", ...args, ...extra], workspace());
+      assert.is(signal, null, "finished in time");
+      if (extra.length === 0 || exit !== 4) {
+        assert.is(code, exit, stderr);
+        assertOneLineError(stderr, pattern);
+      } else {
+        // --check reads only: a directory that cannot be read is an error, one that is missing is drift.
+        assert.ok(code === 4 || code === 1, stderr);
+        assert.not.match(stderr, /\n\s+at |node:internal|Error:/);
+      }
+    }
+    assert.is(spawnSync("find", [".", "-printf", "%p %y %s\\n"], { cwd: workspace(), encoding: "utf8" }).stdout, before, "nothing changed");
+  });
+}
+
+test("a dangling symlink elsewhere in the directory is no obstacle, to writing or to --check", () => {
+  mkdirSync(join(workspace(), "net"));
+  symlinkSync("/nonexistent/gen-networkd", join(workspace(), "net/10-other.network"));
+  assert.is(run(["spec.toml", "-o", "net"], workspace()).code, 0);
+  assert.is(run(["spec.toml", "-o", "net", "--check"], workspace()).code, 0);
+});
+
+test("/dev/zero or a FIFO as a prefix list: refused as not a regular file, exit 1, bounded", () => {
+  spawnSync("mkfifo", [join(workspace(), "fifo.txt")]);
+  for (const list of ["/dev/zero", "fifo.txt"]) {
+    writeFileSync(join(workspace(), "list.toml"), seed.replace("[split]", `[split]\nexclude_files = ["${list}"]`));
+    const { code, stderr, signal } = runBounded(["list.toml", "-o", "net"], workspace());
+    assert.is(signal, null, `${list}: finished in time`);
+    assert.is(code, 1, stderr);
+    assertOneLineError(stderr, /split\.exclude_files\[0\]: cannot read ".*": (a character device|a FIFO), not a regular file/);
+  }
+});
+
+/** Runs a shell script in a private mount namespace: mounts made there vanish with it. */
+const inMountNamespace = (script: string, cwd: string) =>
+  spawnSync("unshare", ["--mount", "--propagation", "private", "bash", "-euc", script], { cwd, encoding: "utf8", timeout: 60_000 });
+const cli = `"${process.execPath}" "${CLI}"`;
+
+for (const [name, mount, pattern] of [
+  ["a read-only mount (EROFS)", "mount -t tmpfs -o size=1m tmpfs m && mkdir m/net && mount -o remount,ro m", /^m\/net: cannot write: read-only file system \(EROFS\); /],
+  ["an empty read-only mount (EROFS while creating the directory)", "mount -t tmpfs -o ro,size=1m tmpfs m", /m\/net: cannot create the directory: read-only file system \(EROFS\); /],
+  ["a full file system (ENOSPC)", "mount -t tmpfs -o size=8k tmpfs m && mkdir m/net && head -c 4096 /dev/zero > m/fill", /^m\/net(\/networkd\.conf\.d)?: cannot write: no space left on the device \(ENOSPC\); /],
+  ["no free inodes (ENOSPC)", "mount -t tmpfs -o size=1m,nr_inodes=4 tmpfs m && mkdir m/net m/a", /^m\/net(\/networkd\.conf\.d)?: cannot (write|lock|create the directory): no space left on the device \(ENOSPC\); /],
+] as const) {
+  test(`file-system fault: ${name}: one line, exit 4, nothing left behind`, () => {
+    if (!root) return console.log("  (skipped: needs root for a private mount namespace)");
+    mkdirSync(join(workspace(), "m"));
+    const result = inMountNamespace(`${mount}; before=$(find m -printf '%p %y %s\\n'); set +e; ${cli} spec.toml -o m/net 2>err; code=$?; set -e; cat err >&2; after=$(find m -printf '%p %y %s\\n'); [ "$before" = "$after" ] || { echo "changed: $after" >&2; exit 9; }; exit $code`, workspace());
+    assert.is(result.status, 4, result.stderr);
+    assertOneLineError(result.stderr, pattern);
+  });
+}
+
+test("file-system fault: permission denied as a user other than root (EACCES): one line naming the directory, exit 4", () => {
+  if (!root) return console.log("  (skipped: needs root to run as nobody)");
+  mkdirSync(join(workspace(), "net"));
+  spawnSync("chmod", ["0755", workspace()]);
+  const asNobody = (args: string[]) =>
+    spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, CLI, ...args], { cwd: workspace(), encoding: "utf8" });
+  for (const [args, pattern] of [
+    [["spec.toml", "-o", "net"], /^net: cannot (write|lock): permission denied \(EACCES\); run it as root \(sudo\)/],
+    [["spec.toml", "-o", "net/sub"], /net\/sub: cannot create the directory: permission denied \(EACCES\); run it as root \(sudo\)/],
+  ] as const) {
+    const result = asNobody([...args]);
+    assert.is(result.status, 4, result.stderr);
+    assertOneLineError(result.stderr, pattern);
+  }
   assert.equal(listing(join(workspace(), "net")), []);
 });
 
