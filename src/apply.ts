@@ -2,8 +2,10 @@
 // `networkctl reload`, the tunnel recreated when its .netdev changed, and doctor's
 // verdict on the result, in one step.
 
-import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { open, readdir, readFile, readlink, realpath, rm } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { CommandError } from "./command-error.js";
 import { doctorChecks, printChecks, readLiveHost, type DoctorOptions } from "./doctor.js";
@@ -12,12 +14,57 @@ import { localIp } from "./host-state.js";
 import { plannedRouting } from "./plan-routing.js";
 import { columns, painter, type Painter } from "./terminal.js";
 import { parseUnitFile } from "./unitfile.js";
-import { applyChanges, diffAgainstDisk, hasDrift, pathOf, unifiedDiff, type Changes } from "./write.js";
+import {
+  activeTries,
+  backupText,
+  beginTry,
+  claim,
+  DEFAULT_STATE_DIR,
+  dropResult,
+  finishRevert,
+  newTryId,
+  readRecord,
+  readResult,
+  refuseIfTrying,
+  restoreFiles,
+  setDeadline,
+  stillRunning,
+  stopWatcher,
+  takeUnseenResults,
+  writeWatcherPid,
+  type FileChange,
+  type RevertResult,
+  type TryRecord,
+  type TryState,
+} from "./try-state.js";
+import {
+  applyChanges,
+  DirectoryLockedError,
+  diffAgainstDisk,
+  hasDrift,
+  pathOf,
+  refuseForeign,
+  unifiedDiff,
+  withDirectoryLock,
+  type Changes,
+  type LockOptions,
+  type OutputFile,
+} from "./write.js";
 
 export interface ApplyOptions extends DoctorOptions {
   readonly yes?: boolean;
   readonly force?: boolean;
+  /** Seconds until the try is reverted unless confirmed; undefined: a plain apply. */
+  readonly try?: number;
+  /** Write to a directory networkd does not read. */
+  readonly anyDir?: boolean;
+  /** Where tries keep their backups (default /var/lib/gen-networkd). */
+  readonly stateDir?: string;
+  /** Seconds to wait for another run holding a directory's lock (default 30). */
+  readonly wait?: number;
 }
+
+const lockOptions = (waitSeconds = 30): LockOptions => ({ waitMs: waitSeconds * 1000, onWait: (message) => process.stderr.write(`gen-networkd: ${message}\n`) });
 
 /** How long apply waits for networkd to configure the planned links before it asks doctor anyway. */
 const CONFIGURE_TIMEOUT_MS = 30_000;
@@ -106,51 +153,433 @@ async function confirmed(question: string): Promise<boolean> {
   }
 }
 
+// ------------------------------------------------------------ the directory guard
+
+/**
+ * The directories networkd reads its .network/.netdev files from (systemd.network(5)):
+ * an apply anywhere else would reload networkd and change nothing.
+ */
+export const NETWORKD_DIRS = ["/etc/systemd/network", "/run/systemd/network", "/usr/local/lib/systemd/network", "/usr/lib/systemd/network"] as const;
+
+async function canonical(path: string): Promise<string> {
+  return realpath(path).catch(() => resolve(path));
+}
+
+/** Refuses (exit 3) a DIR networkd does not read, unless --any-dir. */
+export async function checkOutputDir(output: string, anyDir: boolean): Promise<void> {
+  if (anyDir) return;
+  const dir = await canonical(output);
+  const read = await Promise.all(NETWORKD_DIRS.map(canonical));
+  if (NETWORKD_DIRS.includes(resolve(output) as (typeof NETWORKD_DIRS)[number]) || read.includes(dir)) return;
+  throw new CommandError(
+    `apply: networkd does not read ${output} (it reads ${NETWORKD_DIRS.join(", ")}), so applying there would change nothing; nothing was written; pass --any-dir if that is what you want, or write files for review with \`gen-networkd SPEC -o ${output}\``,
+    3,
+  );
+}
+
+/** Whether a systemd-networkd runs in this network namespace (its comm is truncated to 15 characters). */
+export async function networkdRunning(): Promise<boolean> {
+  const ours = await readlink("/proc/self/ns/net").catch(() => undefined);
+  for (const pid of await readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if ((await readFile(`/proc/${pid}/comm`, "utf8")).trim() !== "systemd-network") continue;
+    } catch {
+      continue; // exited meanwhile
+    }
+    const theirs = await readlink(`/proc/${pid}/ns/net`).catch((error: NodeJS.ErrnoException) => (error.code === "ENOENT" ? "gone" : undefined));
+    if (theirs === "gone") continue;
+    if (ours === undefined || theirs === undefined || theirs === ours) return true; // cannot tell: assume it is ours
+  }
+  return false;
+}
+
+async function refuseWithoutNetworkd(): Promise<void> {
+  if (await networkdRunning()) return;
+  throw new CommandError(
+    "apply: systemd-networkd is not running (in this network namespace), so nothing could reload the files; nothing was written; start it (systemctl start systemd-networkd), or only write the files with `gen-networkd SPEC -o DIR`",
+    3,
+  );
+}
+
+// ------------------------------------------------------------ telling networkd
+
+interface Activation {
+  readonly recreated: string[];
+  readonly reloaded: number;
+  readonly states: Map<string, string>;
+  readonly notes: string[];
+}
+
+/**
+ * After CHANGES are on disk: deletes the links whose .netdev changed (networkd applies a
+ * .netdev only when it creates the link), `networkctl reload`, then waits until networkd
+ * reports LINKS configured. SAY prints each step as it happens.
+ */
+async function activate(changes: Changes, links: readonly string[], say: (line: string) => void): Promise<Activation> {
+  const recreated: string[] = [];
+  for (const link of linksToRecreate(changes)) {
+    if (!(await linkExists(link))) continue;
+    say(`recreating ${link}: its .netdev changed and networkd applies a .netdev only when it creates the link; ${link} drops for a moment`);
+    await networkctl(["delete", link]);
+    recreated.push(link);
+  }
+  say("networkctl reload");
+  await networkctl(["reload"]);
+  const reloaded = Date.now();
+  const notes: string[] = [];
+  const confChanged = [...changes.create, ...changes.update, ...changes.foreign].some((f) => f.fileName.endsWith(".conf")) || changes.stale.some((f) => f.path.endsWith(".conf"));
+  if (confChanged) {
+    notes.push("note: the networkd.conf drop-in changed; networkd reads it only when it starts (until then it may remove foreign rules such as tailscale's): systemctl restart systemd-networkd");
+    say(notes.at(-1)!);
+  }
+  const states = await waitConfigured(links, CONFIGURE_TIMEOUT_MS);
+  if (states.size) say([...states].map(([link, state]) => `${link}: ${state}`).join(", "));
+  return { recreated, reloaded, states, notes };
+}
+
+function changeRows(changes: Changes): string[][] {
+  return [
+    ...changes.create.map((f) => [pathOf(f), "created"]),
+    ...changes.update.map((f) => [pathOf(f), "updated"]),
+    ...changes.foreign.map((f) => [pathOf(f), "overwritten (--force)"]),
+    ...changes.stale.map((f) => [f.path, "removed (no longer in the spec)"]),
+  ];
+}
+
+// ------------------------------------------------------------------- apply
+
 export async function runApply(specPath: string, options: ApplyOptions): Promise<number> {
   const out = process.stdout;
   const paint = painter(out);
+  const stateDir = options.stateDir ?? DEFAULT_STATE_DIR;
+  await checkOutputDir(options.output, options.anyDir ?? false);
+  for (const result of await takeUnseenResults(stateDir)) out.write(`${paint("yellow", "an earlier try was reverted while nobody watched:")}\n${revertReport(result)}\n`);
+  await refuseIfTrying(stateDir);
   const { plan, files } = await generate(specPath, { outputDir: options.output, confDir: options.confDir, prefix: options.prefix });
   for (const note of plan.notes) process.stderr.write(`gen-networkd: ${note}\n`);
   const changes = await diffAgainstDisk(files, plan.identity);
 
-  if (hasDrift(changes)) {
-    out.write(paintDiff(paint, unifiedDiff(changes)));
-    if (!options.yes) {
-      if (!process.stdin.isTTY || !out.isTTY) {
-        throw new CommandError(`apply: no terminal to confirm on, so nothing was written; review the diff above and pass --yes to apply it`, 3);
-      }
-      if (!(await confirmed(`Write these changes to ${options.output} and reload networkd? [y/N] `))) {
-        out.write("nothing written\n");
-        return 1;
-      }
-    }
-    await applyChanges(changes, { force: options.force ?? false });
-    const rows = [
-      ...changes.create.map((f) => [pathOf(f), "created"]),
-      ...changes.update.map((f) => [pathOf(f), "updated"]),
-      ...changes.foreign.map((f) => [pathOf(f), "overwritten (--force)"]),
-      ...changes.stale.map((f) => [f.path, "removed (no longer in the spec)"]),
-    ];
-    out.write(`${columns(rows).join("\n")}\n`);
-
-    for (const link of linksToRecreate(changes)) {
-      if (!(await linkExists(link))) continue;
-      out.write(`recreating ${link}: its .netdev changed and networkd applies a .netdev only when it creates the link; ${link} drops for a moment\n`);
-      await networkctl(["delete", link]);
-    }
-    out.write("networkctl reload\n");
-    await networkctl(["reload"]);
-    const confChanged = [...changes.create, ...changes.update, ...changes.foreign].some((f) => f.fileName.endsWith(".conf")) || changes.stale.some((f) => f.path.endsWith(".conf"));
-    if (confChanged) {
-      out.write("note: the networkd.conf drop-in changed; networkd reads it only when it starts (until then it may remove foreign rules such as tailscale's): systemctl restart systemd-networkd\n");
-    }
-    const links = plannedRouting(plan).links.map((l) => l.name);
-    const states = await waitConfigured(links, CONFIGURE_TIMEOUT_MS);
-    out.write(`${[...states].map(([link, state]) => `${link}: ${state}`).join(", ")}\n`);
-  } else {
-    out.write(`${options.output} already holds what ${specPath} generates; nothing to write or reload\n`);
+  if (!hasDrift(changes)) {
+    out.write(`${options.output} already holds what ${specPath} generates; nothing to write or reload${options.try === undefined ? "" : ", so nothing to try"}\n`);
+    out.write(`${paint("bold", "doctor:")}\n`);
+    return printChecks(await doctorChecks(specPath, options, await readLiveHost()), false, out);
   }
+  out.write(paintDiff(paint, unifiedDiff(changes)));
+  // A try asks nothing first: nothing it does stays unless it is confirmed afterwards.
+  if (options.try === undefined && !options.yes) {
+    if (!process.stdin.isTTY || !out.isTTY) {
+      throw new CommandError(`apply: no terminal to confirm on, so nothing was written; review the diff above and pass --yes to apply it`, 3);
+    }
+    if (!(await confirmed(`Write these changes to ${options.output} and reload networkd? [y/N] `))) {
+      out.write("nothing written\n");
+      return 1;
+    }
+  }
+  refuseForeign(changes, options.force ?? false);
+  await refuseWithoutNetworkd();
+  const links = plannedRouting(plan).links.map((l) => l.name);
+  const say = (line: string) => out.write(`${line}\n`);
 
+  // Under the lock of every directory written, and of the state directory: runs writing the
+  // same directories, tries and their reverts go one after another.
+  let trying: TryState | undefined;
+  const failed = await withDirectoryLock(
+    [...new Set(files.map((f) => f.dir)), stateDir],
+    async (): Promise<unknown> => {
+      await refuseIfTrying(stateDir); // another try may have begun while the diff was shown
+      const now = await diffAgainstDisk(files, plan.identity);
+      if (unifiedDiff(now) !== unifiedDiff(changes)) {
+        throw new CommandError(`apply: ${options.output} changed while the diff was shown; nothing was written; run apply again to see the new diff`, 3);
+      }
+      if (options.try !== undefined) {
+        trying = await beginTry(stateDir, { id: newTryId(), spec: resolve(specPath), output: resolve(options.output), seconds: options.try, started: Date.now() }, fileChanges(now));
+        await startWatcher(stateDir, trying);
+      }
+      try {
+        await applyChanges(now, { force: options.force ?? false });
+        out.write(`${columns(changeRows(now)).join("\n")}\n`);
+        await activate(now, links, say);
+        return undefined;
+      } catch (error) {
+        if (!trying) throw error;
+        return error;
+      }
+    },
+    lockOptions(options.wait),
+  );
+  if (failed !== undefined && trying) {
+    // A try that could not even be applied is reverted at once, not at its deadline.
+    process.stderr.write(`gen-networkd: ${(failed as Error).message}\n`);
+    const claimed = await claim(stateDir, trying.id, "revert");
+    if (!claimed) throw failed;
+    stopWatcher(await watcherOf(claimed));
+    const result = await revertTry(stateDir, trying.id, claimed, "requested");
+    await dropResult(stateDir, trying.id);
+    out.write(`${revertReport(result)}\n`);
+    return 1;
+  }
   out.write(`${paint("bold", "doctor:")}\n`);
-  return printChecks(await doctorChecks(specPath, options, await readLiveHost()), false, out);
+  const healthy = printChecks(await doctorChecks(specPath, options, await readLiveHost()), false, out);
+  if (!trying) return healthy;
+  return awaitDecision(stateDir, trying, options.try!, healthy);
+}
+
+/** The files a try backs up: every path CHANGES writes or removes. */
+function fileChanges(changes: Changes): FileChange[] {
+  return [
+    ...[...changes.create, ...changes.update, ...changes.foreign].map((f) => ({ path: resolve(pathOf(f)), content: f.content })),
+    ...changes.stale.map((f) => ({ path: resolve(f.path) })),
+  ];
+}
+
+// ------------------------------------------------------------------- --try
+
+/** Whether systemd runs this machine (sd_booted(3)): then the watcher gets a transient unit of its own. */
+const systemdBooted = () => existsSync("/run/systemd/system");
+
+/**
+ * Starts the process that reverts the try at its deadline, detached from this one:
+ * it must outlive the terminal, the SSH session and this process. Under systemd it is a
+ * transient service (systemd-run): a process merely detached with setsid stays in the
+ * session's cgroup, which logind kills with the session when KillUserProcesses=yes.
+ * Elsewhere (containers, namespaces without systemd) it is a new session (setsid) whose
+ * parent is not waited for. Returns once the watcher has recorded its PID.
+ */
+async function startWatcher(stateDir: string, trying: TryState): Promise<void> {
+  const argv = [...process.execArgv, process.argv[1]!, "apply", "--watch-try", trying.id, "--state-dir", resolve(stateDir)];
+  try {
+    if (systemdBooted()) {
+      await new Promise<void>((done, fail) =>
+        execFile(
+          "systemd-run",
+          ["--unit", `gen-networkd-try-${trying.id}`, "--description", `gen-networkd: revert the try of ${trying.record.spec} unless confirmed`, "--collect", "--quiet", `--setenv=PATH=${process.env.PATH ?? ""}`, "--", process.execPath, ...argv],
+          { encoding: "utf8" },
+          (error, _stdout, stderr) => (error ? fail(new Error((stderr || error.message).trim())) : done()),
+        ),
+      );
+    } else {
+      const log = await open(join(trying.dir, "watcher.log"), "a", 0o600);
+      try {
+        spawn(process.execPath, argv, { detached: true, stdio: ["ignore", log.fd, log.fd], cwd: "/" }).unref();
+      } finally {
+        await log.close();
+      }
+    }
+    const deadline = Date.now() + WATCHER_START_MS;
+    while (!(await activeTries(stateDir)).some((t) => t.id === trying.id && t.watcher !== undefined && stillRunning(t.watcher))) {
+      if (Date.now() > deadline) throw new Error(`it did not start within ${WATCHER_START_MS / 1000} s`);
+      await sleep(50);
+    }
+  } catch (error) {
+    await rm(trying.dir, { recursive: true, force: true });
+    throw new CommandError(`apply: could not start the process that reverts the try (${(error as Error).message}); nothing was written`, 1);
+  }
+}
+
+const WATCHER_START_MS = 10_000;
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+/** A pending try after the new configuration is live: wait for Enter, `apply --confirm`, Ctrl-C or the deadline. */
+async function awaitDecision(stateDir: string, trying: TryState, seconds: number, healthy: number): Promise<number> {
+  const out = process.stdout;
+  const paint = painter(out);
+  const deadline = Date.now() + seconds * 1000;
+  // The user gets the full time once the new configuration is live; had this process died
+  // before this point, the revert would come at the earlier deadline set when the try began.
+  if (!(await setDeadline(trying, deadline))) return reportClaimed(stateDir, trying.id);
+  const tty = process.stdin.isTTY === true;
+  out.write(
+    `${paint("bold", `Keep this configuration?`)} ${tty ? "Press Enter to keep it, " : ""}run \`gen-networkd apply --confirm${stateDir === DEFAULT_STATE_DIR ? "" : ` --state-dir ${stateDir}`}\` from another shell to keep it, or Ctrl-C to revert now.\n` +
+      `Otherwise the previous files come back at ${new Date(deadline).toLocaleTimeString()} (in ${seconds} s), also if this session dies.\n`,
+  );
+  let decision: "confirm" | "revert" | undefined;
+  const prompt = tty ? createInterface({ input: process.stdin }) : undefined;
+  prompt?.on("line", () => (decision ??= "confirm"));
+  const onInterrupt = () => (decision ??= "revert");
+  process.on("SIGINT", onInterrupt);
+  try {
+    let shown = -1;
+    for (;;) {
+      if (decision) {
+        const claimed = await claim(stateDir, trying.id, decision);
+        if (claimed && decision === "confirm") {
+          stopWatcher(await watcherOf(claimed));
+          await rm(claimed, { recursive: true, force: true });
+          if (tty) out.write("\n");
+          out.write(`${paint("green", "confirmed:")} keeping the new configuration of ${trying.record.spec}\n`);
+          return healthy;
+        }
+        if (claimed) {
+          stopWatcher(await watcherOf(claimed));
+          if (tty) out.write("\n");
+          const result = await revertTry(stateDir, trying.id, claimed, "requested");
+          await dropResult(stateDir, trying.id);
+          out.write(`${revertReport(result)}\n`);
+          return 1;
+        }
+        decision = undefined; // the watcher claimed it first: wait for its report
+      }
+      const state = await tryState(stateDir, trying.id);
+      if (state !== "pending" && state !== "reverting") {
+        prompt?.close();
+        if (tty) out.write("\n");
+        return reportClaimed(stateDir, trying.id);
+      }
+      const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+      if (tty && left !== shown) {
+        shown = left;
+        out.write(`\r${state === "reverting" ? "reverting…" : `reverting in ${left} s `}   `);
+      }
+      await sleep(100);
+    }
+  } finally {
+    prompt?.close();
+    process.off("SIGINT", onInterrupt);
+  }
+}
+
+async function watcherOf(dir: string): Promise<string | undefined> {
+  return readFile(join(dir, "watcher.pid"), "utf8").catch(() => undefined);
+}
+
+async function tryState(stateDir: string, id: string): Promise<"pending" | "reverting" | "reverted" | "confirmed"> {
+  if (existsSync(join(stateDir, `pending-${id}`))) return "pending";
+  if (existsSync(join(stateDir, `reverting-${id}`))) return "reverting";
+  return (await readResult(stateDir, id)) ? "reverted" : "confirmed";
+}
+
+/** The try is no longer pending here: someone confirmed it, or the watcher reverted it. */
+async function reportClaimed(stateDir: string, id: string): Promise<number> {
+  const result = await readResult(stateDir, id);
+  if (!result) {
+    process.stdout.write(`${painter(process.stdout)("green", "confirmed")} from another shell: keeping the new configuration\n`);
+    return 0;
+  }
+  await dropResult(stateDir, id);
+  process.stdout.write(`${revertReport(result)}\n`);
+  return 1;
+}
+
+/** The changes a revert makes, as write.ts describes changes: for linksToRecreate and activate. */
+async function reverseChanges(dir: string, record: TryRecord): Promise<Changes> {
+  const changes = { create: [] as OutputFile[], update: [] as (OutputFile & { old: string })[], unchanged: [], stale: [] as { path: string; old: string }[], foreign: [], leftovers: [] };
+  for (const file of record.files) {
+    const current = await readFile(file.path, "utf8").catch(() => undefined);
+    const before = file.before === undefined ? undefined : ((await backupText(dir, file)) ?? "");
+    const where = { dir: dirname(file.path), fileName: basename(file.path) };
+    if (before === undefined) {
+      if (current !== undefined) changes.stale.push({ path: file.path, old: current });
+    } else if (current === undefined) changes.create.push({ ...where, content: before });
+    else changes.update.push({ ...where, content: before, old: current });
+  }
+  return changes;
+}
+
+/** The links the restored .network files configure: what the revert waits for. */
+function linksOf(changes: Changes): string[] {
+  const names = [...changes.create, ...changes.update]
+    .filter((f) => f.fileName.endsWith(".network"))
+    .flatMap((f) => {
+      try {
+        return parseUnitFile(f.content).find((s) => s.name === "Match")?.entries.filter((e) => e.key === "Name").map((e) => String(e.value)) ?? [];
+      } catch {
+        return [];
+      }
+    });
+  return [...new Set(names)].sort();
+}
+
+/** Reverts a claimed try: the files back as they were, networkd told, the result recorded. */
+async function revertTry(stateDir: string, id: string, dir: string, trigger: RevertResult["trigger"]): Promise<RevertResult> {
+  const claimed = Date.now();
+  const record = (await readRecord(dir))!;
+  const restore = async (): Promise<RevertResult> => {
+    const reverse = await reverseChanges(dir, record);
+    const files = await restoreFiles(dir, record);
+    const result: RevertResult = { id, spec: record.spec, output: record.output, trigger, deadline: record.deadline, claimed, filesRestored: Date.now(), files, recreated: [], linkStates: {}, notes: [] };
+    try {
+      const activation = await activate(reverse, linksOf(reverse), (line) => process.stdout.write(`${line}\n`));
+      return { ...result, reloaded: activation.reloaded, configured: Date.now(), recreated: activation.recreated, linkStates: Object.fromEntries(activation.states), notes: activation.notes };
+    } catch (error) {
+      return { ...result, error: (error as Error).message };
+    }
+  };
+  // Getting the old configuration back matters more than waiting politely: a run holding a
+  // lock finishes (or dies, and its lock is taken over), so the revert keeps trying.
+  for (;;) {
+    try {
+      const result = await withDirectoryLock([...new Set(record.files.map((f) => dirname(f.path)))], restore, lockOptions(60));
+      await finishRevert(stateDir, dir, result);
+      return result;
+    } catch (error) {
+      if (!(error instanceof DirectoryLockedError)) throw error;
+    }
+  }
+}
+
+/** `apply --watch-try ID`: the detached process that reverts the try at its deadline unless it was claimed. */
+export async function runTryWatcher(stateDir: string, id: string): Promise<number> {
+  process.on("SIGHUP", () => {}); // the session that started the try may end: that is what this process is for
+  const pending = join(stateDir, `pending-${id}`);
+  await writeWatcherPid(pending);
+  for (;;) {
+    const record = await readRecord(pending);
+    if (!record) return 0; // confirmed, or reverted by `apply --revert`
+    const wait = record.deadline - Date.now();
+    if (wait <= 0) break;
+    await sleep(Math.min(wait, 5000)); // the deadline only moves later; re-read it now and then
+  }
+  const claimed = await claim(stateDir, id, "revert");
+  if (!claimed) return 0;
+  const result = await revertTry(stateDir, id, claimed, "deadline");
+  process.stdout.write(`${revertReport(result)}\n`);
+  return result.error === undefined ? 0 : 1;
+}
+
+/** What a revert did, for a person: the files, networkd's links, and how long it took. */
+export function revertReport(result: RevertResult): string {
+  const why = result.trigger === "deadline" ? "nobody confirmed it in time" : "as requested";
+  const rows = result.files.map((f) => [
+    f.path,
+    { restored: "restored", removed: "removed (the try created it)", recreated: "restored (the try removed it)" }[f.what] + (f.changedDuringTry ? "; it had changed since the try wrote it" : ""),
+  ]);
+  const ms = (at: number | undefined) => (at === undefined ? "—" : `${at - result.deadline} ms`);
+  const links = Object.entries(result.linkStates).map(([link, state]) => `${link}: ${state}`).join(", ");
+  return [
+    `reverted the try of ${result.spec} (${why}):`,
+    ...columns(rows).map((line) => `  ${line}`),
+    ...result.recreated.map((link) => `  recreated ${link}`),
+    ...result.notes.map((note) => `  ${note}`),
+    result.error ? `  telling networkd failed: ${result.error}` : `  networkctl reload${links ? `; ${links}` : ""}`,
+    result.trigger === "deadline"
+      ? `  after the deadline: files restored in ${ms(result.filesRestored)}, networkd reloaded in ${ms(result.reloaded)}, links configured in ${ms(result.configured)}`
+      : `  took ${(result.configured ?? result.filesRestored) - result.claimed} ms`,
+  ].join("\n");
+}
+
+/** `apply --confirm` and `apply --revert`, from any shell: decides the pending try. */
+export async function runDecide(stateDir: string, decision: "confirm" | "revert"): Promise<number> {
+  const out = process.stdout;
+  const tries = (await activeTries(stateDir)).filter((t) => t.stage === "pending" || decision === "revert");
+  if (tries.length === 0) {
+    const unseen = await takeUnseenResults(stateDir);
+    for (const result of unseen) out.write(`${revertReport(result)}\n`);
+    throw new CommandError(`apply: no try is pending (in ${stateDir}), so there is nothing to ${decision}${unseen.length ? "; the one above was already reverted" : ""}`, 1);
+  }
+  for (const t of tries) {
+    // A revert that was interrupted (its process died mid-way) is finished by claiming its directory as it is.
+    const claimed = t.stage === "reverting" ? (stillRunning(t.watcher ?? "") ? undefined : t.dir) : await claim(stateDir, t.id, decision);
+    if (!claimed) throw new CommandError(`apply: the try of ${t.record.spec} was decided meanwhile (reverted at its deadline, or confirmed); nothing done`, 1);
+    stopWatcher(t.watcher);
+    if (decision === "confirm") {
+      await rm(claimed, { recursive: true, force: true });
+      out.write(`confirmed: keeping the configuration the try of ${t.record.spec} wrote to ${t.record.output}\n`);
+    } else {
+      const result = await revertTry(stateDir, t.id, claimed, "requested");
+      await dropResult(stateDir, t.id);
+      out.write(`${revertReport(result)}\n`);
+    }
+  }
+  return 0;
 }

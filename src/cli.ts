@@ -12,6 +12,7 @@ import type { ExplainOptions } from "./explain.js";
 import { keyFileWarnings } from "./keyfile.js";
 import { SpecSyntaxError } from "./load.js";
 import { schemaText } from "./schema.js";
+import { DEFAULT_STATE_DIR } from "./try-state.js";
 import { FileSystemError, RefusedWriteError, applyChanges, diffAgainstDisk, hasDrift, pathOf, unifiedDiff, withDirectoryLock } from "./write.js";
 
 // The default command (generate) must start fast on million-line lists: the other commands,
@@ -40,6 +41,22 @@ function seconds(value: string): number {
 function directory(value: string): string {
   if (value === "") throw new InvalidArgumentError("the directory must not be empty");
   return value;
+}
+
+interface ApplyFlags extends Omit<ApplyOptions, "output" | "try"> {
+  output?: string;
+  try?: number | true;
+  confirm?: boolean;
+  revert?: boolean;
+  watchTry?: string;
+  stateDir: string;
+}
+
+const DEFAULT_TRY_SECONDS = 120;
+
+function trySeconds(value: string): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) < 1 || Number(value) > 86_400) throw new InvalidArgumentError("expected whole seconds from 1 to 86400, e.g. 120");
+  return Number(value);
 }
 
 function filePrefix(value: string): string {
@@ -183,26 +200,48 @@ Exit codes: 0 every check passed (or was skipped), 1 a check failed.`,
 
   program
     .command("apply")
-    .description("write SPEC's files into DIR after showing the diff, reload networkd (recreating a changed tunnel), then run doctor")
-    .argument("<spec>", "split-tunnel spec, .toml or .json")
-    .requiredOption("-o, --output <dir>", "directory networkd reads, e.g. /etc/systemd/network", directory)
+    .description("write SPEC's files into DIR after showing the diff, reload networkd (recreating a changed tunnel), then run doctor; with --try, revert unless confirmed")
+    .argument("[spec]", "split-tunnel spec, .toml or .json (not with --confirm or --revert)")
+    .option("-o, --output <dir>", "directory networkd reads, e.g. /etc/systemd/network (required with SPEC)", directory)
     .option("--conf-dir <dir>", "directory for the networkd.conf drop-in (default as for generate)", directory)
     .option("--prefix <NN>", "two-digit file name prefix that orders our files", filePrefix, "50")
     .option("-y, --yes", "apply without asking (needed when there is no terminal)")
     .option("--force", "overwrite files of ours' names that gen-networkd did not write")
+    .option("--try [seconds]", "apply, then put the previous files back after SECONDS (default 120) unless confirmed, even if this session dies", trySeconds)
+    .option("--confirm", "keep the configuration of the pending try (from any shell)")
+    .option("--revert", "revert the pending try now (from any shell)")
+    .option("--any-dir", "apply to a directory networkd does not read (it is refused otherwise)")
+    .option("--state-dir <dir>", "where a try keeps the previous files until it is decided", directory, DEFAULT_STATE_DIR)
+    .option("--wait <seconds>", "how long to wait for another run writing DIR before refusing (exit 3)", seconds, 30)
+    .addOption(new Option("--watch-try <id>", "internal: the detached process that reverts a try").hideHelp())
     .addHelpText(
       "after",
       `
 Examples:
   sudo gen-networkd apply /etc/gen-networkd/wg0.toml -o /etc/systemd/network
   sudo gen-networkd apply wg0.toml -o /etc/systemd/network --yes     # from a script
+  sudo gen-networkd apply wg0.toml -o /etc/systemd/network --try     # over SSH: reverts in 120 s unless you press Enter
+  sudo gen-networkd apply --confirm                                   # keep a pending try, from another shell
 
 A changed .netdev needs its link recreated (networkctl delete, then reload): the tunnel drops for a moment.
-Exit codes: 0 applied and doctor passed, 1 doctor found a problem (or you declined), 3 refused (no terminal without --yes, or a file not ours).`,
+Exit codes: 0 applied (and kept) and doctor passed, 1 doctor found a problem, you declined, or the try was reverted,
+3 refused (no terminal without --yes, a file not ours, a directory networkd does not read, networkd not running,
+a try pending or another apply running).`,
     )
-    .action(async (specPath: string, flags: ApplyOptions) => {
-      const { runApply } = await import("./apply.js");
-      process.exitCode = await runApply(specPath, flags);
+    .action(async (specPath: string | undefined, flags: ApplyFlags) => {
+      const apply = await import("./apply.js");
+      const decisions = [flags.confirm && "--confirm", flags.revert && "--revert", flags.watchTry !== undefined && "--watch-try"].filter(Boolean);
+      if (decisions.length > 1) throw new OperateError(`apply: ${decisions.join(" and ")} cannot be combined`, 2);
+      if (decisions.length === 1) {
+        if (specPath !== undefined || flags.try !== undefined) throw new OperateError(`apply: ${decisions[0]} decides the pending try; it takes no SPEC and no --try`, 2);
+        process.exitCode =
+          flags.watchTry !== undefined ? await apply.runTryWatcher(flags.stateDir, flags.watchTry) : await apply.runDecide(flags.stateDir, flags.confirm ? "confirm" : "revert");
+        return;
+      }
+      if (specPath === undefined) throw new OperateError("apply: missing SPEC (or --confirm / --revert to decide a pending try)", 2);
+      if (flags.output === undefined) throw new OperateError("apply: -o DIR is required: the directory networkd reads, e.g. -o /etc/systemd/network", 2);
+      const seconds = flags.try === undefined ? undefined : flags.try === true ? DEFAULT_TRY_SECONDS : flags.try;
+      process.exitCode = await apply.runApply(specPath, { ...flags, output: flags.output, try: seconds });
     });
 
   program

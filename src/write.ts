@@ -448,19 +448,23 @@ async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
+/** Refuses (before anything is touched) when a file we would write is not ours, unless forced. */
+export function refuseForeign(changes: Changes, force: boolean): void {
+  if (changes.foreign.length === 0 || force) return;
+  throw new RefusedWriteError(
+    changes.foreign
+      .map((f) => `${pathOf(f)}: exists and was not written by gen-networkd for this tunnel; not touching it (move it away, or pass --force to overwrite it)`)
+      .join("\n"),
+  );
+}
+
 /**
  * Applies the changes: refuses (before touching anything) when a file we would
  * write is not ours, unless forced; then stages, renames and prunes.
  */
 export async function applyChanges(changes: Changes, options: { force: boolean }): Promise<void> {
   return reported(async () => {
-    if (changes.foreign.length > 0 && !options.force) {
-      throw new RefusedWriteError(
-        changes.foreign
-          .map((f) => `${pathOf(f)}: exists and was not written by gen-networkd for this tunnel; not touching it (move it away, or pass --force to overwrite it)`)
-          .join("\n"),
-      );
-    }
+    refuseForeign(changes, options.force);
     const writes = [...changes.create, ...changes.update, ...changes.foreign];
     for (const dir of new Set(writes.map((f) => f.dir))) await ensureDirectory(dir);
 

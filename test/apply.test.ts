@@ -4,7 +4,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { linksToRecreate } from "../src/apply.js";
@@ -33,7 +33,7 @@ test("without a terminal and without --yes: the diff, then a one-line refusal, e
   const work = mkdtempSync(join(tmpdir(), "gen-networkd-apply-"));
   try {
     writeFileSync(join(work, "spec.toml"), readFileSync(join(root, "examples/seed.toml"), "utf8"));
-    const result = spawnSync(process.execPath, [cli, "apply", "spec.toml", "-o", "net"], { cwd: work, encoding: "utf8", input: "y\n" });
+    const result = spawnSync(process.execPath, [cli, "apply", "spec.toml", "-o", "net", "--any-dir"], { cwd: work, encoding: "utf8", input: "y\n" });
     assert.is(result.status, 3, result.stderr);
     assert.match(result.stdout, /^\+\[WireGuard\]$/m);
     assert.is(result.stderr.split("\n").filter((l) => !l.startsWith("gen-networkd: ipv6:")).join("\n"), "gen-networkd: apply: no terminal to confirm on, so nothing was written; review the diff above and pass --yes to apply it\n");
@@ -47,7 +47,7 @@ test("on a terminal it asks; anything but yes writes nothing (run under script(1
   const work = mkdtempSync(join(tmpdir(), "gen-networkd-apply-"));
   try {
     writeFileSync(join(work, "spec.toml"), readFileSync(join(root, "examples/seed.toml"), "utf8"));
-    const result = spawnSync("script", ["-qec", `${process.execPath} ${cli} apply spec.toml -o net`, "/dev/null"], { cwd: work, encoding: "utf8", input: "n\n", env: { ...process.env, NO_COLOR: "1" } });
+    const result = spawnSync("script", ["-qec", `${process.execPath} ${cli} apply spec.toml -o net --any-dir`, "/dev/null"], { cwd: work, encoding: "utf8", input: "n\n", env: { ...process.env, NO_COLOR: "1" } });
     assert.is(result.status, 1, result.stdout);
     assert.match(result.stdout, /Write these changes to net and reload networkd\? \[y\/N\] /);
     assert.match(result.stdout, /nothing written/);
@@ -65,7 +65,31 @@ test("apply and doctor --help show an example; apply requires -o", () => {
   }
   const missing = spawnSync(process.execPath, [cli, "apply", "spec.toml"], { encoding: "utf8" });
   assert.is(missing.status, 2);
-  assert.match(missing.stderr, /required option '-o, --output <dir>' not specified/);
+  assert.is(missing.stderr, "gen-networkd: apply: -o DIR is required: the directory networkd reads, e.g. -o /etc/systemd/network\n");
+  const both = spawnSync(process.execPath, [cli, "apply", "spec.toml", "--confirm"], { encoding: "utf8" });
+  assert.is(both.status, 2);
+  assert.match(both.stderr, /--confirm decides the pending try; it takes no SPEC and no --try/);
+  const seconds = spawnSync(process.execPath, [cli, "apply", "spec.toml", "-o", "/etc/systemd/network", "--try", "0"], { encoding: "utf8" });
+  assert.is(seconds.status, 2);
+  assert.match(seconds.stderr, /expected whole seconds from 1 to 86400/);
+});
+
+test("a directory networkd does not read is refused before anything is read or written, unless --any-dir", () => {
+  const work = mkdtempSync(join(tmpdir(), "gen-networkd-apply-"));
+  try {
+    writeFileSync(join(work, "spec.toml"), readFileSync(join(root, "examples/seed.toml"), "utf8"));
+    const refused = spawnSync(process.execPath, [cli, "apply", "spec.toml", "-o", "net", "--yes"], { cwd: work, encoding: "utf8" });
+    assert.is(refused.status, 3, refused.stderr);
+    assert.is(refused.stdout, "");
+    assert.match(refused.stderr, /^gen-networkd: apply: networkd does not read net \(it reads \/etc\/systemd\/network, \/run\/systemd\/network, .*\), so applying there would change nothing; nothing was written; pass --any-dir/m);
+    assert.not.ok(existsSync(join(work, "net")), "the directory was made");
+    // A symlink to a directory networkd reads is that directory: accepted (and then refused for want of a terminal).
+    symlinkSync("/usr/lib/systemd/network", join(work, "link"));
+    const viaLink = spawnSync(process.execPath, [cli, "apply", "spec.toml", "-o", "link"], { cwd: work, encoding: "utf8" });
+    assert.match(viaLink.stderr, /no terminal to confirm on/, viaLink.stderr);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 });
 
 test.run();
