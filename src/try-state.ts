@@ -331,7 +331,7 @@ export async function restoreFiles(dir: string, record: TryRecord): Promise<Rest
         await handle.writeFile(await readFile(join(dir, "files", before.backup)));
         await handle.chmod(before.mode); // open's mode passes through the umask
         await handle.chown(before.uid, before.gid);
-        await handle.utimes(Date.now() / 1000, before.mtimeMs / 1000); // seconds as a float: sub-millisecond mtimes survive
+        await handle.utimes(Date.now() / 1000, toMicrosecond(before.mtimeMs));
         await handle.sync();
       } finally {
         await handle.close();
@@ -342,6 +342,15 @@ export async function restoreFiles(dir: string, record: TryRecord): Promise<Rest
   }
   for (const parent of new Set(record.files.map((f) => dirname(f.path)))) await syncPath(parent);
   return restored;
+}
+
+/**
+ * MS as the seconds utimes takes, aimed at the middle of its nearest microsecond: libuv
+ * truncates to microseconds, so the mtime comes back to the microsecond, and restoring a
+ * restored file changes nothing.
+ */
+function toMicrosecond(ms: number): number {
+  return (Math.round(ms * 1000) + 0.5) / 1e6;
 }
 
 /** Records a finished revert as STATE/reverted-ID.json and drops the claimed directory. */

@@ -9,14 +9,26 @@
 //     `networkctl delete wg0` + reload. networkd cannot create a WireGuard device in
 //     this kernel, so the lab's wireguard-go stands in for that creation, from the
 //     new .netdev; networkd configures the new link and doctor passes.
-import { readFile, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { lstat, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import TOML from "@iarna/toml";
 import * as assert from "uvu/assert";
 import { labSuite } from "./harness.js";
 import { CLI, ROOT, SplitCase } from "./case.js";
 import { readSpec } from "./expect.js";
-import { CommandError, poll, run } from "./proc.js";
+import { ADDR } from "./lab.js";
+import { CommandError, poll, Proc, run } from "./proc.js";
+import type { KernelState } from "./state.js";
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    /* gone */
+  }
+}
 
 const steps: string[] = [];
 
@@ -25,16 +37,31 @@ async function setUp(): Promise<SplitCase> {
   return SplitCase.applied("apply", raw);
 }
 
-/** Runs `gen-networkd apply` inside the host; its exit code and output. */
-async function apply(c: SplitCase, extra: string[] = ["--yes"]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Where tries keep their backups: the lab's own directory, not the machine's /var/lib. */
+const stateDir = (c: SplitCase) => join(c.lab.work, "state");
+
+/**
+ * `gen-networkd apply` as run inside the host, with the directories H's networkd reads
+ * (/run/systemd/network is the generated directory there, /etc/systemd/networkd.conf.d its
+ * drop-in directory).
+ */
+const applyArgv = (c: SplitCase, extra: string[]) => [
+  process.execPath, CLI, "apply", c.specPath, "-o", "/run/systemd/network", "--conf-dir", "/etc/systemd/networkd.conf.d", "--state-dir", stateDir(c), ...extra,
+];
+
+/** Runs ARGV inside the host; its exit code and output. */
+async function inHost(c: SplitCase, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(c.lab.hostArgv([process.execPath, CLI, "apply", c.specPath, "-o", c.lab.genDir, ...extra]), { timeoutMs: 90_000 });
+    const { stdout, stderr } = await run(c.lab.hostArgv(argv), { timeoutMs: 90_000 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     if (!(error instanceof CommandError)) throw error;
     return { code: Number(error.code), stdout: error.stdout, stderr: error.stderr };
   }
 }
+
+/** Runs `gen-networkd apply` inside the host; its exit code and output. */
+const apply = (c: SplitCase, extra: string[] = ["--yes"]) => inHost(c, applyArgv(c, extra));
 
 async function editSpec(c: SplitCase, edit: (spec: Record<string, any>) => void): Promise<void> {
   const spec = TOML.parse(await readFile(c.specPath, "utf8")) as Record<string, any>;
@@ -43,7 +70,13 @@ async function editSpec(c: SplitCase, edit: (spec: Record<string, any>) => void)
 }
 
 const t = labSuite("lab: apply end to end", setUp, async (c) => {
-  if (steps.length) console.log(`apply in the lab:\n  ${steps.join("\n  ")}`);
+  if (steps.length) console.log(`apply in the lab (networkd ${networkdVersion}):\n  ${steps.join("\n  ")}`);
+  await sshServer?.stop();
+  // A watcher left by a failed test runs in H's namespaces, outside the lab's process list.
+  for (const name of await readdir(stateDir(c)).catch(() => [] as string[])) {
+    const pid = await readFile(join(stateDir(c), name, "watcher.pid"), "utf8").catch(() => undefined);
+    if (pid) killQuietly(Number(pid.split(" ")[0]));
+  }
   await c.destroy();
 });
 
@@ -96,6 +129,255 @@ t.test("a .netdev change: apply recreates wg0 (networkctl delete + reload), netw
   assert.ok(JSON.parse(await c.lab.ip("H", ["-j", "link", "show", "wg0"]))[0].ifindex !== wg0Before, "wg0 is a new link");
   assert.match(await c.lab.inHost(["wg", "show", "wg0", "listen-port"]), /^51999$/m);
   steps.push("listen port changed: 'recreating wg0', networkctl delete wg0 + reload, new wg0 (listen port 51999) configured, doctor passed");
+});
+
+// ------------------------------------------------------------------ apply --try
+//
+// The lab's "SSH": a TCP server in H on its LAN address, reached from the internet
+// server I (198.51.100.80, 2001:db8:100::80) through the router. The baseline spec
+// excludes I's segment, so H's replies go straight back; the tried spec does not, so
+// H's replies are captured into the tunnel, whose peer drops them (their source is not
+// H's tunnel address): the try cuts the very path an SSH session to H would use.
+
+const SSH_PORT = 2222;
+const TRY_SECONDS = 8;
+/**
+ * Where I's connections to the LAN come from: its segment's address for IPv4, and for
+ * IPv6 its server address (longest prefix shared with the LAN's, RFC 6724 rule 8).
+ */
+const CLIENT_SEGMENT: readonly string[] = [ADDR.inetPrefix4, ADDR.inetPrefix6, `${ADDR.server4}/32`, `${ADDR.server6}/128`];
+let sshServer: Proc | undefined;
+let networkdVersion = "?";
+let tries = 0;
+
+/** What an SSH client on the internet segment sees: one line per family that fails, or none. */
+async function sshFailures(c: SplitCase): Promise<string[]> {
+  const results = await c.lab.probe(
+    [ADDR.hostLan4, ADDR.hostLan6].map((host) => ({ proto: "tcp" as const, host, port: SSH_PORT, timeoutMs: 1500 })),
+    "I",
+  );
+  return results.flatMap((r, i) => (r.ok ? [] : [`${i === 0 ? ADDR.hostLan4 : `[${ADDR.hostLan6}]`}:${SSH_PORT} from I: ${r.error}`]));
+}
+
+/** Every generated file and drop-in: `ls -l` and its bytes (line), and its mtime. */
+async function filesOnDisk(c: SplitCase): Promise<{ line: string; mtimeMs: number }[]> {
+  const files: { line: string; mtimeMs: number }[] = [];
+  for (const dir of [c.lab.genDir, join(c.lab.genDir, "networkd.conf.d")]) {
+    for (const name of (await readdir(dir)).sort()) {
+      if (name.startsWith(".")) continue; // a file being staged (awaitRevert checks none is left)
+      const info = await lstat(join(dir, name));
+      if (info.isDirectory()) continue;
+      const bytes = createHash("sha256").update(await readFile(join(dir, name))).digest("hex");
+      files.push({ line: `${name} ${(info.mode & 0o7777).toString(8)} ${info.uid}:${info.gid} ${bytes}`, mtimeMs: info.mtimeMs });
+    }
+  }
+  return files;
+}
+
+interface HostState {
+  files: { line: string; mtimeMs: number }[];
+  kernel: KernelState;
+}
+
+async function hostState(c: SplitCase, tables: string[]): Promise<HostState> {
+  return { files: await filesOnDisk(c), kernel: await c.kernelState(tables) };
+}
+
+/** The same files (bytes, modes, owners) and kernel state; with MTIMES, also the same mtimes (to the microsecond: node sets them as a double). */
+const same = (a: HostState, b: HostState, mtimes = true) =>
+  JSON.stringify([a.kernel, a.files.map((f) => f.line)]) === JSON.stringify([b.kernel, b.files.map((f) => f.line)]) &&
+  (!mtimes || a.files.every((f, i) => Math.abs(f.mtimeMs - b.files[i]!.mtimeMs) < 0.001));
+
+/** What differs between two host states, one line each. */
+function stateDiff(a: HostState, b: HostState): string {
+  const lines = (s: HostState) => [...s.kernel.rules, ...s.kernel.routes, ...s.files.map((f) => `${f.line} mtime ${f.mtimeMs}`)];
+  const [x, y] = [lines(a), lines(b)];
+  return [...x.filter((l) => !y.includes(l)).map((l) => `  before: ${l}`), ...y.filter((l) => !x.includes(l)).map((l) => `  now:    ${l}`)].join("\n");
+}
+
+async function setExclusions(c: SplitCase, direct: boolean): Promise<void> {
+  await editSpec(c, (spec) => {
+    spec.split.exclude = spec.split.exclude.filter((p: string) => !CLIENT_SEGMENT.includes(p));
+    if (direct) spec.split.exclude.push(...CLIENT_SEGMENT);
+  });
+}
+
+/** The try's record (the one pending), read from the state directory. */
+async function pendingTry(c: SplitCase): Promise<{ id: string; deadline: number; watcher: number }> {
+  const name = (await readdir(stateDir(c))).find((n) => n.startsWith("pending-"));
+  assert.ok(name, `no pending try in ${stateDir(c)}`);
+  const record = JSON.parse(await readFile(join(stateDir(c), name!, "record.json"), "utf8"));
+  const watcher = Number((await readFile(join(stateDir(c), name!, "watcher.pid"), "utf8")).split(" ")[0]);
+  return { id: record.id, deadline: record.deadline, watcher };
+}
+
+/** Starts `apply --try` in H (optionally on a terminal, as script(1) gives one); resolves once it waits for a decision. */
+async function startTry(c: SplitCase, options: { terminal?: boolean } = {}): Promise<Proc> {
+  const argv = applyArgv(c, ["--try", String(TRY_SECONDS)]);
+  const command = options.terminal ? ["script", "-qfec", argv.map((a) => `'${a}'`).join(" "), "/dev/null"] : argv;
+  return Proc.start(`apply-try-${++tries}`, c.lab.hostArgv(command), {
+    logFile: c.lab.log(`apply-try-${tries}`),
+    env: { NO_COLOR: "1" },
+    ready: /Keep this configuration\?/,
+    timeoutMs: 60_000,
+    stdin: options.terminal ?? false,
+  });
+}
+
+/** PIDs of PID's descendants (to see the apply under script(1) die with its terminal). */
+async function descendants(pid: number): Promise<number[]> {
+  const children = (await readFile(`/proc/${pid}/task/${pid}/children`, "utf8").catch(() => "")).split(" ").filter(Boolean).map(Number);
+  return [...children, ...(await Promise.all(children.map(descendants))).flat()];
+}
+
+const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSyncSafe(`/proc/${pid}/stat`).includes(") Z ");
+function readFileSyncSafe(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * After the process that ran the try is gone: polls until the host is back in BEFORE
+ * (files byte-identical, kernel rules and routes equal) and the SSH path works again;
+ * returns ms after the deadline, and the watcher's own account.
+ */
+async function awaitRevert(c: SplitCase, before: HostState, tables: string[], pending: { id: string; deadline: number }): Promise<{ backMs: number; result: any }> {
+  let brokenAtDeadline: boolean | undefined;
+  await poll(
+    "the previous state back: files, kernel, the SSH path",
+    async () => {
+      if (brokenAtDeadline === undefined && Date.now() > pending.deadline - 1000) brokenAtDeadline = !same(await hostState(c, tables), before);
+      return same(await hostState(c, tables), before) ? true : undefined;
+    },
+    { timeoutMs: pending.deadline - Date.now() + 20_000, intervalMs: 100, describe: async () => stateDiff(before, await hostState(c, tables)) },
+  );
+  const backMs = Date.now() - pending.deadline;
+  const resultFile = join(stateDir(c), `reverted-${pending.id}.json`);
+  await poll("the watcher's report", () => (existsSync(resultFile) ? true : undefined), { timeoutMs: 30_000 });
+  for (const dir of [c.lab.genDir, join(c.lab.genDir, "networkd.conf.d")]) {
+    assert.equal((await readdir(dir)).filter((n) => n.startsWith(".")), [], `no temporary file left in ${dir}`);
+  }
+  assert.equal(await sshFailures(c), [], "the SSH path works again");
+  assert.ok(brokenAtDeadline, "the new state was still in place a second before the deadline: the revert waited for it");
+  const result = JSON.parse(await readFile(resultFile, "utf8"));
+  assert.ok(result.claimed >= pending.deadline, `claimed ${result.claimed - pending.deadline} ms after the deadline, not before`);
+  assert.ok(backMs < 10_000, `the old state was back ${backMs} ms after the deadline`);
+  return { backMs, result };
+}
+
+const timings = (result: any) =>
+  `claimed +${result.claimed - result.deadline} ms, files +${result.filesRestored - result.deadline} ms, reloaded +${result.reloaded - result.deadline} ms, configured +${result.configured - result.deadline} ms`;
+
+let baseline: HostState;
+let tables: string[] = [];
+
+t.test("apply refuses a directory networkd does not read (unless --any-dir) and says so; the SSH path works on the baseline", async (c) => {
+  networkdVersion = (await c.lab.inHost(["networkctl", "--version"])).split("\n")[0]!.trim();
+  sshServer = await Proc.start("ssh-H", c.lab.hostArgv([process.execPath, join(ROOT, "test/lab/helpers/echo-server.mjs"), String(SSH_PORT)]), {
+    logFile: c.lab.log("ssh-H"),
+    ready: /^ready$/,
+  });
+  await setExclusions(c, true);
+  const refused = await inHost(c, [process.execPath, CLI, "apply", c.specPath, "-o", c.lab.genDir, "--yes", "--state-dir", stateDir(c)]);
+  assert.is(refused.code, 3, refused.stderr);
+  assert.match(refused.stderr, /apply: networkd does not read .*\/gen \(it reads \/etc\/systemd\/network, \/run\/systemd\/network, .*\), so applying there would change nothing; nothing was written; pass --any-dir/);
+  const { code, stdout } = await apply(c);
+  assert.is(code, 0, stdout);
+  tables = (await c.plannedState()).tables;
+  baseline = await hostState(c, tables);
+  assert.equal(await sshFailures(c), [], "the SSH path works on the baseline");
+  steps.push(`directory guard: -o ${c.lab.genDir} refused (exit 3); baseline applied with ${CLIENT_SEGMENT.join(", ")} direct, SSH from I works`);
+});
+
+t.test("apply --try that cuts the SSH path, its process killed (SIGKILL): a second try and a plain apply are refused meanwhile; the old state is back after the deadline", async (c) => {
+  await setExclusions(c, false);
+  const trying = await startTry(c);
+  const pending = await pendingTry(c);
+  assert.ok((await sshFailures(c)).length === 2, "the tried spec cuts the SSH path (both families)");
+  assert.match(trying.lines.join("\n"), /50-wg0-split\.network +updated/);
+  const second = await apply(c, ["--try", "30"]);
+  assert.is(second.code, 3, second.stderr);
+  assert.match(second.stderr, /apply: a try of .*spec\.toml \(started .*\) is pending; nothing was written; confirm it with `gen-networkd apply --confirm`/);
+  const plain = await apply(c);
+  assert.is(plain.code, 3, plain.stderr);
+  assert.match(plain.stderr, /is pending; nothing was written/);
+  assert.is(await trying.kill("SIGKILL"), null);
+  const { backMs, result } = await awaitRevert(c, baseline, tables, pending);
+  assert.not.ok(alive(pending.watcher), "the watcher exited after reverting");
+  assert.equal(result.files.map((f: any) => `${f.path.replace(/.*\//, "")} ${f.what}`).sort(), ["50-wg0-split.netdev restored", "50-wg0-split.network restored", "50-wg0.conf restored", "50-wg0.netdev restored", "50-wg0.network restored"]);
+  steps.push(`--try ${TRY_SECONDS}, SSH cut, second try and plain apply refused (exit 3), apply SIGKILLed: old state back (files, kernel, SSH) ${backMs} ms after the deadline (watcher: ${timings(result)})`);
+});
+
+t.test("apply --try on a terminal whose session dies (the terminal hangs up: SIGHUP): the old state is back after the deadline, and the next apply reports it", async (c) => {
+  const trying = await startTry(c, { terminal: true });
+  const pending = await pendingTry(c);
+  assert.ok((await sshFailures(c)).length === 2, "the tried spec cuts the SSH path");
+  assert.match(trying.lines.join("\n"), /Press Enter to keep it/);
+  const below = (await descendants(trying.pid)).filter((pid) => pid !== pending.watcher);
+  assert.ok(below.length > 0, "script(1) runs the apply");
+  await trying.kill("SIGKILL"); // script(1) gone: the terminal hangs up, as sshd's does when the connection dies
+  await poll("the apply to die with its terminal", () => (below.some(alive) ? undefined : true), { timeoutMs: 5000 });
+  const { backMs, result } = await awaitRevert(c, baseline, tables, pending);
+  await setExclusions(c, true); // the spec of the state now on disk: nothing to write
+  const next = await apply(c);
+  assert.match(next.stdout, /^an earlier try was reverted while nobody watched:\nreverted the try of .*spec\.toml \(nobody confirmed it in time\):$/m);
+  steps.push(`--try on a terminal, terminal hung up (the apply died with it): old state back ${backMs} ms after the deadline (watcher: ${timings(result)}); the next apply showed the report`);
+});
+
+t.test("apply --try confirmed with Enter on its terminal: the new state stays past the deadline", async (c) => {
+  await setExclusions(c, false);
+  const trying = await startTry(c, { terminal: true });
+  const pending = await pendingTry(c);
+  const tried = await hostState(c, tables);
+  trying.write("\n");
+  assert.match(await trying.waitForLine(/confirmed: keeping the new configuration/, 5000), /confirmed/);
+  assert.is(await trying.exited, 0, trying.tail());
+  await poll("the watcher to stop", () => (alive(pending.watcher) ? undefined : true), { timeoutMs: 5000 });
+  await new Promise((r) => setTimeout(r, Math.max(0, pending.deadline - Date.now()) + 2000));
+  assert.ok(same(await hostState(c, tables), tried), "the tried state is still there 2 s after the deadline");
+  assert.is((await sshFailures(c)).length, 2, "and it still cuts the SSH path, as confirmed");
+  assert.equal((await readdir(stateDir(c))).filter((n) => !n.startsWith("lock")), [], "nothing of the try is left");
+  steps.push("--try confirmed with Enter: watcher stopped, tried state (SSH cut) still there 2 s after the deadline");
+});
+
+t.test("apply --try confirmed with `apply --confirm` from another shell: the new state stays past the deadline", async (c) => {
+  await setExclusions(c, true); // back to the baseline, this time by a try
+  const trying = await startTry(c);
+  const pending = await pendingTry(c);
+  const confirm = await inHost(c, [process.execPath, CLI, "apply", "--confirm", "--state-dir", stateDir(c)]);
+  assert.is(confirm.code, 0, confirm.stderr);
+  assert.match(confirm.stdout, /^confirmed: keeping the configuration the try of .*spec\.toml wrote to \/run\/systemd\/network$/m);
+  assert.match(await trying.waitForLine(/confirmed from another shell: keeping the new configuration/, 5000), /confirmed/);
+  assert.is(await trying.exited, 0, trying.tail());
+  assert.not.ok(alive(pending.watcher), "the confirmation stopped the watcher");
+  await new Promise((r) => setTimeout(r, Math.max(0, pending.deadline - Date.now()) + 2000));
+  assert.ok(same(await hostState(c, tables), baseline, false), "the confirmed state (the baseline again, freshly written) is there 2 s after the deadline");
+  assert.equal(await sshFailures(c), []);
+  const again = await inHost(c, [process.execPath, CLI, "apply", "--confirm", "--state-dir", stateDir(c)]);
+  assert.is(again.code, 1);
+  assert.match(again.stderr, /no try is pending .* so there is nothing to confirm/);
+  steps.push("--try confirmed by `apply --confirm` from another shell: state kept 2 s past the deadline; a second --confirm: nothing pending (exit 1)");
+});
+
+t.test("apply says when networkd is not running, and writes nothing", async (c) => {
+  await setExclusions(c, false);
+  const before = await filesOnDisk(c);
+  await c.lab.stopNetworkd();
+  try {
+    for (const extra of [["--yes"], ["--try", "30"]]) {
+      const { code, stderr } = await apply(c, extra);
+      assert.is(code, 3, stderr);
+      assert.match(stderr, /apply: systemd-networkd is not running \(in this network namespace\), so nothing could reload the files; nothing was written/);
+    }
+    assert.equal(await filesOnDisk(c), before);
+    assert.equal(await readdir(stateDir(c)), [], "no try was begun");
+  } finally {
+    await c.lab.startNetworkd();
+  }
+  steps.push("networkd stopped: apply and apply --try refused (exit 3), nothing written");
 });
 
 t.run();

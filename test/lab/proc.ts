@@ -212,12 +212,12 @@ export class Proc {
   static async start(
     name: string,
     argv: readonly string[],
-    options: { logFile: string; env?: NodeJS.ProcessEnv; ready?: RegExp; timeoutMs?: number },
+    options: { logFile: string; env?: NodeJS.ProcessEnv; ready?: RegExp; timeoutMs?: number; stdin?: boolean },
   ): Promise<Proc> {
     installCleanupHandlers();
     const child = spawn(argv[0]!, argv.slice(1), {
       env: { ...process.env, ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: [options.stdin ? "pipe" : "ignore", "pipe", "pipe"],
     });
     if (child.pid === undefined) {
       const err = await new Promise<Error>((resolve) => child.once("error", resolve));
@@ -255,6 +255,17 @@ export class Proc {
         reject(new Error(`${this.name} exited (${code}) before printing ${pattern}; output:\n${this.tail()}`));
       });
     });
+  }
+
+  /** Writes TEXT to its standard input (started with `stdin: true`). */
+  write(text: string): void {
+    this.child.stdin!.write(text);
+  }
+
+  /** Sends SIGNAL (by PID) and waits until it has exited. */
+  async kill(signal: NodeJS.Signals): Promise<number | null> {
+    killQuietly(this.pid, signal);
+    return this.exited;
   }
 
   tail(n = 30): string {
