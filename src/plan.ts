@@ -10,7 +10,14 @@
 //              captured: the tunnel's own encrypted packets must not loop into it)
 //   prio P-1:  selectors → main, suppress_prefixlength 0: whatever main knows more
 //              specifically than its default route (connected LANs, docker) stays direct
-//   prio P:    selectors → T (the blog's `ip rule add ipproto tcp table 10086`)
+//   prio P:    selectors → T (the blog's `ip rule add ipproto tcp table 10086`); with
+//              split.inbound = "direct" only from the unspecified source and the tunnel's
+//              own addresses, so replies to connections that came in on another link stay
+//              there (see capturedSources), followed by
+//   prio P+1:  IPv6 with the kill switch: selectors → T, suppress_prefixlength 128 (only an
+//              unreachable answer counts: the kernel retries a failed IPv6 lookup from a LAN source)
+//   prio P+2:  sources = "all": selectors, from this host (iif lo) → main
+//   prio P+3:  sources = "all": selectors → T (forwarded traffic, whatever its source)
 //
 // Only the path (routes through the tunnel) is configured on the tunnel's own link.
 // The policy (rules, throws, unreachable routes) lives on the anchor, an always-present
@@ -226,12 +233,40 @@ function describeSelectors(family: Family, protocol: Protocol, user: number | st
   ].join(" ");
 }
 
+/** The unspecified address: a route lookup with it comes from a socket whose source is not chosen yet. */
+const UNSPECIFIED: Record<Family, string> = { 4: "0.0.0.0/32", 6: "::/128" };
+
+/**
+ * The sources whose route lookups the capture rules take (split.inbound = "direct"): the
+ * unspecified address (an unbound socket's first lookup; the tunnel route's PreferredSource
+ * then becomes its source) and the tunnel's own addresses (that socket's later lookups, and
+ * replies to connections that came in through the tunnel). A lookup from any other source is
+ * a reply to a connection that came in on another link, or a socket bound to that link's
+ * address: it stays off the tunnel.
+ *
+ * undefined: capture every source. That is split.inbound = "capture", and also a family that
+ * is blocked: when an unbound IPv6 socket's first lookup fails, the kernel picks a source by
+ * address selection (a LAN address) and looks up again (ip6_dst_lookup_tail), so a blocked
+ * family gated by source would send every unbound connection direct.
+ */
+function capturedSources(spec: Spec, route: FamilyRoute): string[] | undefined {
+  if (spec.split.inbound !== "direct" || route.target.kind !== "tunnel") return undefined;
+  const hostLength = route.family === 4 ? 32 : 128;
+  const own = spec.tunnel.addresses.filter((a) => addressFamily(a) === route.family).map((a) => `${a.split("/")[0]}/${hostLength}`);
+  return [UNSPECIFIED[route.family], ...new Set(own)];
+}
+
 function rules(spec: Spec, routes: readonly FamilyRoute[]): Section[] {
-  const { table, priority, protocols, direct_connected, sources, users, ports } = spec.split;
+  const { table, priority, protocols, direct_connected, sources, users, ports, killswitch } = spec.split;
   const local = sources === "local";
   const markTunnelPackets = spec.tunnel.manage && capturesTunnelPackets(protocols);
   const sections: Section[] = [];
-  for (const { family } of routes) {
+  for (const route of routes) {
+    const { family } = route;
+    const gated = capturedSources(spec, route);
+    // The IPv6 fallback above also follows a lookup the kill switch answers: while the tunnel is
+    // down, source-bound lookups must meet the kill switch too.
+    const guarded = gated !== undefined && family === 6 && killswitch;
     if (markTunnelPackets) {
       const mark = tunnelFwmark(spec);
       sections.push(
@@ -251,14 +286,28 @@ function rules(spec: Spec, routes: readonly FamilyRoute[]): Section[] {
             entry("Family", FAMILY_NAME[family]),
           ];
           const what = describeSelectors(family, protocol, user, port, local);
+          const rule = (head: Entry[], offset: number, comment: string) =>
+            section("RoutingPolicyRule", [...head, ...selectors, entry("Priority", priority + offset)], [comment]);
           if (direct_connected) {
+            sections.push(rule([entry("Table", "main"), entry("SuppressPrefixLength", 0)], -1, `${what}: destinations that main knows more specifically than its default route (connected LANs, docker bridges) stay direct.`));
+          }
+          if (gated === undefined) {
+            sections.push(rule([entry("Table", table)], 0, `${what}: everything else is looked up in table ${table}.`));
+            continue;
+          }
+          gated.forEach((from, index) => {
+            const whose = index === 0 ? "from a socket that has no source yet (it then takes the tunnel's)" : `from the tunnel's address ${from.split("/")[0]}`;
+            sections.push(rule([entry("Table", table), entry("From", from)], 0, `${what} ${whose}: everything else is looked up in table ${table}.`));
+          });
+          if (guarded) {
             sections.push(
-              section("RoutingPolicyRule", [entry("Table", "main"), entry("SuppressPrefixLength", 0), ...selectors, entry("Priority", priority - 1)], [
-                `${what}: destinations that main knows more specifically than its default route (connected LANs, docker bridges) stay direct.`,
-              ]),
+              rule([entry("Table", table), entry("SuppressPrefixLength", 128)], 1, `${what} from other sources: only the kill switch's answer counts here (while ${spec.tunnel.interface} is down an unbound socket retries from a LAN address); the tunnel path is suppressed, so replies stay direct while it is up.`),
             );
           }
-          sections.push(section("RoutingPolicyRule", [entry("Table", table), ...selectors, entry("Priority", priority)], [`${what}: everything else is looked up in table ${table}.`]));
+          if (!local) {
+            sections.push(rule([entry("Table", "main"), entry("IncomingInterface", "lo")], 2, `${what} from this host's other addresses (replies to connections that came in on another link, sockets bound to it) stays direct.`));
+            sections.push(rule([entry("Table", table)], 3, `${what}, forwarded (containers, VMs: their own source addresses): looked up in table ${table}.`));
+          }
         }
       }
     }

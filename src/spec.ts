@@ -20,6 +20,13 @@ export const TAILSCALE_PRIORITIES = { first: 5210, last: 5270 } as const;
  * own (marked) packets to main, priority-1 looks up main without its default route.
  */
 export const HELPER_RULE_COUNT = 2;
+/**
+ * With split.inbound = "direct", up to three rules follow the capture rules: priority+1 keeps
+ * IPv6 source-bound lookups out of the tunnel only while the kill switch is not answering,
+ * priority+2 sends this host's other source-bound traffic to main, priority+3 captures
+ * forwarded traffic (sources = "all").
+ */
+export const INBOUND_RULE_COUNT = 3;
 /** tailscale marks its own packets with bits under this mask (0x80000 and friends). */
 export const TAILSCALE_FWMARK_MASK = 0xff0000;
 
@@ -244,6 +251,7 @@ const splitSchema = z.strictObject({
   anchor: checkedString(interfaceNameProblem).optional(),
   ipv6: z.enum(["tunnel", "block", "direct"], { error: (issue) => `${quote(issue.input)} is not an IPv6 policy; expected "tunnel", "block" or "direct"` }).optional(),
   direct_connected: z.boolean().default(true),
+  inbound: z.enum(["direct", "capture"], { error: (issue) => `${quote(issue.input)} is not an inbound policy; expected "direct" (replies leave through the link their connection came in on) or "capture" (replies are captured like any other traffic)` }).default("direct"),
 });
 
 export const specSchema = z
@@ -306,13 +314,21 @@ export const specSchema = z
       problem(["split", "anchor"], `must differ from tunnel.interface: the anchor holds the policy while ${tunnel.interface} comes and goes`);
     }
     const lowest = split.priority - HELPER_RULE_COUNT;
-    if (lowest <= TAILSCALE_PRIORITIES.last && split.priority >= TAILSCALE_PRIORITIES.first) {
-      problem(["split", "priority"], `${split.priority} collides with tailscale's rules (${TAILSCALE_PRIORITIES.first}..${TAILSCALE_PRIORITIES.last}; ours use ${lowest}..${split.priority}); pick one above ${TAILSCALE_PRIORITIES.last + HELPER_RULE_COUNT}, e.g. 10086`);
+    const highest = lastRulePriority(split);
+    if (lowest <= TAILSCALE_PRIORITIES.last && highest >= TAILSCALE_PRIORITIES.first) {
+      problem(["split", "priority"], `${split.priority} collides with tailscale's rules (${TAILSCALE_PRIORITIES.first}..${TAILSCALE_PRIORITIES.last}; ours use ${lowest}..${highest}); pick one above ${TAILSCALE_PRIORITIES.last + HELPER_RULE_COUNT}, e.g. 10086`);
+    } else if (split.priority <= 32765 && highest > 32765) {
+      problem(["split", "priority"], `${split.priority} leaves no room before main (32766) for the rules after it (ours use ${lowest}..${highest} with inbound = "direct"); pick one up to ${32765 - (highest - split.priority)}`);
     }
   });
 
 export type Spec = z.output<typeof specSchema>;
 type Protocol = Spec["split"]["protocols"][number];
+
+/** The priority of the split's last rule: the capture rules', or the inbound rules after them. */
+export function lastRulePriority(split: { priority: number; inbound: "direct" | "capture" }): number {
+  return split.priority + (split.inbound === "direct" ? INBOUND_RULE_COUNT : 0);
+}
 
 /** Whether the capture rules would also match the tunnel's own encrypted UDP packets. */
 export function capturesTunnelPackets(protocols: readonly Protocol[]): boolean {

@@ -132,7 +132,7 @@ test("human output: one line per flow with its verdict, the matching rules under
   const lines = stdout.trimEnd().split("\n");
   assert.match(lines[0]!, /^host: rules\.json and routes\.json$/);
   assert.match(lines[1]!, /^tcp 203\.0\.113\.9:443 {2}→ {2}tunnel wg0$/);
-  assert.match(stdout, /\n {2}10086 +from all ipproto tcp lookup 10086 +default dev wg0\n/);
+  assert.match(stdout, /\n {2}10086 +from 0\.0\.0\.0\/32 ipproto tcp lookup 10086 +default dev wg0\n/);
   assert.match(stdout, /\nudp \[2001:db8::1\]:53 {2}→ {2}direct \(main table, eth0\)\n/);
 });
 

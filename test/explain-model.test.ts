@@ -7,7 +7,7 @@ import { FlowSyntaxError, assumedHost, parseFlows, simulationState, verdictOf, t
 import { routeFromIp, ruleFromIp, rulesFromText, routesFromText } from "../src/host-state.js";
 import { plannedRouting } from "../src/plan-routing.js";
 import { buildPlan } from "../src/plan.js";
-import { parseAddress, type Family } from "../src/prefix.js";
+import { formatPrefix, parseAddress, type Family } from "../src/prefix.js";
 import { prefixOf } from "./prefix-of.js";
 import { decide, type Decision, type Route, type RouteType, type Rule, type RuleAction, type RoutingState } from "../src/route-model.js";
 import { validateSpec } from "../src/spec.js";
@@ -244,12 +244,15 @@ function seedPlan(split: Record<string, unknown> = {}) {
 
 test("the seed plan's rules and routes as the kernel will hold them", () => {
   const planned = plannedRouting(seedPlan());
-  const text = (r: Rule) => `${r.family} ${r.priority} ${r.ipproto ?? "-"} ${JSON.stringify(r.action)}`;
+  const text = (r: Rule) => `${r.family} ${r.priority} ${r.from ? formatPrefix(r.from) : "all"} ${r.iif ?? "-"} ${r.ipproto ?? "-"} ${JSON.stringify(r.action)}`;
   assert.equal(planned.rules.map(text), [
-    `4 10085 6 {"kind":"lookup","table":254,"suppressPrefixLength":0}`,
-    `4 10086 6 {"kind":"lookup","table":10086}`,
-    `6 10085 6 {"kind":"lookup","table":254,"suppressPrefixLength":0}`,
-    `6 10086 6 {"kind":"lookup","table":10086}`,
+    `4 10085 all - 6 {"kind":"lookup","table":254,"suppressPrefixLength":0}`,
+    `4 10086 0.0.0.0/32 - 6 {"kind":"lookup","table":10086}`,
+    `4 10086 10.253.0.2/32 - 6 {"kind":"lookup","table":10086}`,
+    `4 10088 all lo 6 {"kind":"lookup","table":254}`,
+    `4 10089 all - 6 {"kind":"lookup","table":10086}`,
+    `6 10085 all - 6 {"kind":"lookup","table":254,"suppressPrefixLength":0}`,
+    `6 10086 all - 6 {"kind":"lookup","table":10086}`,
   ]);
   assert.ok(planned.routes.some((r) => r.family === 6 && r.type === "unreachable" && r.dst.length === 0 && r.table === 10086), "IPv6 is blocked in the table");
   assert.ok(planned.routes.some((r) => r.family === 4 && r.type === "unicast" && r.dev === "wg0" && r.dst.length === 0), "IPv4 default through wg0");
@@ -268,6 +271,26 @@ test("explain of the seed plan on an assumed host: verdicts, and which rest on t
   assert.equal([v6.verdict, v6.table, v6.route], ["unreachable", "10086", "unreachable default"]);
   const own = verdict(flow("10.253.0.2"));
   assert.equal([own.verdict, own.interface, own.assumes], ["direct", "lo", []]);
+});
+
+test("inbound = direct on the seed plan: a reply from the LAN address stays direct; the tunnel's address and forwarded traffic are captured", () => {
+  const state = simulationState(plannedRouting(seedPlan()), assumedHost());
+  const verdict = (f: FlowRequest) => {
+    const v = verdictOf(decide(state, f), f, "wg0", true);
+    return `${v.verdict} ${v.table} ${v.rule_priority}`;
+  };
+  const src = (text: string) => {
+    const parsed = parseAddress(text);
+    if (!parsed.ok) throw new Error(`test data ${text}`);
+    return parsed.value.value;
+  };
+  assert.is(verdict(flow("203.0.113.200", { sport: 22, dport: 51234, src: src("192.0.2.2") })), "direct main 10088", "the SSH server's reply leaves where the connection came in");
+  assert.is(verdict(flow("203.0.113.200", { src: src("10.253.0.2") })), "tunnel 10086 10086", "the second lookup of a connect, from the tunnel's address");
+  assert.is(verdict(flow("203.0.113.200", { src: src("172.17.0.2"), iif: "docker0", forwarded: true })), "tunnel 10086 10089", "a container's traffic");
+  const v6reply = verdictOf(decide(state, flow("2001:db8::1", { sport: 22, src: src("2001:db8:50::2") })), flow("2001:db8::1"), "wg0", true);
+  assert.is(v6reply.verdict, "unreachable", "blocked IPv6 is captured from every source (the kernel retries a failed unbound lookup from a LAN source)");
+  const capture = simulationState(plannedRouting(seedPlan({ inbound: "capture" })), assumedHost());
+  assert.is(verdictOf(decide(capture, flow("203.0.113.200", { sport: 22, src: src("192.0.2.2") })), flow("203.0.113.200"), "wg0", true).verdict, "tunnel", 'inbound = "capture" keeps the old behaviour');
 });
 
 test("verdicts: answers delivered to this host (local, anycast, an arriving broadcast) are direct via lo", () => {

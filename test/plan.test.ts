@@ -35,14 +35,18 @@ const value = (s: Section, key: string) => s.entries.find((e) => e.key === key)?
 const named = (u: Unit, name: string) => sectionsOf(u).filter((s) => s.name === name);
 const rules = (p: Plan) => named(unit(p, "50-wg0-split.network"), "RoutingPolicyRule").map((s) => s.entries.map((e) => `${e.key}=${e.value}`).join(" "));
 
-test("seed: the path on wg0, the policy on the anchor, rules at priority-1 and priority", () => {
+test("seed: the path on wg0, the policy on the anchor, rules at priority-1, priority and after", () => {
   const p = plan({});
   assert.equal(p.units.map((u) => u.fileName), ["50-wg0.netdev", "50-wg0.network", "50-wg0-split.netdev", "50-wg0-split.network", "50-wg0.conf"]);
   const wg0Routes = named(unit(p, "50-wg0.network"), "Route");
   assert.equal(wg0Routes.map((s) => [value(s, "Destination"), value(s, "PreferredSource"), value(s, "Type")]), [["0.0.0.0/0", "10.253.0.2", undefined]]);
   assert.equal(rules(p), [
     "Table=main SuppressPrefixLength=0 IPProtocol=tcp Family=ipv4 Priority=10085",
-    "Table=10086 IPProtocol=tcp Family=ipv4 Priority=10086",
+    "Table=10086 From=0.0.0.0/32 IPProtocol=tcp Family=ipv4 Priority=10086",
+    "Table=10086 From=10.253.0.2/32 IPProtocol=tcp Family=ipv4 Priority=10086",
+    "Table=main IncomingInterface=lo IPProtocol=tcp Family=ipv4 Priority=10088",
+    "Table=10086 IPProtocol=tcp Family=ipv4 Priority=10089",
+    // Blocked IPv6 is captured from every source: see the IPv6 fallback test below.
     "Table=main SuppressPrefixLength=0 IPProtocol=tcp Family=ipv6 Priority=10085",
     "Table=10086 IPProtocol=tcp Family=ipv6 Priority=10086",
   ]);
@@ -51,11 +55,11 @@ test("seed: the path on wg0, the policy on the anchor, rules at priority-1 and p
 });
 
 test("direct_connected = false drops the suppress rules; ipv6 = direct drops IPv6", () => {
-  assert.equal(rules(plan({ direct_connected: false, ipv6: "direct" })), ["Table=10086 IPProtocol=tcp Family=ipv4 Priority=10086"]);
+  assert.equal(rules(plan({ direct_connected: false, ipv6: "direct", inbound: "capture" })), ["Table=10086 IPProtocol=tcp Family=ipv4 Priority=10086"]);
 });
 
 test("UDP capture: the tunnel marks its packets and a rule at priority-2 sends them to main", () => {
-  const p = plan({ protocols: ["tcp", "udp"], ipv6: "direct" });
+  const p = plan({ protocols: ["tcp", "udp"], ipv6: "direct", inbound: "capture" });
   const wireguard = named(unit(p, "50-wg0.netdev"), "WireGuard")[0]!;
   assert.is(value(wireguard, "FirewallMark"), 10086);
   assert.is(rules(p)[0], "Table=main FirewallMark=10086 Family=ipv4 Priority=10084");
@@ -75,16 +79,59 @@ test("icmp gets IPv4 rules only, ipv6-icmp IPv6 rules only, all gets no IPProtoc
 });
 
 test("ipv6-icmp is written as IPProtocol=58: networkd 252 refuses the name and would install no rule", () => {
-  assert.equal(rules(plan({ protocols: ["ipv6-icmp"], direct_connected: false })), ["Table=10086 IPProtocol=58 Family=ipv6 Priority=10086"]);
+  assert.equal(rules(plan({ protocols: ["ipv6-icmp"], direct_connected: false, inbound: "capture" })), ["Table=10086 IPProtocol=58 Family=ipv6 Priority=10086"]);
 });
 
 test("users × ports × sources become selectors of every rule pair", () => {
-  const r = rules(plan({ users: [1000, "2000-2999"], ports: [443], sources: "local", ipv6: "direct" }));
+  const r = rules(plan({ users: [1000, "2000-2999"], ports: [443], sources: "local", ipv6: "direct", inbound: "capture" }));
   assert.equal(r, [
     "Table=main SuppressPrefixLength=0 IncomingInterface=lo User=1000 IPProtocol=tcp DestinationPort=443 Family=ipv4 Priority=10085",
     "Table=10086 IncomingInterface=lo User=1000 IPProtocol=tcp DestinationPort=443 Family=ipv4 Priority=10086",
     "Table=main SuppressPrefixLength=0 IncomingInterface=lo User=2000-2999 IPProtocol=tcp DestinationPort=443 Family=ipv4 Priority=10085",
     "Table=10086 IncomingInterface=lo User=2000-2999 IPProtocol=tcp DestinationPort=443 Family=ipv4 Priority=10086",
+  ]);
+});
+
+test("inbound = direct: capture rules per source (unspecified, each tunnel address), then this host's other sources direct, then forwarded", () => {
+  const r = rules(plan({ ipv6: "tunnel", direct_connected: false }, { addresses: ["10.253.0.2/32", "10.253.0.3/24", "fd42::2/128"] }));
+  assert.equal(r, [
+    "Table=10086 From=0.0.0.0/32 IPProtocol=tcp Family=ipv4 Priority=10086",
+    "Table=10086 From=10.253.0.2/32 IPProtocol=tcp Family=ipv4 Priority=10086",
+    "Table=10086 From=10.253.0.3/32 IPProtocol=tcp Family=ipv4 Priority=10086",
+    "Table=main IncomingInterface=lo IPProtocol=tcp Family=ipv4 Priority=10088",
+    "Table=10086 IPProtocol=tcp Family=ipv4 Priority=10089",
+    "Table=10086 From=::/128 IPProtocol=tcp Family=ipv6 Priority=10086",
+    "Table=10086 From=fd42::2/128 IPProtocol=tcp Family=ipv6 Priority=10086",
+    "Table=main IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10088",
+    "Table=10086 IPProtocol=tcp Family=ipv6 Priority=10089",
+  ]);
+});
+
+test("inbound = direct with sources = local: no rules after the capture rules (forwarded traffic is not captured at all)", () => {
+  assert.equal(rules(plan({ sources: "local", ipv6: "direct", direct_connected: false })), [
+    "Table=10086 From=0.0.0.0/32 IncomingInterface=lo IPProtocol=tcp Family=ipv4 Priority=10086",
+    "Table=10086 From=10.253.0.2/32 IncomingInterface=lo IPProtocol=tcp Family=ipv4 Priority=10086",
+  ]);
+});
+
+test("inbound = direct with the kill switch: IPv6 source-bound lookups meet only the kill switch's unreachable answer (priority+1)", () => {
+  const r = rules(plan({ killswitch: true, sources: "local", direct_connected: false }, { addresses: ["10.253.0.2/32", "fd42::2/128"] }));
+  assert.equal(r, [
+    "Table=10086 From=0.0.0.0/32 IncomingInterface=lo IPProtocol=tcp Family=ipv4 Priority=10086",
+    "Table=10086 From=10.253.0.2/32 IncomingInterface=lo IPProtocol=tcp Family=ipv4 Priority=10086",
+    "Table=10086 From=::/128 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10086",
+    "Table=10086 From=fd42::2/128 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10086",
+    "Table=10086 SuppressPrefixLength=128 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10087",
+  ]);
+});
+
+test("inbound = capture: one capture rule per selector set, from every source (the blog's rule)", () => {
+  assert.equal(rules(plan({ inbound: "capture", ipv6: "direct", protocols: ["tcp", "udp"] })), [
+    "Table=main FirewallMark=10086 Family=ipv4 Priority=10084",
+    "Table=main SuppressPrefixLength=0 IPProtocol=tcp Family=ipv4 Priority=10085",
+    "Table=10086 IPProtocol=tcp Family=ipv4 Priority=10086",
+    "Table=main SuppressPrefixLength=0 IPProtocol=udp Family=ipv4 Priority=10085",
+    "Table=10086 IPProtocol=udp Family=ipv4 Priority=10086",
   ]);
 });
 

@@ -16,7 +16,7 @@
 import fc from "fast-check";
 import { namedSetNames } from "../../src/named-sets.js";
 import { buildPlan, PlanError } from "../../src/plan.js";
-import { ANCHOR_SUFFIX, HELPER_RULE_COUNT, PROTOCOL_NAMES, TAILSCALE_PRIORITIES, validateSpec, type Spec } from "../../src/spec.js";
+import { ANCHOR_SUFFIX, HELPER_RULE_COUNT, INBOUND_RULE_COUNT, PROTOCOL_NAMES, TAILSCALE_PRIORITIES, validateSpec, type Spec } from "../../src/spec.js";
 
 const ipv4Prefix = fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 1, max: 32 })).map(([address, length]) => {
   const network = length === 32 ? address : (address & ~((1 << (32 - length)) - 1)) >>> 0;
@@ -89,9 +89,12 @@ export const validSpec = fc
     peers: fc.uniqueArray(peer, { minLength: 1, maxLength: 3, selector: (p) => p.public_key }),
     endpoints: fc.uniqueArray(endpointAddress, { minLength: 1, maxLength: 2 }),
     table: optional(fc.integer({ min: 1, max: 4294967295 }).filter((t) => t < 253 || t > 255)),
-    // Clear of tailscale's 5210..5270 (with our helper rules just below) and of main at 32766.
+    // Clear of tailscale's 5210..5270 (with our helper rules just below, the inbound rules just after) and of main at 32766.
     priority: optional(
-      fc.oneof(fc.integer({ min: 1 + HELPER_RULE_COUNT, max: TAILSCALE_PRIORITIES.first - 1 }), fc.integer({ min: TAILSCALE_PRIORITIES.last + 1 + HELPER_RULE_COUNT, max: 32765 })),
+      fc.oneof(
+        fc.integer({ min: 1 + HELPER_RULE_COUNT, max: TAILSCALE_PRIORITIES.first - 1 - INBOUND_RULE_COUNT }),
+        fc.integer({ min: TAILSCALE_PRIORITIES.last + 1 + HELPER_RULE_COUNT, max: 32765 - INBOUND_RULE_COUNT }),
+      ),
     ),
     protocols: optional(protocols),
     // Below tailscale's mask 0xff0000.
@@ -104,6 +107,7 @@ export const validSpec = fc
     killswitch: optional(fc.boolean()),
     ipv6Policy: optional(fc.constantFrom("tunnel", "block", "direct")),
     direct_connected: optional(fc.boolean()),
+    inbound: optional(fc.constantFrom("direct", "capture")),
   })
   .chain((r) =>
     interfaceName(r.namedAnchor === undefined ? 15 - ANCHOR_SUFFIX.length : 15)
@@ -140,6 +144,7 @@ export const validSpec = fc
       // "tunnel" needs an IPv6 tunnel address; without one, leave the default.
       ipv6: r.ipv6Policy === "tunnel" && r.ipv6 === undefined ? undefined : r.ipv6Policy,
       direct_connected: r.direct_connected,
+      inbound: r.inbound,
     });
     return { version: 1, tunnel, split };
   });
