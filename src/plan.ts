@@ -11,13 +11,13 @@
 //   prio P-1:  selectors → main, suppress_prefixlength 0: whatever main knows more
 //              specifically than its default route (connected LANs, docker) stays direct
 //   prio P:    selectors → T (the blog's `ip rule add ipproto tcp table 10086`); with
-//              split.inbound = "direct" only from the unspecified source and the tunnel's
-//              own addresses, so replies to connections that came in on another link stay
-//              there (see capturedSources), followed by
-//   prio P+1:  IPv6 with the kill switch: selectors → T, suppress_prefixlength 128 (only an
-//              unreachable answer counts: the kernel retries a failed IPv6 lookup from a LAN source)
-//   prio P+2:  sources = "all": selectors, from this host (iif lo) → main
-//   prio P+3:  sources = "all": selectors → T (forwarded traffic, whatever its source)
+//              split.inbound = "direct" only lookups without a source (IPv4) and from the
+//              tunnel's own addresses, so replies to connections that came in on another
+//              link stay there (see inboundRules), followed by
+//   prio P+1:  IPv6 with the kill switch: selectors from this host's other addresses → T,
+//              suppress_prefixlength 128 (only the kill switch's unreachable answer counts)
+//   prio P+2:  selectors from this host's other addresses → main
+//   prio P+3:  selectors → T: IPv6 lookups without a source; forwarded traffic (sources = "all")
 //
 // Only the path (routes through the tunnel) is configured on the tunnel's own link.
 // The policy (rules, throws, unreachable routes) lives on the anchor, an always-present
@@ -233,45 +233,59 @@ function describeSelectors(family: Family, protocol: Protocol, user: number | st
   ].join(" ");
 }
 
-/** The unspecified address: a route lookup with it comes from a socket whose source is not chosen yet. */
-const UNSPECIFIED: Record<Family, string> = { 4: "0.0.0.0/32", 6: "::/128" };
+/**
+ * How split.inbound = "direct" sorts one family's route lookups by their source. A lookup
+ * without a source comes from a socket that has none yet; it is captured and then takes the
+ * tunnel route's PreferredSource. A lookup from the tunnel's own address is that socket's
+ * later lookups, or a reply to a connection that came in through the tunnel: captured too.
+ * A lookup from any other address of this host is a reply to a connection that came in on
+ * another link, or a socket bound to that link's address: it stays off the tunnel.
+ *
+ * The families differ in how a rule's source prefix meets a lookup without a source: IPv4
+ * compares it with 0.0.0.0 (From=0.0.0.0/32 matches), IPv6 never matches it
+ * (fib6_rule_match), so IPv6 sends the lookups that have a source (From=::/1 and
+ * From=8000::/1, which together cover every address) to main, and captures the rest after.
+ */
+interface InboundRules {
+  /** From= of the capture rules at the split's priority. */
+  readonly captured: readonly string[];
+  /** From= of the rules that send this host's other source-bound lookups to main (undefined: any source). */
+  readonly sourceBound: readonly (string | undefined)[];
+  /** Whether source-bound lookups first meet the kill switch (priority+1). */
+  readonly guarded: boolean;
+}
+
+const ANY_IPV6_SOURCE = ["::/1", "8000::/1"];
 
 /**
- * The sources whose route lookups the capture rules take (split.inbound = "direct"): the
- * unspecified address (an unbound socket's first lookup; the tunnel route's PreferredSource
- * then becomes its source) and the tunnel's own addresses (that socket's later lookups, and
- * replies to connections that came in through the tunnel). A lookup from any other source is
- * a reply to a connection that came in on another link, or a socket bound to that link's
- * address: it stays off the tunnel.
- *
- * undefined: capture every source. That is split.inbound = "capture", and also a family that
- * is blocked: when an unbound IPv6 socket's first lookup fails, the kernel picks a source by
- * address selection (a LAN address) and looks up again (ip6_dst_lookup_tail), so a blocked
- * family gated by source would send every unbound connection direct.
+ * undefined: capture every source. That is split.inbound = "capture", and also a blocked
+ * family: when an unbound IPv6 socket's lookup fails, the kernel picks a source by address
+ * selection (a LAN address) and looks up again (ip6_dst_lookup_tail), so a block that let
+ * source-bound lookups through would let every unbound connection through. The kill switch
+ * answers the same way while the tunnel is down, hence the guard for IPv6.
  */
-function capturedSources(spec: Spec, route: FamilyRoute): string[] | undefined {
+function inboundRules(spec: Spec, route: FamilyRoute): InboundRules | undefined {
   if (spec.split.inbound !== "direct" || route.target.kind !== "tunnel") return undefined;
-  const hostLength = route.family === 4 ? 32 : 128;
-  const own = spec.tunnel.addresses.filter((a) => addressFamily(a) === route.family).map((a) => `${a.split("/")[0]}/${hostLength}`);
-  return [UNSPECIFIED[route.family], ...new Set(own)];
+  const own = [...new Set(spec.tunnel.addresses.filter((a) => addressFamily(a) === route.family).map((a) => `${a.split("/")[0]}/${route.family === 4 ? 32 : 128}`))];
+  return route.family === 4
+    ? { captured: ["0.0.0.0/32", ...own], sourceBound: [undefined], guarded: false }
+    : { captured: own, sourceBound: ANY_IPV6_SOURCE, guarded: spec.split.killswitch };
 }
 
 function rules(spec: Spec, routes: readonly FamilyRoute[]): Section[] {
-  const { table, priority, protocols, direct_connected, sources, users, ports, killswitch } = spec.split;
+  const { table, priority, protocols, direct_connected, sources, users, ports } = spec.split;
   const local = sources === "local";
   const markTunnelPackets = spec.tunnel.manage && capturesTunnelPackets(protocols);
+  const tunnel = spec.tunnel.interface;
   const sections: Section[] = [];
   for (const route of routes) {
     const { family } = route;
-    const gated = capturedSources(spec, route);
-    // The IPv6 fallback above also follows a lookup the kill switch answers: while the tunnel is
-    // down, source-bound lookups must meet the kill switch too.
-    const guarded = gated !== undefined && family === 6 && killswitch;
+    const inbound = inboundRules(spec, route);
     if (markTunnelPackets) {
       const mark = tunnelFwmark(spec);
       sections.push(
         section("RoutingPolicyRule", [entry("Table", "main"), entry("FirewallMark", mark), entry("Family", FAMILY_NAME[family]), entry("Priority", priority - 2)], [
-          `${LABEL[family]}: the tunnel's own encrypted packets (${spec.tunnel.interface} marks them ${mark}) always use main, so capturing UDP cannot loop them back into the tunnel.`,
+          `${LABEL[family]}: the tunnel's own encrypted packets (${tunnel} marks them ${mark}) always use main, so capturing UDP cannot loop them back into the tunnel.`,
         ]),
       );
     }
@@ -286,28 +300,33 @@ function rules(spec: Spec, routes: readonly FamilyRoute[]): Section[] {
             entry("Family", FAMILY_NAME[family]),
           ];
           const what = describeSelectors(family, protocol, user, port, local);
-          const rule = (head: Entry[], offset: number, comment: string) =>
-            section("RoutingPolicyRule", [...head, ...selectors, entry("Priority", priority + offset)], [comment]);
+          const rule = (head: Entry[], offset: number, comment: string, extra: Entry[] = []) =>
+            section("RoutingPolicyRule", [...head, ...extra, ...selectors, entry("Priority", priority + offset)], [comment]);
           if (direct_connected) {
             sections.push(rule([entry("Table", "main"), entry("SuppressPrefixLength", 0)], -1, `${what}: destinations that main knows more specifically than its default route (connected LANs, docker bridges) stay direct.`));
           }
-          if (gated === undefined) {
+          if (inbound === undefined) {
             sections.push(rule([entry("Table", table)], 0, `${what}: everything else is looked up in table ${table}.`));
             continue;
           }
-          gated.forEach((from, index) => {
-            const whose = index === 0 ? "from a socket that has no source yet (it then takes the tunnel's)" : `from the tunnel's address ${from.split("/")[0]}`;
+          for (const from of inbound.captured) {
+            const whose = from === "0.0.0.0/32" ? "from a socket without a source yet (it then takes the tunnel's)" : `from the tunnel's address ${from.split("/")[0]}`;
             sections.push(rule([entry("Table", table), entry("From", from)], 0, `${what} ${whose}: everything else is looked up in table ${table}.`));
-          });
-          if (guarded) {
-            sections.push(
-              rule([entry("Table", table), entry("SuppressPrefixLength", 128)], 1, `${what} from other sources: only the kill switch's answer counts here (while ${spec.tunnel.interface} is down an unbound socket retries from a LAN address); the tunnel path is suppressed, so replies stay direct while it is up.`),
-            );
           }
-          if (!local) {
-            sections.push(rule([entry("Table", "main"), entry("IncomingInterface", "lo")], 2, `${what} from this host's other addresses (replies to connections that came in on another link, sockets bound to it) stays direct.`));
-            sections.push(rule([entry("Table", table)], 3, `${what}, forwarded (containers, VMs: their own source addresses): looked up in table ${table}.`));
+          // IPv4 with sources = "local" is done: its capture rules took every lookup they should.
+          if (family === 4 && local) continue;
+          const thisHost = local ? [] : [entry("IncomingInterface", "lo")];
+          const fromEntries = (from: string | undefined) => [...(from === undefined ? [] : [entry("From", from)]), ...thisHost];
+          if (inbound.guarded) {
+            for (const from of inbound.sourceBound) {
+              sections.push(rule([entry("Table", table), entry("SuppressPrefixLength", 128)], 1, `${what} from this host's other addresses${from ? ` (${from})` : ""}: only the kill switch's "unreachable" counts here, since while ${tunnel} is down the kernel retries an unbound socket's failed lookup from a LAN address; the path through ${tunnel} is suppressed.`, fromEntries(from)));
+            }
           }
+          for (const from of inbound.sourceBound) {
+            sections.push(rule([entry("Table", "main")], 2, `${what} from this host's other addresses${from ? ` (${from})` : ""} (replies to connections that came in on another link, sockets bound to it) stays direct.`, fromEntries(from)));
+          }
+          const rest = family === 4 ? "forwarded (containers, VMs: their own source addresses)" : local ? "without a source yet" : "without a source yet, and forwarded (containers, VMs)";
+          sections.push(rule([entry("Table", table)], 3, `${what}, ${rest}: looked up in table ${table}.`));
         }
       }
     }

@@ -3,7 +3,9 @@
 // It follows the kernel's fib_rules_lookup and the per-family table lookups
 // (net/core/fib_rules.c, net/ipv4/fib_rules.c, net/ipv6/fib6_rules.c):
 //   - rules are tried in priority order (ties in the order the kernel lists them);
-//     a rule applies when all its selectors match, or none of them with `not`;
+//     a rule applies when all its selectors match, or none of them with `not`; an IPv6
+//     rule's source prefix never matches a lookup that has no source yet (fib6_rule_match:
+//     without RT6_LOOKUP_F_HAS_SADDR), while IPv4 compares it with 0.0.0.0;
 //   - `lookup T` finds the longest prefix in T containing the destination (lowest
 //     metric, then list order, among equal prefixes). No route, or a `throw` route,
 //     continues with the next rule; an unreachable/blackhole/prohibit route ends the
@@ -121,7 +123,7 @@ export function ruleMatches(rule: Rule, flow: Flow): boolean {
     (rule.oif === undefined || rule.oif === flow.oif) &&
     (rule.fwmark === undefined || ((rule.fwmark.value ^ flow.mark) & rule.fwmark.mask) >>> 0 === 0) &&
     inRange(rule.uid, flow.uid) &&
-    (rule.from === undefined || containsAddress(rule.from, flow.family, flow.src)) &&
+    (rule.from === undefined || rule.from.length === 0 || (!(flow.family === 6 && flow.src === 0n) && containsAddress(rule.from, flow.family, flow.src))) &&
     (rule.to === undefined || containsAddress(rule.to, flow.family, flow.dst)) &&
     (rule.ipproto === undefined || rule.ipproto === flow.proto) &&
     inRange(rule.sport, flow.sport) &&

@@ -273,6 +273,20 @@ test("explain of the seed plan on an assumed host: verdicts, and which rest on t
   assert.equal([own.verdict, own.interface, own.assumes], ["direct", "lo", []]);
 });
 
+test("source selectors: IPv4 compares a lookup without a source with 0.0.0.0, IPv6 never matches it with a source prefix", () => {
+  const from = (text: string) => ({ from: prefixOf(text) });
+  const v4: RoutingState = { rules: [rule(1, lookup(7), from("0.0.0.0/32")), rule(2, lookup(8), from("0.0.0.0/1"))], routes: [route(7, "default"), route(8, "default")] };
+  const v6: RoutingState = {
+    rules: [rule(1, lookup(7), from("::/128"), 6), rule(2, lookup(8), from("::/1"), 6), rule(3, lookup(9), from("::/0"), 6)],
+    routes: [route(7, "::/0"), route(8, "::/0"), route(9, "::/0")],
+  };
+  const table = (state: RoutingState, f: FlowRequest) => decide(state, f).table;
+  assert.is(table(v4, flow("203.0.113.9")), 7);
+  assert.is(table(v4, flow("203.0.113.9", { src: 0x0a000001n })), 8);
+  assert.is(table(v6, flow("2001:db8::1")), 9, "neither ::/128 nor ::/1 matches a lookup without a source; ::/0 is no selector at all");
+  assert.is(table(v6, flow("2001:db8::1", { src: 1n })), 8);
+});
+
 test("inbound = direct on the seed plan: a reply from the LAN address stays direct; the tunnel's address and forwarded traffic are captured", () => {
   const state = simulationState(plannedRouting(seedPlan()), assumedHost());
   const verdict = (f: FlowRequest) => {

@@ -100,9 +100,10 @@ test("inbound = direct: capture rules per source (unspecified, each tunnel addre
     "Table=10086 From=10.253.0.3/32 IPProtocol=tcp Family=ipv4 Priority=10086",
     "Table=main IncomingInterface=lo IPProtocol=tcp Family=ipv4 Priority=10088",
     "Table=10086 IPProtocol=tcp Family=ipv4 Priority=10089",
-    "Table=10086 From=::/128 IPProtocol=tcp Family=ipv6 Priority=10086",
+    // IPv6: a rule's source prefix never matches a lookup without a source, so the source-bound ones go to main and the rest is captured after.
     "Table=10086 From=fd42::2/128 IPProtocol=tcp Family=ipv6 Priority=10086",
-    "Table=main IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10088",
+    "Table=main From=::/1 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10088",
+    "Table=main From=8000::/1 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10088",
     "Table=10086 IPProtocol=tcp Family=ipv6 Priority=10089",
   ]);
 });
@@ -119,9 +120,12 @@ test("inbound = direct with the kill switch: IPv6 source-bound lookups meet only
   assert.equal(r, [
     "Table=10086 From=0.0.0.0/32 IncomingInterface=lo IPProtocol=tcp Family=ipv4 Priority=10086",
     "Table=10086 From=10.253.0.2/32 IncomingInterface=lo IPProtocol=tcp Family=ipv4 Priority=10086",
-    "Table=10086 From=::/128 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10086",
     "Table=10086 From=fd42::2/128 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10086",
-    "Table=10086 SuppressPrefixLength=128 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10087",
+    "Table=10086 SuppressPrefixLength=128 From=::/1 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10087",
+    "Table=10086 SuppressPrefixLength=128 From=8000::/1 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10087",
+    "Table=main From=::/1 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10088",
+    "Table=main From=8000::/1 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10088",
+    "Table=10086 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10089",
   ]);
 });
 

@@ -105,12 +105,16 @@ export interface ProbeSpec {
   host: string;
   port?: number;
   timeoutMs?: number;
+  /** Bind the client socket to this address first (a program's own choice of source). */
+  localAddress?: string;
 }
 
 export interface ProbeResult {
   ok: boolean;
   /** The source address the server saw. */
   saw?: string;
+  /** UDP: the source address of the answer. */
+  from?: string;
   error?: string;
   ms: number;
 }
@@ -759,6 +763,9 @@ export interface RouteFlow {
   dport?: number;
   uid?: number;
   mark?: number;
+  /** A source address of H's: the lookup of a socket bound to it, or of a reply from it. */
+  from?: string;
+  sport?: number;
   /** The tunnel interface: a decision for it is the "tunnel" verdict. */
   tunnel: string;
 }
@@ -769,6 +776,8 @@ function routeGetArgs(dst: string, flow: Omit<RouteFlow, "tunnel">): string[] {
   if (flow.dport !== undefined) args.push("dport", String(flow.dport));
   if (flow.uid !== undefined) args.push("uid", String(flow.uid));
   if (flow.mark !== undefined) args.push("mark", String(flow.mark));
+  if (flow.from !== undefined) args.push("from", flow.from);
+  if (flow.sport !== undefined) args.push("sport", String(flow.sport));
   return args;
 }
 

@@ -264,6 +264,15 @@ export class LeakproofHost {
     return ns;
   }
 
+  /**
+   * An echo server in H itself (lab/helpers/echo-server.mjs) on PORTS: on the wildcard
+   * addresses, or only on BIND. Stopped with the host.
+   */
+  async startHostServer(name: string, ports: number[], bind: string[] = []): Promise<void> {
+    const argv = this.lab.hostArgv([process.execPath, join(HELPERS, "echo-server.mjs"), ...ports.map(String), ...bind.map((b) => `--bind=${b}`)]);
+    this.procs.push(await Proc.start(`echo-H-${name}`, argv, { logFile: this.lab.log(`echo-H-${name}`), ready: /^ready$/ }));
+  }
+
   // ------------------------------------------------------------ nftables
 
   /** Creates table FAMILY NAME in ROLE's namespace with BODY (nft statements); it goes with the namespace. */

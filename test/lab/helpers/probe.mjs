@@ -3,16 +3,17 @@
 // and prints one JSON array, one result per probe, in order.
 //
 // usage: node probe.mjs '[{"proto":"tcp","host":"203.0.113.80","port":7777,"timeoutMs":2000}, ...]'
+// (optionally "localAddress": the address to bind the client socket to)
 // result: {ok:true, saw:"10.253.0.2", ms} when the server answered (saw = the source
-// address the server saw), or {ok:false, error:"EHOSTUNREACH", ms} (error "timeout" when
-// nothing came back in time).
+// address the server saw; for UDP also from = the source address of the answer), or
+// {ok:false, error:"EHOSTUNREACH", ms} (error "timeout" when nothing came back in time).
 import net from "node:net";
 import dgram from "node:dgram";
 import { isIPv6 } from "node:net";
 
 const probes = JSON.parse(process.argv[2] ?? "[]");
 
-function tcp({ host, port, timeoutMs = 2000 }) {
+function tcp({ host, port, timeoutMs = 2000, localAddress }) {
   return new Promise((resolve) => {
     const started = performance.now();
     const done = (result) => {
@@ -21,7 +22,7 @@ function tcp({ host, port, timeoutMs = 2000 }) {
       resolve({ ...result, ms: Math.round(performance.now() - started) });
     };
     let data = "";
-    const socket = net.connect({ host, port });
+    const socket = net.connect({ host, port, ...(localAddress ? { localAddress } : {}) });
     const timer = setTimeout(() => done({ ok: false, error: "timeout" }), timeoutMs);
     socket.on("data", (d) => (data += d));
     socket.on("end", () => done({ ok: true, saw: data.trim() }));
@@ -29,7 +30,7 @@ function tcp({ host, port, timeoutMs = 2000 }) {
   });
 }
 
-function udp({ host, port, timeoutMs = 2000 }) {
+function udp({ host, port, timeoutMs = 2000, localAddress }) {
   return new Promise((resolve) => {
     const started = performance.now();
     const socket = dgram.createSocket(isIPv6(host) ? "udp6" : "udp4");
@@ -39,9 +40,11 @@ function udp({ host, port, timeoutMs = 2000 }) {
       resolve({ ...result, ms: Math.round(performance.now() - started) });
     };
     const timer = setTimeout(() => done({ ok: false, error: "timeout" }), timeoutMs);
-    socket.on("message", (msg) => done({ ok: true, saw: msg.toString().trim() }));
+    socket.on("message", (msg, rinfo) => done({ ok: true, saw: msg.toString().trim(), from: rinfo.address }));
     socket.on("error", (err) => done({ ok: false, error: err.code ?? err.message }));
-    socket.send("probe\n", port, host, (err) => err && done({ ok: false, error: err.code ?? err.message }));
+    const send = () => socket.send("probe\n", port, host, (err) => err && done({ ok: false, error: err.code ?? err.message }));
+    if (localAddress) socket.bind({ address: localAddress }, send);
+    else send();
   });
 }
 
