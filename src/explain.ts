@@ -209,9 +209,10 @@ export function verdictOf(decision: Decision, flow: FlowRequest, tunnel: string,
     // Delivered to this host: its own and (IPv6) anycast addresses, and broadcasts that arrive.
     const delivered = route.type === "local" || route.type === "anycast" || (route.type === "broadcast" && flow.iif !== "lo");
     dev = delivered ? "lo" : (route.dev ?? null);
-    // Only a unicast route through the tunnel is the split's doing; local, broadcast,
-    // multicast and anycast answers are the host's own and link-scope destinations.
-    verdict = dev === tunnel && route.type === "unicast" ? "tunnel" : "direct";
+    // Only a route through the tunnel from a table is the split's doing (and multicast or
+    // broadcast sent from the tunnel's own address, which leaves through it); the local table's
+    // broadcast, multicast and anycast answers are the host's own and link-scope destinations.
+    verdict = dev === tunnel && !delivered && (route.type === "unicast" || route.table !== TABLE_IDS.local) ? "tunnel" : "direct";
   }
   return {
     dst: formatAddress(flow.family, flow.dst),

@@ -150,15 +150,35 @@ export function lookupTable(state: RoutingState, table: number, family: Family, 
   return best;
 }
 
+const MULTICAST4: Prefix = { family: 4, network: 0xe0000000n, length: 4 };
+const LIMITED_BROADCAST = 0xffffffffn;
+
+/**
+ * IPv4 multicast and limited broadcast from a socket bound to one of this host's addresses
+ * leave through the link that holds the address, before any rule (ip_route_output_key_hash_rcu:
+ * "direct multicasts and limited broadcast via necessary interface").
+ */
+function sourceDeviceRoute(state: RoutingState, flow: Flow): Route | undefined {
+  if (flow.family !== 4 || flow.src === 0n || flow.iif !== "lo" || flow.oif !== undefined) return undefined;
+  const broadcast = flow.dst === LIMITED_BROADCAST;
+  if (!broadcast && !containsAddress(MULTICAST4, 4, flow.dst)) return undefined;
+  const own = state.routes.find((r) => r.family === 4 && r.table === TABLE_IDS.local && r.type === "local" && r.dst.length === 32 && r.dst.network === flow.src);
+  if (own?.dev === undefined) return undefined;
+  return { family: 4, table: TABLE_IDS.main!, dst: { family: 4, network: flow.dst, length: 32 }, type: broadcast ? "broadcast" : "multicast", dev: own.dev, metric: 0, origin: "host" };
+}
+
 /**
  * The kernel's answer for FLOW: the route it takes, or the error it gets, with every
  * rule whose selectors matched on the way. IPv4 0.0.0.0 is answered before any
- * rule, as the kernel does (it means this host).
+ * rule, as the kernel does for this host's own lookups, whatever their source (it means this
+ * host), and so are multicast and limited broadcast from a bound source (sourceDeviceRoute).
  */
 export function decide(state: RoutingState, flow: Flow): Decision {
-  if (flow.family === 4 && flow.dst === 0n && flow.src === 0n) {
+  if (flow.family === 4 && flow.dst === 0n && (flow.src === 0n || flow.iif === "lo")) {
     return { kind: "route", route: { family: 4, table: TABLE_IDS.local!, dst: { family: 4, network: 0n, length: 32 }, type: "local", dev: "lo", metric: 0, origin: "host" }, steps: [] };
   }
+  const bySource = sourceDeviceRoute(state, flow);
+  if (bySource) return { kind: "route", route: bySource, steps: [] };
   const rules = orderedRules(state, flow.family);
   const steps: Step[] = [];
   for (let i = 0; i < rules.length; i++) {

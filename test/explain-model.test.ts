@@ -287,6 +287,21 @@ test("source selectors: IPv4 compares a lookup without a source with 0.0.0.0, IP
   assert.is(table(v6, flow("2001:db8::1", { src: 1n })), 8);
 });
 
+test("IPv4 multicast and limited broadcast from a bound source leave through the source's link, before any rule", () => {
+  const state: RoutingState = {
+    rules: [rule(0, lookup(LOCAL)), rule(10, lookup(7)), rule(32766, lookup(MAIN))],
+    routes: [route(LOCAL, "10.253.0.2", "local", { dev: "wg0" }), route(LOCAL, "192.168.50.2", "local", { dev: "lan0" }), route(7, "default", "unicast", { dev: "wg9" })],
+  };
+  const dev = (f: FlowRequest) => {
+    const d = decide(state, f);
+    return d.kind === "route" ? `${d.route.type} ${d.route.dev} ${d.steps.length}` : d.error;
+  };
+  assert.is(dev(flow("224.0.0.1", { proto: 17, src: 0x0afd0002n })), "multicast wg0 0");
+  assert.is(dev(flow("255.255.255.255", { proto: 17, src: 0xc0a83202n })), "broadcast lan0 0");
+  assert.is(dev(flow("224.0.0.1", { proto: 17 })), "unicast wg9 2", "unbound: the rules decide");
+  assert.is(dev(flow("224.0.0.1", { proto: 17, src: 0xc0a83202n, iif: "eth0", forwarded: true })), "unicast wg9 2", "forwarded: the rules decide");
+});
+
 test("inbound = direct on the seed plan: a reply from the LAN address stays direct; the tunnel's address and forwarded traffic are captured", () => {
   const state = simulationState(plannedRouting(seedPlan()), assumedHost());
   const verdict = (f: FlowRequest) => {

@@ -272,16 +272,28 @@ export class SplitCase {
           problems.push(`no ${family} ${proto ?? "all-protocol"} rule looking up table ${table}`);
           continue;
         }
+        // With inbound = "direct" the capture rules at the priority take lookups by source, and up to three
+        // rules after it follow (an IPv6 kill-switch guard, other sources to main, the rest into the table).
+        const priority = spec.priority ?? 10086;
+        const gated = spec.inbound === "direct" && !(family === "ipv6" && spec.ipv6 === "block");
+        const atPriority = rules.filter((r) => r.includes(`pref ${priority} `));
+        const ownSources = spec.addresses.filter((a) => a.includes(":") === (family === "ipv6")).map((a) => parsePrefix(`${a.split("/")[0]}/${family === "ipv6" ? 128 : 32}`).text);
+        const wantSources = gated ? [...(family === "ipv4" ? ["0.0.0.0/32"] : []), ...ownSources].sort() : [undefined];
+        const sources = [...new Set(atPriority.map((r) => / from (\S+) /.exec(r)?.[1]))].sort();
+        if (JSON.stringify(sources) !== JSON.stringify(wantSources)) {
+          problems.push(`${family} ${proto ?? "all-protocol"} capture rules at ${priority} take sources ${JSON.stringify(sources)}, inbound = ${spec.inbound} wants ${JSON.stringify(wantSources)}`);
+        }
         for (const rule of rules) {
           const pref = Number(/pref (\d+)/.exec(rule)![1]);
-          if (spec.priority !== undefined ? pref !== spec.priority : !(pref > 5270 && pref < 32766)) {
-            problems.push(`${family} rule priority ${pref}, spec wants ${spec.priority ?? "the default (5271..32765)"}`);
+          const allowed = gated ? pref >= priority && pref <= priority + 3 : pref === priority;
+          if (spec.priority !== undefined ? !allowed : !(pref > 5270 && pref < 32766)) {
+            problems.push(`${family} rule priority ${pref}, spec wants ${spec.priority ?? "the default (5271..32765)"}${gated ? " (up to +3 with inbound = direct)" : ""}`);
           }
           if (spec.users && !rule.includes("uidrange ")) problems.push(`split.users, but no uidrange in: ${rule}`);
           if (spec.ports && !rule.includes("dport ")) problems.push(`split.ports, but no dport in: ${rule}`);
           if (spec.sources === "local" && !rule.includes("iif lo")) problems.push(`sources = local, but no iif lo in: ${rule}`);
-          if (spec.directConnected) {
-            const twin = rule.replace(`pref ${pref}`, `pref ${pref - 1}`).replace(`lookup ${table}`, "lookup main suppress_prefixlength 0");
+          if (spec.directConnected && pref === priority) {
+            const twin = rule.replace(`pref ${pref}`, `pref ${pref - 1}`).replace(/ from \S+/, "").replace(`lookup ${table}`, "lookup main suppress_prefixlength 0");
             if (!plan.rules.includes(twin)) problems.push(`no direct_connected rule "${twin}" just before "${rule}"`);
           }
         }
@@ -632,8 +644,10 @@ export async function compareWithBlog(ours: SplitCase, blog: BlogReference): Pro
   const ourPriorities = (await ours.lab.rules()).filter((r) => r.table === String(spec.table)).map((r) => r.priority);
   if (blog.rulePriority !== 32765) problems.push(`the blog's rule landed at ${blog.rulePriority}, expected 32765 (just before main)`);
   const wantPriority = spec.priority;
-  if (wantPriority !== undefined && !ourPriorities.every((p) => p === wantPriority)) {
-    problems.push(`our rule priorities ${ourPriorities.join(",")} are not the spec's ${wantPriority}`);
+  // With inbound = "direct", rules up to 3 after the priority also look up the table (see planMatchesSpec).
+  const room = spec.inbound === "direct" ? 3 : 0;
+  if (wantPriority !== undefined && !ourPriorities.every((p) => p >= wantPriority && p <= wantPriority + room)) {
+    problems.push(`our rule priorities ${ourPriorities.join(",")} are not the spec's ${wantPriority}${room ? ` (to ${wantPriority + room})` : ""}`);
   }
   // The blog host's real traffic: TCP through the tunnel, UDP and IPv6 direct.
   const tunnel4 = blog.tunnel4;

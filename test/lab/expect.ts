@@ -95,6 +95,8 @@ export interface SpecView {
   killswitch: boolean;
   ipv6: "tunnel" | "block" | "direct";
   directConnected: boolean;
+  /** "direct": replies and source-bound sockets stay off the tunnel; "capture": every source is captured. */
+  inbound: "direct" | "capture";
   /** The tunnel's own firewall mark (from the generated .netdev), when it marks its packets. */
   fwmark?: number;
 }
@@ -132,6 +134,7 @@ export function specView(raw: Record<string, any>): SpecView {
     killswitch: split.killswitch ?? false,
     ipv6: split.ipv6 ?? (hasV6 ? "tunnel" : "block"),
     directConnected: split.direct_connected ?? true,
+    inbound: split.inbound ?? "direct",
   };
   if (split.include) view.include = (split.include as string[]).flatMap(expand);
   const users = ranges(split.users);
