@@ -173,6 +173,8 @@ const CHECKED_AGAINST_NIXOS: Readonly<Record<string, Readonly<Record<string, rea
     IncomingInterface: ["string"],
     User: ["int", "string"],
     DestinationPort: ["int", "string"],
+    // In assertOnlyFields, with no value assertion: any string (an address prefix, e.g. "0.0.0.0/32").
+    From: ["string"],
   },
   "config.networkConfig": { ManageForeignRoutingPolicyRules: ["bool"] },
 };
