@@ -87,24 +87,56 @@ function netdevName(text: string): string | undefined {
   }
 }
 
+/** The first networkd whose `networkctl reload` applies a changed .netdev to the link that exists (systemd 257's NEWS). */
+export const RELOAD_UPDATES_NETDEVS = 257;
+
+/** networkd's major version from `networkctl --version` ("systemd 257 (257.13-1~deb13u1)"), or undefined when it cannot be read. */
+export async function networkdVersion(): Promise<number | undefined> {
+  return new Promise((resolve) =>
+    execFile("networkctl", ["--version"], { encoding: "utf8", timeout: 10_000 }, (error, stdout) => {
+      const match = error ? null : /^systemd (\d+)/.exec(stdout);
+      resolve(match ? Number(match[1]) : undefined);
+    }),
+  );
+}
+
+/** What apply does about changed and removed .netdev files, for one networkd version. */
+export interface NetdevSteps {
+  /** Links deleted before the reload, so that networkd creates them anew from their .netdev. */
+  readonly recreate: string[];
+  /** Links whose changed .netdev the reload itself applies, keeping the link. */
+  readonly updatedByReload: string[];
+}
+
 /**
- * Links to delete before the reload: networkd (up to 256 at least) does not apply a
- * changed .netdev to a link that exists, and never removes a link whose .netdev is gone.
+ * Recreate or reload, for networkd VERSION (undefined: not known). networkd never removes a
+ * link whose .netdev is gone: that link is deleted. A changed .netdev: up to 256 networkd
+ * applies it only when it creates the link, so the link is recreated; since 257 the reload
+ * updates the link in place (its addresses, routes and rules stay), unless the kind changed,
+ * which no reload can do. An unknown version gets the recreation, which works on every version.
  */
-export function linksToRecreate(changes: Changes): string[] {
-  // Comments do not count: the ownership header changes with every edit of the spec.
-  const settings = (text: string) => {
+export function netdevSteps(changes: Changes, version: number | undefined): NetdevSteps {
+  const parsed = (text: string) => {
     try {
-      return JSON.stringify(parseUnitFile(text).map((s) => [s.name, s.entries]));
+      return parseUnitFile(text);
     } catch {
-      return text;
+      return undefined;
     }
   };
-  const changed = [...changes.update, ...changes.foreign]
-    .filter((f) => f.fileName.endsWith(".netdev") && settings(f.old) !== settings(f.content))
-    .map((f) => netdevName(f.old));
-  const removed = changes.stale.filter((f) => f.path.endsWith(".netdev")).map((f) => netdevName(f.old));
-  return [...new Set([...changed, ...removed].filter((n): n is string => n !== undefined))].sort();
+  // Comments do not count: the ownership header changes with every edit of the spec.
+  const settings = (text: string) => {
+    const sections = parsed(text);
+    return sections ? JSON.stringify(sections.map((s) => [s.name, s.entries])) : text;
+  };
+  const kind = (text: string) => parsed(text)?.find((s) => s.name === "NetDev")?.entries.find((e) => e.key === "Kind")?.value;
+  const updatesInPlace = version !== undefined && version >= RELOAD_UPDATES_NETDEVS;
+  const changed = [...changes.update, ...changes.foreign].filter((f) => f.fileName.endsWith(".netdev") && settings(f.old) !== settings(f.content));
+  const inPlace = changed.filter((f) => updatesInPlace && kind(f.old) === kind(f.content));
+  const names = (texts: string[]) => [...new Set(texts.map(netdevName).filter((n): n is string => n !== undefined))].sort();
+  return {
+    recreate: names([...changed.filter((f) => !inPlace.includes(f)), ...changes.stale.filter((f) => f.path.endsWith(".netdev"))].map((f) => f.old)),
+    updatedByReload: names(inPlace.map((f) => f.old)),
+  };
 }
 
 async function linkExists(name: string): Promise<boolean> {
@@ -218,11 +250,16 @@ interface Activation {
  */
 async function activate(changes: Changes, links: readonly string[], say: (line: string) => void): Promise<Activation> {
   const recreated: string[] = [];
-  for (const link of linksToRecreate(changes)) {
+  const version = await networkdVersion();
+  const netdevs = netdevSteps(changes, version);
+  for (const link of netdevs.recreate) {
     if (!(await linkExists(link))) continue;
-    say(`recreating ${link}: its .netdev changed and networkd applies a .netdev only when it creates the link; ${link} drops for a moment`);
+    say(`recreating ${link}: its .netdev changed and networkd ${version ?? "(version unknown)"} applies a .netdev only when it creates the link; ${link} drops for a moment`);
     await networkctl(["delete", link]);
     recreated.push(link);
+  }
+  for (const link of netdevs.updatedByReload) {
+    say(`${link}: its .netdev changed; networkd ${version} applies it on reload, keeping the link (a WireGuard link's peers are set anew, so their sessions restart)`);
   }
   say("networkctl reload");
   await networkctl(["reload"]);
@@ -461,7 +498,7 @@ async function reportClaimed(stateDir: string, id: string): Promise<number> {
   return 1;
 }
 
-/** The changes a revert makes, as write.ts describes changes: for linksToRecreate and activate. */
+/** The changes a revert makes, as write.ts describes changes: for netdevSteps and activate. */
 async function reverseChanges(dir: string, record: TryRecord): Promise<Changes> {
   const changes = { create: [] as OutputFile[], update: [] as (OutputFile & { old: string })[], unchanged: [], stale: [] as { path: string; old: string }[], foreign: [], leftovers: [] };
   for (const file of record.files) {

@@ -223,7 +223,8 @@ Examples:
   sudo gen-networkd apply wg0.toml -o /etc/systemd/network --try     # over SSH: reverts in 120 s unless you press Enter
   sudo gen-networkd apply --confirm                                   # keep a pending try, from another shell
 
-A changed .netdev needs its link recreated (networkctl delete, then reload): the tunnel drops for a moment.
+A changed .netdev: networkd 257 and later apply it on reload; up to 256 apply recreates its link (networkctl delete,
+then reload), and the tunnel drops for a moment.
 Exit codes: 0 applied (and kept) and doctor passed, 1 doctor found a problem, you declined, or the try was reverted,
 3 refused (no terminal without --yes, a file not ours, a directory networkd does not read, networkd not running,
 a try pending or another apply running).`,

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { linksToRecreate } from "../src/apply.js";
+import { netdevSteps } from "../src/apply.js";
 import type { Changes } from "../src/write.js";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -16,16 +16,29 @@ const cli = join(root, "dist/cli.js");
 const netdev = (header: string, port: number) => `# ${header}\n[NetDev]\nName=wg0\nKind=wireguard\n\n[WireGuard]\nListenPort=${port}\n`;
 const none: Changes = { create: [], update: [], unchanged: [], stale: [], foreign: [], leftovers: [] };
 
-test("a .netdev whose settings changed names its link; a header-only change does not", () => {
+test("networkd 252 and an unknown version: a .netdev whose settings changed is recreated; a header-only change is not", () => {
   const file = (old: string, content: string) => ({ dir: "/d", fileName: "50-wg0.netdev", content, old });
-  assert.equal(linksToRecreate({ ...none, update: [file(netdev("spec-sha256=aaa", 51820), netdev("spec-sha256=bbb", 51820))] }), []);
-  assert.equal(linksToRecreate({ ...none, update: [file(netdev("spec-sha256=aaa", 51820), netdev("spec-sha256=bbb", 51821))] }), ["wg0"]);
-  assert.equal(linksToRecreate({ ...none, foreign: [file(netdev("someone else's", 1), netdev("ours", 51820))] }), ["wg0"]);
+  for (const version of [252, 256, undefined]) {
+    assert.equal(netdevSteps({ ...none, update: [file(netdev("spec-sha256=aaa", 51820), netdev("spec-sha256=bbb", 51820))] }, version), { recreate: [], updatedByReload: [] });
+    assert.equal(netdevSteps({ ...none, update: [file(netdev("spec-sha256=aaa", 51820), netdev("spec-sha256=bbb", 51821))] }, version), { recreate: ["wg0"], updatedByReload: [] });
+    assert.equal(netdevSteps({ ...none, foreign: [file(netdev("someone else's", 1), netdev("ours", 51820))] }, version), { recreate: ["wg0"], updatedByReload: [] });
+  }
 });
 
-test("a .netdev removed from the spec names its link (networkd never deletes it); .network changes name none", () => {
-  assert.equal(linksToRecreate({ ...none, stale: [{ path: "/d/50-wg0.netdev", old: netdev("x", 1) }] }), ["wg0"]);
-  assert.equal(linksToRecreate({ ...none, update: [{ dir: "/d", fileName: "50-wg0.network", content: "[Match]\nName=wg0\n", old: "[Match]\nName=wg1\n" }] }), []);
+test("networkd 257 and later: the reload applies a changed .netdev in place, unless its kind changed", () => {
+  const file = (old: string, content: string) => ({ dir: "/d", fileName: "50-wg0.netdev", content, old });
+  for (const version of [257, 262]) {
+    assert.equal(netdevSteps({ ...none, update: [file(netdev("aaa", 51820), netdev("bbb", 51821))] }, version), { recreate: [], updatedByReload: ["wg0"] });
+    const bridge = "[NetDev]\nName=wg0\nKind=bridge\n";
+    assert.equal(netdevSteps({ ...none, update: [file(bridge, netdev("bbb", 51821))] }, version), { recreate: ["wg0"], updatedByReload: [] });
+  }
+});
+
+test("a .netdev removed from the spec is deleted on every version (networkd never deletes it); .network changes name none", () => {
+  for (const version of [252, 257, undefined]) {
+    assert.equal(netdevSteps({ ...none, stale: [{ path: "/d/50-wg0.netdev", old: netdev("x", 1) }] }, version), { recreate: ["wg0"], updatedByReload: [] });
+    assert.equal(netdevSteps({ ...none, update: [{ dir: "/d", fileName: "50-wg0.network", content: "[Match]\nName=wg0\n", old: "[Match]\nName=wg1\n" }] }, version), { recreate: [], updatedByReload: [] });
+  }
 });
 
 test("without a terminal and without --yes: the diff, then a one-line refusal, exit 3, nothing written", () => {

@@ -5,10 +5,12 @@
 //   - no terminal, no --yes: the diff and a refusal, nothing written;
 //   - a .network change (one more exclusion): written, `networkctl reload`, the
 //     kernel holds the new throw, no tunnel recreated, doctor passes;
-//   - a .netdev change (another listen port): apply says it recreates wg0 and runs
-//     `networkctl delete wg0` + reload. networkd cannot create a WireGuard device in
-//     this kernel, so the lab's wireguard-go stands in for that creation, from the
-//     new .netdev; networkd configures the new link and doctor passes.
+//   - a .netdev change (another listen port and keepalive): apply asks networkctl
+//     --version and does what that networkd needs. Up to 256 it recreates wg0
+//     (`networkctl delete wg0` + reload); since 257 the reload alone updates the
+//     existing wg0. networkd cannot configure a WireGuard device in this kernel, so
+//     the lab's wireguard-go stands in for that creation or update, from the new
+//     .netdev; networkd configures the link, traffic resumes and doctor passes.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { lstat, readdir, readFile, writeFile } from "node:fs/promises";
@@ -113,22 +115,50 @@ t.test("a .network change: written, networkctl reload, the kernel holds it, tunn
   steps.push("exclusion added: written, reloaded, throw 198.18.0.0/15 in table 10086, wg0 kept, doctor passed");
 });
 
-t.test("a .netdev change: apply recreates wg0 (networkctl delete + reload), networkd configures the new link, doctor passes", async (c) => {
-  await editSpec(c, (spec) => (spec.tunnel.listen_port = 51999));
+t.test("a .netdev change (listen port, peer keepalive): applied as the running networkd needs, traffic resumes, doctor passes", async (c) => {
+  const { version } = c.lab.systemd;
+  await editSpec(c, (spec) => {
+    spec.tunnel.listen_port = 51999;
+    spec.tunnel.peers[0].persistent_keepalive = 15;
+  });
   const wg0Before = JSON.parse(await c.lab.ip("H", ["-j", "link", "show", "wg0"]))[0].ifindex;
+  const netdevPath = join(c.lab.genDir, "50-wg0.netdev");
   const running = apply(c);
-  // Stand in for networkd creating the device from the new .netdev, once apply has deleted it.
-  await poll("apply to delete wg0", async () => ((await c.lab.ip("H", ["-j", "link", "show"])).includes('"ifname":"wg0"') ? undefined : true), { timeoutMs: 30_000 });
-  await c.lab.startHostWireguard((await c.wireguardNetdev())!);
+  if (version >= 257) {
+    // Stand in for networkd updating the existing device from the new .netdev on reload.
+    await poll("apply to write the new .netdev", async () => ((await readFile(netdevPath, "utf8")).includes("ListenPort=51999") ? true : undefined), { timeoutMs: 30_000 });
+    await c.lab.updateHostWireguard((await c.wireguardNetdev())!);
+  } else {
+    // Stand in for networkd creating the device from the new .netdev, once apply has deleted it.
+    await poll("apply to delete wg0", async () => ((await c.lab.ip("H", ["-j", "link", "show"])).includes('"ifname":"wg0"') ? undefined : true), { timeoutMs: 30_000 });
+    await c.lab.startHostWireguard((await c.wireguardNetdev())!);
+  }
   const { code, stdout } = await running;
   assert.is(code, 0, stdout);
   assert.match(stdout, /50-wg0\.netdev +updated/);
-  assert.match(stdout, /^recreating wg0: its \.netdev changed .* wg0 drops for a moment$/m);
+  const wg0After = JSON.parse(await c.lab.ip("H", ["-j", "link", "show", "wg0"]))[0].ifindex;
+  if (version >= 257) {
+    assert.match(stdout, new RegExp(`^wg0: its \\.netdev changed; networkd ${version} applies it on reload, keeping the link`, "m"), `networkd ${version}`);
+    assert.not.match(stdout, /recreating/, `networkd ${version} updates wg0 on reload: no recreation`);
+    assert.is(wg0After, wg0Before, `networkd ${version}: wg0 is the same link`);
+  } else {
+    assert.match(stdout, new RegExp(`^recreating wg0: its \\.netdev changed and networkd ${version} applies a \\.netdev only when it creates the link; wg0 drops for a moment$`, "m"), `networkd ${version}`);
+    assert.ok(wg0After !== wg0Before, `networkd ${version}: wg0 is a new link`);
+  }
   assert.match(stdout, /^wg0: configured, wg0-split: configured$/m);
   assert.match(stdout, /^all \d+ checks passed$/m);
-  assert.ok(JSON.parse(await c.lab.ip("H", ["-j", "link", "show", "wg0"]))[0].ifindex !== wg0Before, "wg0 is a new link");
   assert.match(await c.lab.inHost(["wg", "show", "wg0", "listen-port"]), /^51999$/m);
-  steps.push("listen port changed: 'recreating wg0', networkctl delete wg0 + reload, new wg0 (listen port 51999) configured, doctor passed");
+  assert.match(await c.lab.inHost(["wg", "show", "wg0", "persistent-keepalive"]), /\t15$/m);
+  // Traffic resumes through the tunnel (a new handshake on the first packet).
+  const spec = TOML.parse(await readFile(c.specPath, "utf8")) as Record<string, any>;
+  const tunnel4 = (spec.tunnel.addresses as string[]).find((a) => !a.includes(":"))!.split("/")[0];
+  const [tcp] = await c.lab.probe([{ proto: "tcp", host: ADDR.server4, timeoutMs: 5000 }]);
+  assert.ok(tcp!.ok && tcp!.saw === tunnel4, `networkd ${version}: TCP to ${ADDR.server4} after the change: ${JSON.stringify(tcp)}`);
+  steps.push(
+    version >= 257
+      ? `networkd ${version}: listen port and keepalive changed: reload only, same wg0 (updated in place), listen port 51999, traffic resumed, doctor passed`
+      : `networkd ${version}: listen port and keepalive changed: 'recreating wg0', networkctl delete wg0 + reload, new wg0 (listen port 51999) configured, traffic resumed, doctor passed`,
+  );
 });
 
 // ------------------------------------------------------------------ apply --try

@@ -474,6 +474,19 @@ export class Lab {
     return { iface: config.iface, publicKey: await publicKey(key) };
   }
 
+  /**
+   * Stands in for networkd 257 and later updating H's existing tunnel from a changed .netdev
+   * on reload (networkd cannot configure wireguard-go): the same link gets the new settings,
+   * and its peers are replaced, as networkd does (systemd issue 38196), so their sessions restart.
+   */
+  async updateHostWireguard(netdevText: string): Promise<void> {
+    const config = wireguardFromNetdev(parseUnitFile(netdevText));
+    const peers = (await this.wgShow(config.iface)).split("\n").slice(1).filter(Boolean).map((line) => line.split("\t")[0]!);
+    await this.inHost(["wg", "set", config.iface, ...peers.flatMap((peer) => ["peer", peer, "remove"])]);
+    await this.inHost(["wg", "set", config.iface, ...config.wgArgs]);
+    if (config.mtu) await this.ip("H", ["link", "set", config.iface, "mtu", String(config.mtu)]);
+  }
+
   async wgShow(iface: string): Promise<string> {
     return this.inHost(["wg", "show", iface, "dump"]);
   }
