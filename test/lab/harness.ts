@@ -8,7 +8,7 @@ import { NS_PREFIX } from "./proc.js";
 import { labSystemdUnavailable } from "./systemd.js";
 
 // The machine's networkctl is needed even with a chroot's systemd: the lab mounts a wrapper over it in H.
-const TOOLS = ["ip", "nsenter", "unshare", "setpriv", "chroot", "wireguard-go", "wg", "networkctl", "getent", "nft", "perl"];
+const TOOLS = ["ip", "nsenter", "unshare", "setpriv", "chroot", "python3", "wireguard-go", "wg", "networkctl", "getent", "nft", "perl"];
 
 let cached: string | null | undefined;
 

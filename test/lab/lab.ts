@@ -46,6 +46,8 @@ import {
 import { labSystemd, SYSTEMD_BINARIES, systemdArgv, type LabSystemd } from "./systemd.js";
 
 const HELPERS = fileURLToPath(new URL("./helpers/", import.meta.url));
+/** In H: where the stand-in for PID 1's file descriptor store keeps its sockets (helpers/fdstore.py). */
+const FDSTORE_DIR = "/run/lab-fdstore";
 
 /** Addresses of the lab topology; tests and expectations refer to these names. */
 export const ADDR = {
@@ -159,6 +161,7 @@ export class Lab {
   private peerHolder?: Proc;
   networkd?: Proc;
   private dbus?: Proc;
+  private fdstore?: Proc;
   private hostWireguard?: Proc;
   peerPublicKey = "";
   private peerPrivateKeyFile = "";
@@ -361,7 +364,7 @@ export class Lab {
       "set -e",
       "mount -t tmpfs tmpfs /run",
       "mount -t tmpfs tmpfs /etc/systemd",
-      "mkdir -p /run/systemd/network /etc/systemd/network /etc/systemd/networkd.conf.d /run/dbus /run/wireguard",
+      `mkdir -p /run/systemd/network /etc/systemd/network /etc/systemd/networkd.conf.d /run/dbus /run/wireguard ${FDSTORE_DIR}`,
       ...SOCKET_DIRS,
       `mount --bind ${this.genDir} /run/systemd/network`,
       // The generated networkd.conf drop-ins, where the README tells users to install them.
@@ -530,16 +533,27 @@ export class Lab {
         timeoutMs: 5000,
       });
     }
+    // As PID 1 would, keep what networkd stores when it stops (257 and later: its serialized
+    // state) and hand it to the next start, so a restart here is a restart as on a machine.
+    if (!this.fdstore?.running) {
+      this.fdstore = await this.startProc("fdstore-H", this.hostArgv(["python3", join(HELPERS, "fdstore.py"), "serve", FDSTORE_DIR]), { ready: /^ready$/ });
+    }
     await this.syncOverlay();
     // Written once networkd has enumerated the links and saved their state (its "Enumeration
     // completed" line is info in 252, debug since 257); the one of an earlier run goes first.
     await rm(this.hostPath(NETWORKD_STATE), { force: true });
-    this.networkd = await this.startProc("networkd-H", this.hostArgv(systemdArgv(this.systemd, [SYSTEMD_BINARIES.networkd])), { env: { SYSTEMD_LOG_LEVEL: "info" } });
+    const networkd = systemdArgv(this.systemd, [SYSTEMD_BINARIES.networkd]);
+    this.networkd = await this.startProc("networkd-H", this.hostArgv(["python3", join(HELPERS, "fdstore.py"), "exec", FDSTORE_DIR, ...networkd]), { env: { SYSTEMD_LOG_LEVEL: "info" } });
     await waitStarted(this.networkd, this.hostPath(NETWORKD_STATE));
   }
 
   async stopNetworkd(): Promise<void> {
     await this.networkd?.stop();
+  }
+
+  /** What the stand-in for PID 1's file descriptor store did so far ("stored 1 fd(s) named …", "handed out 1 fd(s)"). */
+  fdstoreEvents(): string[] {
+    return (this.fdstore?.lines ?? []).filter((l) => /^(stored|handed out) /.test(l));
   }
 
   async networkctl(args: string[]): Promise<string> {

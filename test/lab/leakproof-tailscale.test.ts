@@ -7,7 +7,11 @@
 //     reload`, and restart; the tailnet peer is reached through table 52, and
 //     tailscaled's own (marked) connections are not captured;
 //   - without it (the drop-in written where networkd does not look): pins down what
-//     networkd 252 itself does, i.e. removes them whenever it configures its links.
+//     networkd itself does, i.e. removes them whenever it configures its links.
+// Both hold on 252, 257 and the newest. A restart is one as under PID 1: 257 and
+// later serialize their addresses and routes into the lab's stand-in for PID 1's
+// fd store, but not their routing policy rules, so the rules of a previous
+// configuration are foreign to the restarted networkd on every version.
 
 import * as assert from "uvu/assert";
 import { mkdir, readFile } from "node:fs/promises";
