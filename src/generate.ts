@@ -3,6 +3,7 @@
 import { basename, dirname, join, resolve } from "node:path";
 import type { Plan } from "./model.js";
 import { loadSpec } from "./load.js";
+import { displayName } from "./text.js";
 import { headerLines } from "./ownership.js";
 import { buildPlan, PlanError, type PlanLists, type PlanOptions } from "./plan.js";
 import { readListFiles } from "./prefix-list.js";
@@ -14,7 +15,7 @@ import type { OutputFile } from "./write.js";
 
 export class InvalidSpecError extends Error {
   constructor(readonly specPath: string, readonly problems: readonly SpecProblem[]) {
-    super(problems.map((p) => `${specPath}: ${p.path}: ${p.message}`).join("\n"));
+    super(problems.map((p) => `${displayName(specPath)}: ${p.path}: ${p.message}`).join("\n"));
   }
 }
 

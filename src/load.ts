@@ -3,11 +3,12 @@
 import { readFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
 import TOML from "@iarna/toml";
+import { displayName } from "./text.js";
 
 export class SpecSyntaxError extends Error {}
 
 export interface LoadedSpec {
-  /** The spec file's name as the header comment shows it. */
+  /** The spec file's name as the header comment shows it: escaped and quoted when it holds a line break or other invisible character. */
   readonly name: string;
   readonly path: string;
   readonly document: unknown;
@@ -44,16 +45,17 @@ function parseToml(path: string, text: string): unknown {
 }
 
 export async function loadSpec(path: string): Promise<LoadedSpec> {
+  const shown = displayName(path);
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
-    throw new SpecSyntaxError(`${path}: cannot read the spec: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new SpecSyntaxError(`${shown}: cannot read the spec: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
   const extension = extname(path).toLowerCase();
   if (extension !== ".toml" && extension !== ".json") {
-    throw new SpecSyntaxError(`${path}: unknown spec format "${extension}"; name the file *.toml or *.json`);
+    throw new SpecSyntaxError(`${shown}: unknown spec format "${extension}"; name the file *.toml or *.json`);
   }
-  const document = extension === ".json" ? parseJson(path, text) : parseToml(path, text);
-  return { name: basename(path), path, document };
+  const document = extension === ".json" ? parseJson(shown, text) : parseToml(shown, text);
+  return { name: displayName(basename(path)), path, document };
 }
