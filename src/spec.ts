@@ -9,6 +9,7 @@ import * as z from "zod";
 import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Family } from "./prefix.js";
 import { LOCAL_SET, namedSet, namedSetNames } from "./named-sets.js";
 import { didYouMean } from "./suggest.js";
+import { continuesLine } from "./unitfile.js";
 
 export const SPEC_VERSION = 1;
 
@@ -370,6 +371,8 @@ function controlCharacterProblems(value: unknown, path: PropertyKey[], out: Spec
     if (match) {
       const name = match[0] === "\n" ? "a newline" : `control character U+${match[0].charCodeAt(0).toString(16).padStart(4, "0")}`;
       out.push({ path: formatPath(path), message: `${quote(value)} contains ${name}; values are written into INI files, where that would inject lines` });
+    } else if (continuesLine(value)) {
+      out.push({ path: formatPath(path), message: `${quote(value)} ends in a backslash, which systemd reads as a line continuation (it would swallow the next line); remove it` });
     }
   } else if (Array.isArray(value)) {
     value.forEach((item, index) => controlCharacterProblems(item, [...path, index], out));

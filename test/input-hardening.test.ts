@@ -48,4 +48,30 @@ test("item 1: error lines name such a spec escaped, one line per problem", () =>
   assert.equal(stderr.trimEnd().split("\n"), [`"bad\\n[Network]\\n.toml": tunnel.interface: "wg 0" contains '/', ':' or whitespace, which Linux interface names cannot`]);
 });
 
+test("item 2: a value ending in an odd number of backslashes is refused (systemd would continue the line)", () => {
+  // TOML "\\" is one backslash: one for the key, three for the preshared key.
+  const spec = seed
+    .replace('private_key_file = "/etc/systemd/network/wg0.key"', String.raw`private_key_file = "/etc/systemd/network/wg0.key\\"`)
+    .replace("persistent_keepalive = 25", String.raw`persistent_keepalive = 25
+preshared_key_file = "/etc/systemd/network/wg0.psk\\\\\\"`);
+  writeFileSync(join(workspace(), "spec.toml"), spec);
+  const { code, stderr } = run(["spec.toml", "-o", "net"], workspace());
+  assert.is(code, 1);
+  const lines = stderr.trimEnd().split("\n");
+  assert.is(lines.length, 2, stderr);
+  assert.match(lines[0]!, /^spec\.toml: tunnel\.private_key_file: "\/etc\/systemd\/network\/wg0\.key\\\\" ends in a backslash, which systemd reads as a line continuation \(it would swallow the next line\)/);
+  assert.match(lines[1]!, /^spec\.toml: tunnel\.peers\[0\]\.preshared_key_file: .* ends in a backslash/);
+  assert.equal(listing(join(workspace(), "net")), []);
+});
+
+test("item 2: an even number of trailing backslashes is a plain value, read back as written", () => {
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace('private_key_file = "/etc/systemd/network/wg0.key"', 'private_key_file = "/etc/systemd/network/wg0.key\\\\\\\\"'));
+  const { code, stdout, stderr } = run(["spec.toml", "--stdout"], workspace());
+  assert.is(code, 0, stderr);
+  const netdev = stdoutFiles(stdout).get("out/50-wg0.netdev")!;
+  const wireguard = parseUnitFile(netdev).find((s) => s.name === "WireGuard")!;
+  assert.equal(wireguard.entries.find((e) => e.key === "PrivateKeyFile")?.value, "/etc/systemd/network/wg0.key\\\\");
+  assert.equal(wireguard.entries.find((e) => e.key === "RouteTable")?.value, "off");
+});
+
 test.run();
