@@ -1,5 +1,6 @@
 // Reading a spec file: TOML or JSON by its extension, syntax errors with line and column.
 
+import { isUtf8 } from "node:buffer";
 import { readFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
 import TOML from "@iarna/toml";
@@ -44,11 +45,40 @@ function parseToml(path: string, text: string): unknown {
   }
 }
 
+/** Whether the bytes are UTF-8, allowing a sequence cut off at the end. */
+function isUtf8Start(bytes: Uint8Array): boolean {
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes, { stream: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The file's text, or where it stops being UTF-8: decoding would silently replace a bad byte
+ * with U+FFFD, a value the spec's author never wrote.
+ */
+function decodeUtf8(shown: string, bytes: Buffer): string {
+  if (isUtf8(bytes)) return new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes);
+  // The shortest prefix that is not UTF-8 (binary search: every longer one is not either).
+  let [low, high] = [0, bytes.length];
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (isUtf8Start(bytes.subarray(0, middle + 1))) low = middle + 1;
+    else high = middle;
+  }
+  const before = new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes.subarray(0, low), { stream: true });
+  const badByte = bytes[Buffer.byteLength(before)]!;
+  const { line, column } = position(before, before.length);
+  throw new SpecSyntaxError(`${shown}:${line}:${column}: not valid UTF-8 (byte 0x${badByte.toString(16).padStart(2, "0")}); save the file as UTF-8`);
+}
+
 export async function loadSpec(path: string): Promise<LoadedSpec> {
   const shown = displayName(path);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, "utf8");
+    bytes = await readFile(path);
   } catch (error) {
     throw new SpecSyntaxError(`${shown}: cannot read the spec: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
   }
@@ -56,6 +86,7 @@ export async function loadSpec(path: string): Promise<LoadedSpec> {
   if (extension !== ".toml" && extension !== ".json") {
     throw new SpecSyntaxError(`${shown}: unknown spec format "${extension}"; name the file *.toml or *.json`);
   }
+  const text = decodeUtf8(shown, bytes);
   const document = extension === ".json" ? parseJson(shown, text) : parseToml(shown, text);
   return { name: displayName(basename(path)), path, document };
 }

@@ -9,6 +9,7 @@ import * as z from "zod";
 import { formatAddress, formatPrefix, parseAddress, parsePrefix, type Family } from "./prefix.js";
 import { LOCAL_SET, namedSet, namedSetNames } from "./named-sets.js";
 import { didYouMean } from "./suggest.js";
+import { INVISIBLE, quoteText, quoteValue } from "./text.js";
 import { continuesLine } from "./unitfile.js";
 
 export const SPEC_VERSION = 1;
@@ -45,7 +46,7 @@ export interface SpecProblem {
   readonly message: string;
 }
 
-const quote = (value: unknown): string => JSON.stringify(value);
+const quote = quoteValue;
 
 /** A string refined by a checker that returns a problem text, or undefined when fine. */
 function checkedString(problem: (value: string) => string | undefined) {
@@ -360,24 +361,52 @@ const INLINE_SECRET_KEYS: Record<string, string> = {
   preshared_key: "preshared_key_file",
 };
 
+/** A key as a path shows it: plain when it is a word, else quoted and escaped (it may hold any character). */
+const pathKey = (key: string) => (/^[A-Za-z0-9_$-]+$/.test(key) ? key : `[${quoteText(key)}]`);
+
 function formatPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((out, key) => (typeof key === "number" ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), "");
+  return path.reduce<string>((out, key) => {
+    if (typeof key === "number") return `${out}[${key}]`;
+    const shown = pathKey(String(key));
+    return shown.startsWith("[") || !out ? `${out}${shown}` : `${out}.${shown}`;
+  }, "");
 }
 
-/** Values with control characters would start new lines (and sections) in INI files. */
-function controlCharacterProblems(value: unknown, path: PropertyKey[], out: SpecProblem[]): void {
+/** What an invisible character (see INVISIBLE) is, for the message. */
+function invisibleName(c: string): string {
+  const code = `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+  if (c === "\n") return "a newline";
+  if (/\p{Cc}/u.test(c)) return `control character ${code}`;
+  if (c === "\u2028") return `the line separator ${code}`;
+  if (c === "\u2029") return `the paragraph separator ${code}`;
+  if (/\p{Cs}/u.test(c)) return `a lone surrogate ${code} (it has no UTF-8 form)`;
+  return `format character ${code} (invisible, or it reorders the text around it)`;
+}
+
+/**
+ * What systemd (or a reader of the file) would take differently from the spec: values are
+ * written into INI files, whose lines end at control characters (and, for some readers, at
+ * Unicode line separators), which strip whitespace around values, and which continue a line
+ * ending in an odd number of backslashes.
+ */
+function iniValueProblem(value: string): string | undefined {
+  const invisible = INVISIBLE.exec(value);
+  if (invisible) return `${quote(value)} contains ${invisibleName(invisible[0])}; values are written into INI files, where that would inject lines or show a different value`;
+  if (/^\s/.test(value)) return `${quote(value)} starts with whitespace, which systemd strips; remove it`;
+  if (/\s$/.test(value)) return `${quote(value)} ends in whitespace, which systemd strips; remove it`;
+  if (continuesLine(value)) return `${quote(value)} ends in a backslash, which systemd reads as a line continuation (it would swallow the next line); remove it`;
+  return undefined;
+}
+
+/** Every string of the document that systemd would read differently (iniValueProblem). */
+function iniValueProblems(value: unknown, path: PropertyKey[], out: SpecProblem[]): void {
   if (typeof value === "string") {
-    const match = /[\u0000-\u001f\u007f]/.exec(value);
-    if (match) {
-      const name = match[0] === "\n" ? "a newline" : `control character U+${match[0].charCodeAt(0).toString(16).padStart(4, "0")}`;
-      out.push({ path: formatPath(path), message: `${quote(value)} contains ${name}; values are written into INI files, where that would inject lines` });
-    } else if (continuesLine(value)) {
-      out.push({ path: formatPath(path), message: `${quote(value)} ends in a backslash, which systemd reads as a line continuation (it would swallow the next line); remove it` });
-    }
+    const message = iniValueProblem(value);
+    if (message !== undefined) out.push({ path: formatPath(path), message });
   } else if (Array.isArray(value)) {
-    value.forEach((item, index) => controlCharacterProblems(item, [...path, index], out));
+    value.forEach((item, index) => iniValueProblems(item, [...path, index], out));
   } else if (value !== null && typeof value === "object") {
-    for (const [key, item] of Object.entries(value)) controlCharacterProblems(item, [...path, key], out);
+    for (const [key, item] of Object.entries(value)) iniValueProblems(item, [...path, key], out);
   }
 }
 
@@ -425,7 +454,7 @@ export type Validated = { ok: true; spec: Spec } | { ok: false; problems: SpecPr
 /** Validates a parsed spec document; reports every problem at once, each with its JSON path. */
 export function validateSpec(input: unknown): Validated {
   const problems: SpecProblem[] = [];
-  controlCharacterProblems(input, [], problems);
+  iniValueProblems(input, [], problems);
   const result = specSchema.safeParse(input, { reportInput: true });
   if (result.success && problems.length === 0) return { ok: true, spec: result.data };
   if (!result.success) {

@@ -74,4 +74,51 @@ test("item 2: an even number of trailing backslashes is a plain value, read back
   assert.equal(wireguard.entries.find((e) => e.key === "RouteTable")?.value, "off");
 });
 
+test("item 3: surrounding whitespace, C1 controls, line/paragraph separators, format characters and lone surrogates are refused", () => {
+  const cases: [string, RegExp][] = [
+    ["/etc/systemd/network/wg0.key ", /ends in whitespace, which systemd strips/],
+    [" /etc/systemd/network/wg0.key", /starts with whitespace, which systemd strips/],
+    ["/etc/systemd/network/wg0\u0085.key", /contains control character U\+0085/],
+    ["/etc/systemd/network/wg0\u2028.key", /contains the line separator U\+2028/],
+    ["/etc/systemd/network/wg0\u2029.key", /contains the paragraph separator U\+2029/],
+    ["/etc/systemd/network/\u202ewg0.key", /contains format character U\+202E/],
+    ["/etc/systemd/network/\ufeffwg0.key", /contains format character U\+FEFF/],
+    ["/etc/systemd/network/\ud800wg0.key", /contains a lone surrogate U\+D800/],
+  ];
+  for (const [value, message] of cases) {
+    const spec = { version: 1, tunnel: { interface: "wg0", addresses: ["10.253.0.2/32"], private_key_file: "KEY", peers: [{ public_key: "4kQT3smJgD94joC+o+whDz6zEdg42kZIryzw0Rw2w24=", allowed_ips: ["0.0.0.0/0"] }] } };
+    writeFileSync(join(workspace(), "spec.json"), JSON.stringify(spec).replace('"KEY"', () => JSON.stringify(value)));
+    const { code, stderr } = run(["spec.json", "-o", "net"], workspace());
+    assert.is(code, 1, value);
+    const lines = stderr.trimEnd().split("\n");
+    assert.is(lines.length, 1, stderr);
+    assert.match(lines[0]!, /^spec\.json: tunnel\.private_key_file: "/, value);
+    assert.match(lines[0]!, message, value);
+    assert.not.match(lines[0]!, /[\u0085\u2028\u2029\u202e\ufeff]/u, "the message shows the character escaped");
+    assert.equal(listing(join(workspace(), "net")), []);
+  }
+});
+
+test("item 3: a key holding such a character is named escaped, on one line", () => {
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", '[split]\n"ta\u2028ble" = 1'));
+  const { code, stderr } = run(["spec.toml", "--stdout"], workspace());
+  assert.is(code, 1);
+  assert.equal(stderr.trimEnd().split(/\r?\n|\u2028/), [String.raw`spec.toml: split["ta\u2028ble"]: unknown key; did you mean "table"? (known here: table, priority, protocols, include, exclude, include_files, exclude_files, sources, users, ports, killswitch, fwmark, anchor, ipv6, direct_connected)`]);
+});
+
+test("item 3: a spec that is not valid UTF-8 is refused with line and column, in TOML and JSON", () => {
+  const toml = Buffer.from(seed.replace('"wg0.key"', '"wg0.key"').replace("/etc/systemd/network/wg0.key", "/etc/systemd/network/wg0\u00ff.key"), "utf8");
+  const bad = Buffer.concat([toml.subarray(0, toml.indexOf("\u00ff")), Buffer.from([0xff]), toml.subarray(toml.indexOf("\u00ff") + 2)]);
+  const line = seed.slice(0, seed.indexOf("/etc/systemd/network/wg0.key")).split("\n").length;
+  const column = seed.split("\n")[line - 1]!.indexOf("wg0.key") + 4;
+  writeFileSync(join(workspace(), "spec.toml"), bad);
+  const toml1 = run(["spec.toml", "--stdout"], workspace());
+  assert.is(toml1.code, 1);
+  assert.is(toml1.stderr, `spec.toml:${line}:${column}: not valid UTF-8 (byte 0xff); save the file as UTF-8\n`);
+  writeFileSync(join(workspace(), "spec.json"), Buffer.concat([Buffer.from('{\n  "version": 1,\n  "x": "a'), Buffer.from([0xc3, 0x28]), Buffer.from('"\n}\n')]));
+  const json = run(["spec.json", "--stdout"], workspace());
+  assert.is(json.code, 1);
+  assert.is(json.stderr, "spec.json:3:10: not valid UTF-8 (byte 0xc3); save the file as UTF-8\n");
+});
+
 test.run();
