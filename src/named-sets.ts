@@ -20,7 +20,7 @@ export const LOCAL_SET = "@local";
 
 export function namedSet(name: string): readonly string[] | undefined {
   if (name === LOCAL_SET) return Object.values(NAMED_SETS).flat();
-  return NAMED_SETS[name];
+  return Object.hasOwn(NAMED_SETS, name) ? NAMED_SETS[name] : undefined;
 }
 
 export function namedSetNames(): string[] {

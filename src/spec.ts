@@ -166,12 +166,18 @@ function absolutePathProblem(path: string): string | undefined {
   return undefined;
 }
 
-const integer = (min: number, max: number, what: string) =>
-  z
+/** What each integer schema holds and its range ("a UDP port: 1..65535"), for messages about numbers no schema reads (BigInts). */
+const INTEGER_RANGES = new WeakMap<z.ZodType, string>();
+
+function integer(min: number, max: number, what: string) {
+  const schema = z
     .number({ error: `expected a whole number (${what})` })
     .int({ error: `expected a whole number (${what})` })
     .min(min, { error: (issue) => `${quote(issue.input)} is out of range for ${what}: ${min}..${max}` })
     .max(max, { error: (issue) => `${quote(issue.input)} is out of range for ${what}: ${min}..${max}` });
+  INTEGER_RANGES.set(schema, `${what}: ${min}..${max}`);
+  return schema;
+}
 
 const port = integer(1, 65535, "a UDP port");
 
@@ -201,6 +207,7 @@ const tableSchema = integer(1, 4294967295, "a routing table").superRefine((table
   const name = RESERVED_TABLES[table];
   if (name) ctx.addIssue({ code: "custom", message: `${table} is the kernel's "${name}" table; pick another, e.g. 10086` });
 });
+INTEGER_RANGES.set(tableSchema, "a routing table: 1..4294967295");
 
 function protocolProblem(value: string | number): string | undefined {
   if (typeof value === "number") {
@@ -398,35 +405,61 @@ function iniValueProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** Every string of the document that systemd would read differently (iniValueProblem). */
-function iniValueProblems(value: unknown, path: PropertyKey[], out: SpecProblem[]): void {
-  if (typeof value === "string") {
-    const message = iniValueProblem(value);
-    if (message !== undefined) out.push({ path: formatPath(path), message });
-  } else if (Array.isArray(value)) {
-    value.forEach((item, index) => iniValueProblems(item, [...path, index], out));
-  } else if (value !== null && typeof value === "object") {
-    for (const [key, item] of Object.entries(value)) iniValueProblems(item, [...path, key], out);
+/** Deeper than any spec (tunnel.peers[0].allowed_ips[0] is 4 levels), far below what recursion would choke on. */
+export const MAX_DEPTH = 16;
+
+/**
+ * Every string of the document that systemd would read differently (iniValueProblem), and
+ * where the document nests deeper than MAX_DEPTH. Walked with a stack of its own: a document
+ * may nest thousands deep, and nothing else reads so deep (the schema stops at its own depth).
+ */
+function documentProblems(document: unknown, out: SpecProblem[]): void {
+  const stack: { value: unknown; path: PropertyKey[] }[] = [{ value: document, path: [] }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    if (typeof value === "string") {
+      const message = iniValueProblem(value);
+      if (message !== undefined) out.push({ path: formatPath(path), message });
+    } else if (value !== null && typeof value === "object") {
+      if (path.length === MAX_DEPTH) {
+        out.push({ path: formatPath(path), message: `nested more than ${MAX_DEPTH} levels deep; no key of a spec is deeper than 4 (e.g. tunnel.peers[0].allowed_ips[0])` });
+        continue;
+      }
+      const items = Array.isArray(value) ? value.map((item, index) => [index, item] as const) : Object.entries(value);
+      for (let i = items.length - 1; i >= 0; i--) stack.push({ value: items[i]![1], path: [...path, items[i]![0]] });
+    }
   }
 }
 
-/** The object schema found at a path of the input, to list its known keys. */
-function objectKeysAt(path: readonly PropertyKey[]): string[] {
+type SchemaDef = { type: string; innerType?: z.ZodType; in?: z.ZodType; element?: z.ZodType; shape?: Record<string, z.ZodType> };
+const defOf = (schema: z.ZodType) => (schema as unknown as { def: SchemaDef }).def;
+
+/** The schema found at a path of the input (optional, default and transform wrappers removed), if the path is in the schema. */
+function schemaAt(path: readonly PropertyKey[]): z.ZodType | undefined {
   let schema: z.ZodType = specSchema;
-  for (const key of [...path, ""]) {
-    for (;;) {
-      const def = (schema as unknown as { def: { type: string; innerType?: z.ZodType; in?: z.ZodType; element?: z.ZodType; shape?: Record<string, z.ZodType> } }).def;
-      if (def.innerType) schema = def.innerType;
-      else if (def.type === "pipe" && def.in) schema = def.in;
-      else break;
-    }
-    const def = (schema as unknown as { def: { type: string; element?: z.ZodType; shape?: Record<string, z.ZodType> } }).def;
-    if (key === "") return def.shape ? Object.keys(def.shape) : [];
+  for (const key of [...path, undefined]) {
+    for (let def = defOf(schema); def.innerType || (def.type === "pipe" && def.in); def = defOf(schema)) schema = def.innerType ?? def.in!;
+    if (key === undefined) return schema;
+    const def = defOf(schema);
     if (typeof key === "number" && def.element) schema = def.element;
-    else if (def.shape && typeof key === "string" && def.shape[key]) schema = def.shape[key];
-    else return [];
+    else if (def.shape && typeof key === "string" && Object.hasOwn(def.shape, key)) schema = def.shape[key]!;
+    else return undefined;
   }
-  return [];
+  return undefined;
+}
+
+/** The keys of the object schema at a path of the input, to list them in a message. */
+function objectKeysAt(path: readonly PropertyKey[]): string[] {
+  const schema = schemaAt(path);
+  const shape = schema && defOf(schema).shape;
+  return shape ? Object.keys(shape) : [];
+}
+
+/** " for a UDP port: 1..65535" when the path holds one of the spec's integers (see integer()). */
+function rangeOf(path: readonly PropertyKey[]): string {
+  const schema = schemaAt(path);
+  const range = schema && INTEGER_RANGES.get(schema);
+  return range === undefined ? "" : ` for ${range}`;
 }
 
 function issueProblems(issue: z.core.$ZodIssue): SpecProblem[] {
@@ -434,7 +467,7 @@ function issueProblems(issue: z.core.$ZodIssue): SpecProblem[] {
     const known = objectKeysAt(issue.path);
     return issue.keys.map((key) => {
       const path = formatPath([...issue.path, key]);
-      const secret = INLINE_SECRET_KEYS[key];
+      const secret = Object.hasOwn(INLINE_SECRET_KEYS, key) ? INLINE_SECRET_KEYS[key] : undefined;
       if (secret) {
         return { path, message: `inline keys are refused (they would be copied into generated files); write the key to a file readable by systemd-network and set ${formatPath([...issue.path, secret])}` };
       }
@@ -442,6 +475,8 @@ function issueProblems(issue: z.core.$ZodIssue): SpecProblem[] {
     });
   }
   if (issue.code === "invalid_type") {
+    // TOML integers of 2^53 and more are BigInts; every number of a spec is far smaller.
+    if (typeof issue.input === "bigint") return [{ path: formatPath(issue.path), message: `${issue.input} is out of range${rangeOf(issue.path)}` }];
     const expected = issue.expected === "int" ? "number" : issue.expected;
     if (issue.input === undefined) return [{ path: formatPath(issue.path), message: `is required (expected ${expected})` }];
     if (typeof issue.input !== expected) return [{ path: formatPath(issue.path), message: `expected ${expected === "object" ? "a table/object" : `a ${expected}`}, got ${quote(issue.input)}` }];
@@ -454,7 +489,7 @@ export type Validated = { ok: true; spec: Spec } | { ok: false; problems: SpecPr
 /** Validates a parsed spec document; reports every problem at once, each with its JSON path. */
 export function validateSpec(input: unknown): Validated {
   const problems: SpecProblem[] = [];
-  iniValueProblems(input, [], problems);
+  documentProblems(input, problems);
   const result = specSchema.safeParse(input, { reportInput: true });
   if (result.success && problems.length === 0) return { ok: true, spec: result.data };
   if (!result.success) {

@@ -121,4 +121,49 @@ test("item 3: a spec that is not valid UTF-8 is refused with line and column, in
   assert.is(json.stderr, "spec.json:3:10: not valid UTF-8 (byte 0xc3); save the file as UTF-8\n");
 });
 
+test("item 7: documents nested thousands deep are one error naming the place, in TOML and JSON", () => {
+  const deep = (n: number) => "[".repeat(n) + "]".repeat(n);
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", `[split]\nexclude = ${deep(3000)}\n[tunnel.x]\ny = ${deep(5000)}`));
+  const toml = run(["spec.toml", "--stdout"], workspace());
+  assert.is(toml.code, 1);
+  assert.not.match(toml.stderr, /RangeError|\n\s+at /);
+  assert.match(toml.stderr, /^spec\.toml: split\.exclude\[0\]\[0\]\[0\]\[0\]\[0\]\[0\]\[0\]\[0\]\[0\]\[0\]\[0\]\[0\]\[0\]\[0\]: nested more than 16 levels deep/m);
+  assert.ok(toml.stderr.length < 2000, toml.stderr.slice(0, 3000));
+  writeFileSync(join(workspace(), "spec.json"), `{"version": 1, "x": ${deep(20000)}}`);
+  const json = run(["spec.json", "--stdout"], workspace());
+  assert.is(json.code, 1);
+  assert.not.match(json.stderr, /RangeError|\n\s+at /);
+  assert.match(json.stderr, /^spec\.json: x(\[0\]){15}: nested more than 16 levels deep/m);
+});
+
+test("item 7: TOML integers of 2^53 and more are reported as out of range", () => {
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("listen_port = 51820", "listen_port = 9007199254740993").replace("table = 10086", "table = -9223372036854775808"));
+  const { code, stderr } = run(["spec.toml", "--stdout"], workspace());
+  assert.is(code, 1);
+  assert.equal(stderr.trimEnd().split("\n"), [
+    "spec.toml: tunnel.listen_port: 9007199254740993 is out of range for a UDP port: 1..65535",
+    "spec.toml: split.table: -9223372036854775808 is out of range for a routing table: 1..4294967295",
+  ]);
+});
+
+test("item 7: keys named like Object.prototype's members are unknown keys, in TOML and JSON", () => {
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", "toString = 1\n[split]\nconstructor = 2\n__proto__ = 3\nhasOwnProperty = 4"));
+  const toml = run(["spec.toml", "--stdout"], workspace());
+  assert.is(toml.code, 1);
+  const known = "table, priority, protocols, include, exclude, include_files, exclude_files, sources, users, ports, killswitch, fwmark, anchor, ipv6, direct_connected";
+  assert.equal(toml.stderr.trimEnd().split("\n"), [
+    "spec.toml: tunnel.peers[0].toString: unknown key (known here: public_key, endpoint, allowed_ips, persistent_keepalive, preshared_key_file)",
+    `spec.toml: split.constructor: unknown key (known here: ${known})`,
+    `spec.toml: split.__proto__: unknown key (known here: ${known})`,
+    `spec.toml: split.hasOwnProperty: unknown key (known here: ${known})`,
+  ]);
+  writeFileSync(join(workspace(), "spec.json"), JSON.stringify({ version: 1, tunnel: { interface: "wg0", addresses: ["10.253.0.2/32"], manage: false } }).replace('"manage"', '"__proto__": {"manage": false}, "valueOf": 1, "manage"'));
+  const json = run(["spec.json", "--stdout"], workspace());
+  assert.is(json.code, 1);
+  assert.equal(json.stderr.trimEnd().split("\n"), [
+    "spec.json: tunnel.__proto__: unknown key (known here: interface, addresses, manage, private_key_file, listen_port, mtu, peers, endpoints)",
+    "spec.json: tunnel.valueOf: unknown key (known here: interface, addresses, manage, private_key_file, listen_port, mtu, peers, endpoints)",
+  ]);
+});
+
 test.run();
