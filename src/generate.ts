@@ -13,9 +13,16 @@ import { loadTemplates } from "./templates.js";
 import { validateSpec, type Spec, type SpecProblem } from "./spec.js";
 import type { OutputFile } from "./write.js";
 
+/** Problems listed in one error; a spec with thousands of bad items gets a count for the rest. */
+export const MAX_LISTED_PROBLEMS = 100;
+
 export class InvalidSpecError extends Error {
   constructor(readonly specPath: string, readonly problems: readonly SpecProblem[]) {
-    super(problems.map((p) => `${displayName(specPath)}: ${p.path}: ${p.message}`).join("\n"));
+    const shown = displayName(specPath);
+    const lines = problems.slice(0, MAX_LISTED_PROBLEMS).map((p) => `${shown}: ${p.path}: ${p.message}`);
+    const more = problems.length - MAX_LISTED_PROBLEMS;
+    if (more > 0) lines.push(`${shown}: ${more} more problem${more === 1 ? "" : "s"} not shown`);
+    super(lines.join("\n"));
   }
 }
 

@@ -12,6 +12,7 @@ import { readFileSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { AddressSet, AddressSetBuilder } from "./prefix.js";
+import { quoteText } from "./text.js";
 
 export const MAX_REPORTED_PROBLEMS = 20;
 
@@ -97,7 +98,7 @@ export function readPrefixList(path: string): PrefixList {
  */
 export function describeProblems(fileName: string, list: PrefixList): string[] {
   const lines = list.problems.map(
-    (p) => `${fileName}:${p.line}: ${JSON.stringify(p.text)} ${p.message}${p.hint === undefined ? "" : `; ${p.hint}`}`,
+    (p) => `${fileName}:${p.line}: ${quoteText(p.text)} ${p.message}${p.hint === undefined ? "" : `; ${p.hint}`}`,
   );
   const unreported = list.problemCount - list.problems.length;
   if (unreported > 0) lines.push(`${fileName}: ${unreported} more bad line${unreported === 1 ? "" : "s"} not shown`);

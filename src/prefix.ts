@@ -14,6 +14,7 @@
 // 32-bit limbs in typed arrays (see below: bigints or strings would cost an
 // allocation per operation).
 
+import { quoteText } from "./text.js";
 import type { Hash } from "node:crypto";
 import { endianness } from "node:os";
 
@@ -192,16 +193,19 @@ function scanLength(text: string, start: number, end: number): number {
 const IPV4_PARTS = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/;
 
 /** Why scanIPv4 rejected the text. */
+/** A run of digits from the input, as messages show it: cut when it is long. */
+const digits = (text: string) => (text.length <= 24 ? text : `${text.slice(0, 24)}… (${text.length} digits)`);
+
 function describeIPv4(text: string): Failure {
   const match = IPV4_PARTS.exec(text);
   if (match === null) return failure("is not an IPv4 address (expected 4 decimal parts separated by dots)");
   for (const part of match.slice(1)) {
     if (part.length > 1 && part.startsWith("0")) {
       const corrected = match.slice(1).map((p) => String(Number(p))).join(".");
-      const correctable: Correctable = { ok: false, message: `IPv4 part ${part} has a leading zero (octal or decimal?)`, corrected };
+      const correctable: Correctable = { ok: false, message: `IPv4 part ${digits(part)} has a leading zero (octal or decimal?)`, corrected };
       return correctable;
     }
-    if (Number(part) > 255) return failure(`IPv4 part ${part} is out of range (0-255)`);
+    if (Number(part) > 255) return failure(`IPv4 part ${digits(part)} is out of range (0-255)`);
   }
   return failure("is not an IPv4 address");
 }
@@ -218,13 +222,13 @@ function describeIPv6(text: string): Failure {
   for (const [index, part] of parts.entries()) {
     if (part.includes(".") && index === parts.length - 1 && !text.endsWith(":")) {
       if (scanWholeIPv4(part, 0, part.length) === -1) {
-        return bad(`IPv4 tail "${part}": ${describeIPv4(part).message.replace(/^is not an IPv4 address \((.*)\)$/, "$1")}`);
+        return bad(`IPv4 tail ${quoteText(part)}: ${describeIPv4(part).message.replace(/^is not an IPv4 address \((.*)\)$/, "$1")}`);
       }
       count += 2;
     } else if (part === "") {
       return bad('empty group; only one "::" may stand for zero groups');
     } else if (!HEX_GROUP.test(part)) {
-      return bad(`group "${part}" is not 1-4 hex digits`);
+      return bad(`group ${quoteText(part)} is not 1-4 hex digits`);
     } else {
       count++;
     }
@@ -324,7 +328,7 @@ function scanAnyPrefix(text: string, start: number, end: number, bareAddress: bo
       const why = slash + 1 === end ? "has an empty prefix length" : "has a bad prefix length (expected a decimal number without sign or leading zeros)";
       return explain(failure(why), text.slice(start, end), "");
     }
-    if (length > bits) return failure(`prefix length ${text.slice(slash + 1, end)} is out of range for IPv${bits === 32 ? 4 : 6} (0-${bits})`);
+    if (length > bits) return failure(`prefix length ${digits(text.slice(slash + 1, end))} is out of range for IPv${bits === 32 ? 4 : 6} (0-${bits})`);
   }
   if (typeof address === "number") {
     const network = address - (address % 2 ** (32 - length));

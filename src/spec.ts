@@ -369,7 +369,7 @@ const INLINE_SECRET_KEYS: Record<string, string> = {
 };
 
 /** A key as a path shows it: plain when it is a word, else quoted and escaped (it may hold any character). */
-const pathKey = (key: string) => (/^[A-Za-z0-9_$-]+$/.test(key) ? key : `[${quoteText(key)}]`);
+const pathKey = (key: string) => (/^[A-Za-z0-9_$-]{1,80}$/.test(key) ? key : `[${quoteText(key)}]`);
 
 function formatPath(path: readonly PropertyKey[]): string {
   return path.reduce<string>((out, key) => {

@@ -16,6 +16,8 @@ function distance(a: string, b: string): number {
 
 /** The closest candidate, if it is close enough to be a plausible typo. */
 export function closest(input: string, candidates: readonly string[]): string | undefined {
+  // No key or name is this long: the distance is quadratic in length, and no typo makes one.
+  if (input.length > 64) return undefined;
   const containing = candidates.find((c) => c.toLowerCase().includes(input.toLowerCase()) || input.toLowerCase().includes(c.toLowerCase()));
   if (containing !== undefined && input.length >= 3) return containing;
   let best: string | undefined;

@@ -23,10 +23,18 @@ function literal(text: string): string {
   return JSON.stringify(text).replace(INVISIBLE_ALL, hex);
 }
 
-/** The text as a quoted, escaped literal, cut after SHOWN_CHARACTERS with the full length said. */
+/** The text as a quoted, escaped literal of at most about `max` characters, when cut with the full length said. */
 export function quoteText(text: string, max = SHOWN_CHARACTERS): string {
-  if (text.length <= max) return literal(text);
-  return `${literal(text.slice(0, max)).slice(0, -1)}…" (${text.length} characters)`;
+  const whole = literal(text.slice(0, max + 1));
+  if (text.length <= max && whole.length <= max + 2) return whole;
+  // The longest start whose literal fits (escapes take up to six characters each).
+  let [low, high] = [0, Math.min(max, text.length)];
+  while (low < high) {
+    const middle = (low + high + 1) >> 1;
+    if (literal(text.slice(0, middle)).length <= max + 2) low = middle;
+    else high = middle - 1;
+  }
+  return `${literal(text.slice(0, low)).slice(0, -1)}…" (${text.length} characters)`;
 }
 
 /** Any value, as messages quote it: strings as quoteText, numbers and BigInts as written, the rest as bounded JSON. */

@@ -4,6 +4,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { parseUnitFile } from "../src/unitfile.js";
 import { ownerOf } from "../src/ownership.js";
 import { listing, runCli as run, SEED as seed, useWorkspace } from "./cli-harness.js";
@@ -164,6 +165,32 @@ test("item 7: keys named like Object.prototype's members are unknown keys, in TO
     "spec.json: tunnel.__proto__: unknown key (known here: interface, addresses, manage, private_key_file, listen_port, mtu, peers, endpoints)",
     "spec.json: tunnel.valueOf: unknown key (known here: interface, addresses, manage, private_key_file, listen_port, mtu, peers, endpoints)",
   ]);
+});
+
+test("item 8: error text is bounded: a gzip of NUL bytes, huge lines, raw control characters in a list", () => {
+  writeFileSync(join(workspace(), "zeros.txt.gz"), gzipSync(Buffer.alloc(50 * 1024 * 1024)));
+  writeFileSync(join(workspace(), "odd.txt"), ["1".repeat(1_000_000) + ".0.0.0/8", "10.0.0.0/" + "9".repeat(100_000), "2001:\u0000\u0001x::/32", "::ffff:1.2.3.4444444444444444/128"].join("\n"));
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", '[split]\nexclude_files = ["zeros.txt.gz", "odd.txt"]'));
+  const { code, stderr } = run(["spec.toml", "--stdout"], workspace());
+  assert.is(code, 1);
+  assert.ok(stderr.length < 3000, `${stderr.length} characters: ${stderr.slice(0, 500)}`);
+  assert.not.match(stderr, /[\u0000-\u0008\u000b-\u001f]/);
+  const lines = stderr.trimEnd().split("\n");
+  assert.is(lines.length, 5, stderr);
+  assert.match(lines[0]!, /^spec\.toml: split\.exclude_files\[0\]: zeros\.txt\.gz:1: "(\\u0000){13}…" \(52428800 characters\) /);
+  assert.match(lines[1]!, /^spec\.toml: split\.exclude_files\[1\]: odd\.txt:1: "1{80}…" \(1000008 characters\) /);
+  for (const line of lines) assert.ok(line.length < 400, line);
+});
+
+test("item 8: at most 100 spec problems are listed, then a count; long keys are cut", () => {
+  const items = Array.from({ length: 5000 }, (_, i) => `"bad${i}"`).join(", ");
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", `[split]\n${"k".repeat(100_000)} = 1\ninclude = [${items}]`));
+  const { code, stderr } = run(["spec.toml", "--stdout"], workspace());
+  assert.is(code, 1);
+  const lines = stderr.trimEnd().split("\n");
+  assert.is(lines.length, 101);
+  assert.is(lines.at(-1), "spec.toml: 4901 more problems not shown");
+  for (const line of lines) assert.ok(line.length < 400, line.slice(0, 400));
 });
 
 test.run();
