@@ -36,12 +36,15 @@ function parseJson(path: string, text: string): unknown {
 
 function parseToml(path: string, text: string): unknown {
   try {
-    return TOML.parse(text);
+    // TOML ends lines with LF or CRLF; @iarna/toml takes the CR before a comment's LF for a
+    // control character in the comment. Columns stay the same (the CR ends its line).
+    return TOML.parse(text.replace(/\r\n/g, "\n"));
   } catch (error) {
     // @iarna/toml's line/col fields are 0-based (its message text is 1-based).
     const { line, col, message } = error as { line?: number; col?: number; message: string };
     const where = line === undefined ? "" : `${line + 1}:${(col ?? 0) + 1}:`;
-    throw new SpecSyntaxError(`${path}:${where} invalid TOML: ${message.split("\n")[0]}`);
+    // The message's first line ends in its own copy of the place ("at row 3, col 5, pos 21:").
+    throw new SpecSyntaxError(`${path}:${where} invalid TOML: ${message.split("\n")[0]!.replace(/ at row \d+, col \d+, pos \d+:$/, "")}`);
   }
 }
 
@@ -86,7 +89,9 @@ export async function loadSpec(path: string): Promise<LoadedSpec> {
   if (extension !== ".toml" && extension !== ".json") {
     throw new SpecSyntaxError(`${shown}: unknown spec format "${extension}"; name the file *.toml or *.json`);
   }
-  const text = decodeUtf8(shown, bytes);
+  // A byte-order mark (Windows editors write one) is no part of the text: JSON's RFC lets
+  // parsers ignore it, and TOML parsers commonly do.
+  const text = decodeUtf8(shown, bytes).replace(/^\ufeff/, "");
   const document = extension === ".json" ? parseJson(shown, text) : parseToml(shown, text);
   return { name: displayName(basename(path)), path, document };
 }

@@ -2,7 +2,7 @@
 //
 // One CIDR or bare address per line (a bare address is a /32 or /128), IPv4 and
 // IPv6 mixed, blank lines ignored, "#" starts a comment (whole line or after a
-// prefix), surrounding whitespace and Windows line ends ignored. A name ending
+// prefix), surrounding whitespace ignored; lines end in LF, CRLF or CR. A name ending
 // in ".gz" is gunzipped first. Lists run to a million lines, so lines go straight
 // into an AddressSetBuilder without a per-prefix object; every bad line is
 // counted and the first MAX_REPORTED_PROBLEMS are kept with their line numbers,
@@ -37,7 +37,10 @@ export interface PrefixList {
 
 const isBlank = (c: number) => c === 32 || c === 9 || c === 13; // space, tab, CR
 
-export function parsePrefixList(text: string): PrefixList {
+export function parsePrefixList(listText: string): PrefixList {
+  // Old Mac line ends (CR alone) end a line too, as in systemd and most tools; a search for
+  // CR is cheap next to parsing, and only such files pay for the copy.
+  const text = listText.includes("\r") ? listText.replace(/\r\n?/g, "\n") : listText;
   const builder = new AddressSetBuilder();
   const problems: ListProblem[] = [];
   let problemCount = 0;

@@ -193,4 +193,49 @@ test("item 8: at most 100 spec problems are listed, then a count; long keys are 
   for (const line of lines) assert.ok(line.length < 400, line.slice(0, 400));
 });
 
+test("item 9: a prefix list with CR-only line ends is read line by line", () => {
+  writeFileSync(join(workspace(), "mac.txt"), "# old Mac line ends\r10.0.0.0/8\r192.0.2.0/24 # test net\r\r203.0.113.0/24\r");
+  writeFileSync(join(workspace(), "bad.txt"), "10.0.0.0/8\r\n\r256.0.0.0/8\r");
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", '[split]\nexclude_files = ["mac.txt"]'));
+  const good = run(["spec.toml", "--stdout"], workspace());
+  assert.is(good.code, 0, good.stderr);
+  for (const prefix of ["10.0.0.0/8", "192.0.2.0/24", "203.0.113.0/24"]) assert.match(good.stdout, new RegExp(`Destination=${prefix.replace(/[./]/g, "\\$&")}\n`));
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", '[split]\nexclude_files = ["bad.txt"]'));
+  const bad = run(["spec.toml", "--stdout"], workspace());
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /^spec\.toml: split\.exclude_files\[0\]: bad\.txt:3: "256\.0\.0\.0\/8" IPv4 part 256 is out of range/);
+});
+
+test("item 9: CRLF TOML with comments, and a byte-order mark in TOML and JSON, read as without", () => {
+  const reference = run(["spec.toml", "--stdout"], workspace());
+  assert.is(reference.code, 0);
+  const cases: [string, string][] = [
+    ["crlf.toml", seed.replace(/\n/g, "\r\n")],
+    ["bom.toml", `\ufeff${seed}`],
+    ["bomcrlf.toml", `\ufeff${seed.replace(/\n/g, "\r\n")}`],
+  ];
+  for (const [name, text] of cases) {
+    writeFileSync(join(workspace(), name), text);
+    const { code, stdout, stderr } = run([name, "--stdout"], workspace());
+    assert.is(code, 0, `${name}: ${stderr}`);
+    assert.is(stdout.replaceAll(name, "spec.toml"), reference.stdout, name);
+  }
+  const json = { version: 1, tunnel: { interface: "wg0", addresses: ["10.253.0.2/32"], manage: false } };
+  writeFileSync(join(workspace(), "a.json"), JSON.stringify(json, null, 2));
+  writeFileSync(join(workspace(), "b.json"), `\ufeff${JSON.stringify(json, null, 2).replace(/\n/g, "\r\n")}`);
+  const a = run(["a.json", "--stdout"], workspace());
+  const b = run(["b.json", "--stdout"], workspace());
+  assert.is(b.code, 0, b.stderr);
+  assert.is(b.stdout.replaceAll("b.json", "a.json"), a.stdout);
+});
+
+test("item 9: a lone CR in TOML is an error at its place (TOML allows LF and CRLF only)", () => {
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("version = 1\n", "version = 1 # one\rtwo\n"));
+  const { code, stderr } = run(["spec.toml", "--stdout"], workspace());
+  assert.is(code, 1);
+  const line = seed.split("\n").findIndex((l) => l === "version = 1") + 1;
+  assert.match(stderr, new RegExp(`^spec\\.toml:${line}:18: invalid TOML: `));
+  assert.not.match(stderr, /pos \d+/);
+});
+
 test.run();
