@@ -294,6 +294,12 @@ function ignoreClosedPipe(stream: NodeJS.WriteStream): void {
 export async function main(argv: readonly string[]): Promise<void> {
   ignoreClosedPipe(process.stdout);
   ignoreClosedPipe(process.stderr);
+  if (argv.length <= 2) {
+    // Nothing asked: the help says what can be, rather than an error about a missing spec.
+    process.stderr.write(buildProgram().helpInformation());
+    process.exitCode = EXIT.usage;
+    return;
+  }
   try {
     await buildProgram().parseAsync(argv as string[]);
   } catch (error) {

@@ -3,8 +3,9 @@
 import { isUtf8 } from "node:buffer";
 import { readFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
+import { tokenize } from "@humanwhocodes/momoa";
 import TOML from "@iarna/toml";
-import { displayName } from "./text.js";
+import { displayName, quoteText } from "./text.js";
 
 export class SpecSyntaxError extends Error {}
 
@@ -22,16 +23,52 @@ function position(text: string, offset: number): { line: number; column: number 
   return { line, column: offset - before.lastIndexOf("\n") };
 }
 
+/**
+ * A key set twice in one JSON object: JSON.parse keeps the last silently, TOML refuses it, and so
+ * do we. Found from the token stream with a stack of its own (any depth; the document parsed).
+ */
+function duplicateJsonKey(path: string, text: string): SpecSyntaxError | undefined {
+  const objects: (Map<string, { line: number; column: number }> | undefined)[] = [];
+  const tokens = tokenize(text);
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!;
+    if (token.type === "LBrace") objects.push(new Map());
+    else if (token.type === "LBracket") objects.push(undefined);
+    else if (token.type === "RBrace" || token.type === "RBracket") objects.pop();
+    else if (token.type === "String" && tokens[i + 1]?.type === "Colon") {
+      const keys = objects.at(-1)!;
+      const key = JSON.parse(text.slice(token.loc.start.offset, token.loc.end.offset)) as string;
+      const first = keys.get(key);
+      const { line, column } = token.loc.start;
+      if (first) return new SpecSyntaxError(`${path}:${line}:${column}: invalid JSON: duplicate key ${quoteText(key)} (first at ${first.line}:${first.column}); JSON specs set each key once`);
+      keys.set(key, { line, column });
+    }
+  }
+  return undefined;
+}
+
 function parseJson(path: string, text: string): unknown {
   try {
-    return JSON.parse(text);
+    const document: unknown = JSON.parse(text);
+    const duplicate = duplicateJsonKey(path, text);
+    if (duplicate) throw duplicate;
+    return document;
   } catch (error) {
+    if (error instanceof SpecSyntaxError) throw error;
     const message = (error as Error).message;
     const at = /position (\d+)/.exec(message);
     const offset = at ? Number(at[1]) : /end of JSON input/.test(message) ? text.length : undefined;
     const where = offset === undefined ? "" : `${position(text, offset).line}:${position(text, offset).column}:`;
     throw new SpecSyntaxError(`${path}:${where} invalid JSON: ${message.replace(/ in JSON at position \d+.*$/, "")}`);
   }
+}
+
+/** @iarna/toml's "Can't redefine existing key" with the key or table named, from the line it points at. */
+function redefined(sourceLine: string): string {
+  const table = /^\s*\[\[?\s*([^\]]+?)\s*\]\]?/.exec(sourceLine);
+  if (table) return `duplicate table [${table[1]}]; TOML sets each key once (merge the two tables)`;
+  const key = /^\s*([^=]+?)\s*=/.exec(sourceLine);
+  return `duplicate key ${quoteText(key ? key[1]!.replace(/^"(.*)"$/, "$1") : sourceLine.trim())}; TOML sets each key once (remove one of them)`;
 }
 
 function parseToml(path: string, text: string): unknown {
@@ -44,7 +81,9 @@ function parseToml(path: string, text: string): unknown {
     const { line, col, message } = error as { line?: number; col?: number; message: string };
     const where = line === undefined ? "" : `${line + 1}:${(col ?? 0) + 1}:`;
     // The message's first line ends in its own copy of the place ("at row 3, col 5, pos 21:").
-    throw new SpecSyntaxError(`${path}:${where} invalid TOML: ${message.split("\n")[0]!.replace(/ at row \d+, col \d+, pos \d+:$/, "")}`);
+    let why = message.split("\n")[0]!.replace(/ at row \d+, col \d+, pos \d+:$/, "");
+    if (/^Can't redefine existing key/.test(why) && line !== undefined) why = redefined(text.split(/\r?\n/)[line] ?? "");
+    throw new SpecSyntaxError(`${path}:${where} invalid TOML: ${why}`);
   }
 }
 
@@ -83,7 +122,13 @@ export async function loadSpec(path: string): Promise<LoadedSpec> {
   try {
     bytes = await readFile(path);
   } catch (error) {
-    throw new SpecSyntaxError(`${shown}: cannot read the spec: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === "ENOENT" ? "no such file"
+      : code === "EISDIR" ? `it is a directory; name the spec file, e.g. ${displayName(path.replace(/\/+$/, ""))}/spec.toml`
+      : code === "EACCES" ? "permission denied (run as a user who may read it, or with sudo)"
+      : (code ?? (error as Error).message);
+    throw new SpecSyntaxError(`${shown}: cannot read the spec: ${why}`);
   }
   const extension = extname(path).toLowerCase();
   if (extension !== ".toml" && extension !== ".json") {

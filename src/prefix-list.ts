@@ -127,7 +127,12 @@ export function readListFiles(
       list = readPrefixList(isAbsolute(path) ? path : join(baseDir, path));
     } catch (error) {
       const { code, message } = error as NodeJS.ErrnoException;
-      const why = code === "ENOENT" ? "no such file" : code === "Z_DATA_ERROR" ? "not gzip data (the name ends in .gz)" : (code ?? message);
+      const why =
+        code === "ENOENT" ? "no such file"
+        : code === "Z_BUF_ERROR" ? "the gzip data ends early (an interrupted download?)"
+        : code === "Z_DATA_ERROR" && /header/.test(message) ? "not gzip data (the name ends in .gz)"
+        : code?.startsWith("Z_") ? `damaged gzip data (zlib: ${message})`
+        : (code ?? message);
       problems.push({ path: where, message: `cannot read ${JSON.stringify(path)}: ${why}` });
       return;
     }

@@ -140,6 +140,8 @@ function endpointProblem(endpoint: string): string | undefined {
 }
 
 function endpointAddressProblem(text: string): string | undefined {
+  const withPort = /^(?:\[([^\]]*)\]|([0-9.]+)):[0-9]+$/.exec(text);
+  if (withPort) return `${quote(text)} has a port; list only the address, e.g. ${quote(withPort[1] ?? withPort[2])} (every port of the peer is kept direct)`;
   const address = parseAddress(text);
   return address.ok ? undefined : `${quote(text)} ${address.message}; list the peer's endpoint IP address, e.g. "198.51.100.7"`;
 }
@@ -266,7 +268,9 @@ const splitSchema = z.strictObject({
 export const specSchema = z
   .strictObject({
     $schema: z.string().optional().describe("Editor hint: the JSON Schema of this format; ignored by gen-networkd."),
-    version: z.literal(SPEC_VERSION, { error: (issue) => `${quote(issue.input)} is not a spec version this gen-networkd reads; expected ${SPEC_VERSION}` }),
+    version: z.literal(SPEC_VERSION, {
+      error: (issue) => (issue.input === undefined ? `is required; add version = ${SPEC_VERSION} at the top` : `${quote(issue.input)} is not a spec version this gen-networkd reads; expected ${SPEC_VERSION}`),
+    }),
     tunnel: tunnelSchema,
     split: splitSchema.default(() => splitSchema.parse({})),
   })
@@ -372,6 +376,7 @@ const INLINE_SECRET_KEYS: Record<string, string> = {
 const pathKey = (key: string) => (/^[A-Za-z0-9_$-]{1,80}$/.test(key) ? key : `[${quoteText(key)}]`);
 
 function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return "(top level)";
   return path.reduce<string>((out, key) => {
     if (typeof key === "number") return `${out}[${key}]`;
     const shown = pathKey(String(key));
@@ -462,6 +467,23 @@ function rangeOf(path: readonly PropertyKey[]): string {
   return range === undefined ? "" : ` for ${range}`;
 }
 
+/**
+ * A key unknown where it is but known to an enclosing table: in TOML, every key after a table
+ * header belongs to that table, so a key written after [[tunnel.peers]] or [split] that means
+ * [tunnel] or the top level is in the wrong place, not misspelt.
+ */
+function misplacedKeyHint(path: readonly PropertyKey[], key: string): string {
+  for (let depth = path.length - 1; depth >= 0; depth--) {
+    const outer = path.slice(0, depth);
+    if (!objectKeysAt(outer).includes(key)) continue;
+    const inner = path.filter((p) => typeof p === "string").join(".");
+    const header = typeof path.at(-1) === "number" ? `[[${inner}]]` : `[${inner}]`;
+    const owner = outer.length === 0 ? "the top level" : `[${formatPath(outer)}]`;
+    return `; ${quote(key)} is a key of ${owner}: keys after ${header} belong to that ${typeof path.at(-1) === "number" ? "peer" : "table"}, so move it above the first ${header}`;
+  }
+  return "";
+}
+
 function issueProblems(issue: z.core.$ZodIssue): SpecProblem[] {
   if (issue.code === "unrecognized_keys") {
     const known = objectKeysAt(issue.path);
@@ -471,15 +493,17 @@ function issueProblems(issue: z.core.$ZodIssue): SpecProblem[] {
       if (secret) {
         return { path, message: `inline keys are refused (they would be copied into generated files); write the key to a file readable by systemd-network and set ${formatPath([...issue.path, secret])}` };
       }
-      return { path, message: `unknown key${didYouMean(key, known)}${known.length ? ` (known here: ${known.join(", ")})` : ""}` };
+      return { path, message: `unknown key${didYouMean(key, known)}${known.length ? ` (known here: ${known.join(", ")})` : ""}${misplacedKeyHint(issue.path, key)}` };
     });
   }
   if (issue.code === "invalid_type") {
     // TOML integers of 2^53 and more are BigInts; every number of a spec is far smaller.
     if (typeof issue.input === "bigint") return [{ path: formatPath(issue.path), message: `${issue.input} is out of range${rangeOf(issue.path)}` }];
     const expected = issue.expected === "int" ? "number" : issue.expected;
-    if (issue.input === undefined) return [{ path: formatPath(issue.path), message: `is required (expected ${expected})` }];
-    if (typeof issue.input !== expected) return [{ path: formatPath(issue.path), message: `expected ${expected === "object" ? "a table/object" : `a ${expected}`}, got ${quote(issue.input)}` }];
+    const noun = expected === "object" ? "a table/object" : `${/^[aeiou]/.test(expected) ? "an" : "a"} ${expected}`;
+    if (issue.input === undefined) return [{ path: formatPath(issue.path), message: `is required (expected ${noun})` }];
+    const got = Array.isArray(issue.input) ? "an array" : issue.input === null ? "null" : quote(issue.input);
+    if (typeof issue.input !== expected || Array.isArray(issue.input) || issue.input === null) return [{ path: formatPath(issue.path), message: `expected ${noun}, got ${got}` }];
   }
   return [{ path: formatPath(issue.path), message: issue.message }];
 }

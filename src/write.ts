@@ -417,11 +417,11 @@ export function hasDrift(changes: Changes): boolean {
 
 /** A unified diff from what is on disk to what the plan wants. */
 export function unifiedDiff(changes: Changes): string {
-  const patch = (path: string, before: string, after: string) => createTwoFilesPatch(path, path, before, after, "on disk", "generated");
+  const patch = (path: string, before: string, after: string, from = "on disk", to = "generated") => createTwoFilesPatch(path, path, before, after, from, to);
   return [
-    ...changes.create.map((f) => patch(pathOf(f), "", f.content)),
+    ...changes.create.map((f) => patch(pathOf(f), "", f.content, "not on disk (would be created)")),
     ...[...changes.update, ...changes.foreign].map((f) => patch(pathOf(f), f.old, f.content)),
-    ...changes.stale.map((f) => patch(f.path, f.old, "")),
+    ...changes.stale.map((f) => patch(f.path, f.old, "", "on disk", "no longer generated (would be removed)")),
   ].join("");
 }
 

@@ -104,7 +104,7 @@ test("item 3: a key holding such a character is named escaped, on one line", () 
   writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", '[split]\n"ta\u2028ble" = 1'));
   const { code, stderr } = run(["spec.toml", "--stdout"], workspace());
   assert.is(code, 1);
-  assert.equal(stderr.trimEnd().split(/\r?\n|\u2028/), [String.raw`spec.toml: split["ta\u2028ble"]: unknown key; did you mean "table"? (known here: table, priority, protocols, include, exclude, include_files, exclude_files, sources, users, ports, killswitch, fwmark, anchor, ipv6, direct_connected)`]);
+  assert.equal(stderr.trimEnd().split(/\r?\n|\u2028/), [String.raw`spec.toml: split["ta\u2028ble"]: unknown key; did you mean "table"? (known here: table, priority, protocols, include, exclude, include_files, exclude_files, sources, users, ports, killswitch, fwmark, anchor, ipv6, direct_connected, inbound)`]);
 });
 
 test("item 3: a spec that is not valid UTF-8 is refused with line and column, in TOML and JSON", () => {
@@ -151,7 +151,7 @@ test("item 7: keys named like Object.prototype's members are unknown keys, in TO
   writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", "toString = 1\n[split]\nconstructor = 2\n__proto__ = 3\nhasOwnProperty = 4"));
   const toml = run(["spec.toml", "--stdout"], workspace());
   assert.is(toml.code, 1);
-  const known = "table, priority, protocols, include, exclude, include_files, exclude_files, sources, users, ports, killswitch, fwmark, anchor, ipv6, direct_connected";
+  const known = "table, priority, protocols, include, exclude, include_files, exclude_files, sources, users, ports, killswitch, fwmark, anchor, ipv6, direct_connected, inbound";
   assert.equal(toml.stderr.trimEnd().split("\n"), [
     "spec.toml: tunnel.peers[0].toString: unknown key (known here: public_key, endpoint, allowed_ips, persistent_keepalive, preshared_key_file)",
     `spec.toml: split.constructor: unknown key (known here: ${known})`,
@@ -236,6 +236,85 @@ test("item 9: a lone CR in TOML is an error at its place (TOML allows LF and CRL
   const line = seed.split("\n").findIndex((l) => l === "version = 1") + 1;
   assert.match(stderr, new RegExp(`^spec\\.toml:${line}:18: invalid TOML: `));
   assert.not.match(stderr, /pos \d+/);
+});
+
+/** stderr lines of a run on spec text written as NAME. */
+function problems(name: string, text: string | Buffer, args: string[] = ["--stdout"]): string[] {
+  writeFileSync(join(workspace(), name), text);
+  const { code, stderr } = run([name, ...args], workspace());
+  assert.is(code, 1, stderr);
+  return stderr.trimEnd().split("\n");
+}
+
+test("item 19: a missing version, a top-level array, and the article of a type", () => {
+  assert.equal(problems("spec.toml", seed.replace("version = 1\n", "")), ["spec.toml: version: is required; add version = 1 at the top"]);
+  assert.equal(problems("spec.json", "[]"), ["spec.json: (top level): expected a table/object, got an array"]);
+  assert.equal(problems("spec.toml", seed.replace('addresses = ["10.253.0.2/32"]', 'addresses = "10.253.0.2/32"')), ['spec.toml: tunnel.addresses: expected an array, got "10.253.0.2/32"']);
+});
+
+test("item 19: a missing spec, or a directory given as one, says so without errno codes", () => {
+  const missing = run(["nothere.toml"], workspace());
+  assert.is(missing.code, 1);
+  assert.is(missing.stderr, "nothere.toml: cannot read the spec: no such file\n");
+  const dir = run(["."], workspace());
+  assert.is(dir.code, 1);
+  assert.is(dir.stderr, ".: cannot read the spec: it is a directory; name the spec file, e.g. ./spec.toml\n");
+});
+
+test("item 19: TOML's duplicate key is named, and no parser position is left dangling", () => {
+  const lines = problems("spec.toml", seed.replace("listen_port = 51820", "listen_port = 51820\nlisten_port = 51821"));
+  assert.is(lines.length, 1);
+  assert.match(lines[0]!, /^spec\.toml:\d+:\d+: invalid TOML: duplicate key "listen_port"; TOML sets each key once/);
+  const tables = problems("spec.toml", `${seed}\n[split]\n`);
+  assert.match(tables[0]!, /^spec\.toml:\d+:\d+: invalid TOML: duplicate table \[split\]; TOML sets each key once/);
+});
+
+test("item 19: keys after [[tunnel.peers]] get the hint to move them up", () => {
+  const lines = problems("spec.toml", seed.replace("[split]", "mtu = 1400\n[split]"));
+  assert.equal(lines, ['spec.toml: tunnel.peers[0].mtu: unknown key (known here: public_key, endpoint, allowed_ips, persistent_keepalive, preshared_key_file); "mtu" is a key of [tunnel]: keys after [[tunnel.peers]] belong to that peer, so move it above the first [[tunnel.peers]]']);
+});
+
+test("item 19: an endpoint address with a port says so", () => {
+  const spec = { version: 1, tunnel: { interface: "wg0", addresses: ["10.253.0.2/32"], manage: false, endpoints: ["192.0.2.44:51820", "[2001:db8::1]:51820"] }, split: { protocols: ["udp"] } };
+  assert.equal(problems("spec.json", JSON.stringify(spec)), [
+    'spec.json: tunnel.endpoints[0]: "192.0.2.44:51820" has a port; list only the address, e.g. "192.0.2.44" (every port of the peer is kept direct)',
+    'spec.json: tunnel.endpoints[1]: "[2001:db8::1]:51820" has a port; list only the address, e.g. "2001:db8::1" (every port of the peer is kept direct)',
+  ]);
+});
+
+test("item 19: no arguments print the help (exit 2), not an error", () => {
+  const { code, stdout, stderr } = run([], workspace());
+  assert.is(code, 2);
+  assert.is(stdout, "");
+  assert.match(stderr, /^Usage: gen-networkd \[options\] \[command\]/);
+  assert.match(stderr, /generate \[options\] <spec>/);
+});
+
+test("item 19: --check names files to be created as such, not as on disk", () => {
+  const { code, stdout } = run(["spec.toml", "-o", "net", "--check"], workspace());
+  assert.is(code, 1);
+  assert.match(stdout, /^--- net\/50-wg0\.netdev\tnot on disk \(would be created\)$/m);
+  assert.not.match(stdout, /\ton disk/);
+});
+
+test("item 19: gzip problems in plain words", () => {
+  const list = gzipSync(Buffer.from("10.0.0.0/8\n".repeat(1000)));
+  const damaged = Buffer.from(list);
+  damaged[damaged.length - 5]! ^= 1;
+  const cases: [Buffer, string][] = [
+    [list.subarray(0, 20), "the gzip data ends early (an interrupted download?)"],
+    [Buffer.from("10.0.0.0/8\n"), "not gzip data (the name ends in .gz)"],
+    [damaged, "damaged gzip data (zlib: incorrect data check)"],
+  ];
+  for (const [bytes, why] of cases) {
+    writeFileSync(join(workspace(), "list.txt.gz"), bytes);
+    assert.equal(problems("spec.toml", seed.replace("[split]", '[split]\nexclude_files = ["list.txt.gz"]')), [`spec.toml: split.exclude_files[0]: cannot read "list.txt.gz": ${why}`]);
+  }
+});
+
+test("item 19: JSON duplicate keys are refused, as TOML refuses them", () => {
+  const lines = problems("spec.json", '{\n  "version": 1,\n  "tunnel": {"interface": "wg0", "interface": "wg1"}\n}\n');
+  assert.equal(lines, ['spec.json:3:34: invalid JSON: duplicate key "interface" (first at 3:14); JSON specs set each key once']);
 });
 
 test.run();

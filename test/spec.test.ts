@@ -108,11 +108,11 @@ const cases: Case[] = [
   ["unsupported protocol", (s) => (s.split.protocols = ["tcp", "quic"]), 'split.protocols[1]: "quic" is not a supported protocol (supported: tcp, udp, icmp, ipv6-icmp, sctp, all, or a protocol number)'],
   ["bad ipv6 policy", (s) => (s.split.ipv6 = "tunel"), 'split.ipv6: "tunel" is not an IPv6 policy; expected "tunnel", "block" or "direct"'],
   ["ipv6 tunnel without v6 address", (s) => (s.split.ipv6 = "tunnel"), 'split.ipv6: "tunnel" needs an IPv6 address in tunnel.addresses; add one, or use "block" or "direct"'],
-  ["typo in key", (s) => ((s.tunnel.adresses = s.tunnel.addresses), delete s.tunnel.addresses), ["tunnel.addresses: is required (expected array)", 'tunnel.adresses: unknown key; did you mean "addresses"? (known here: interface, addresses, manage, private_key_file, listen_port, mtu, peers, endpoints)']],
+  ["typo in key", (s) => ((s.tunnel.adresses = s.tunnel.addresses), delete s.tunnel.addresses), ["tunnel.addresses: is required (expected an array)", 'tunnel.adresses: unknown key; did you mean "addresses"? (known here: interface, addresses, manage, private_key_file, listen_port, mtu, peers, endpoints)']],
   ["typo in split key", (s) => (s.split.exlude = []), 'split.exlude: unknown key; did you mean "exclude"? (known here: table, priority, protocols, include, exclude, include_files, exclude_files, sources, users, ports, killswitch, fwmark, anchor, ipv6, direct_connected, inbound)'],
   ["unknown peer key", (s) => (s.tunnel.peers[0].keepalive = 25), 'tunnel.peers[0].keepalive: unknown key; did you mean "persistent_keepalive"? (known here: public_key, endpoint, allowed_ips, persistent_keepalive, preshared_key_file)'],
   ["wrong version", (s) => (s.version = 2), "version: 2 is not a spec version this gen-networkd reads; expected 1"],
-  ["missing tunnel", (s) => delete s.tunnel, "tunnel: is required (expected object)"],
+  ["missing tunnel", (s) => delete s.tunnel, "tunnel: is required (expected a table/object)"],
   ["boolean as string", (s) => (s.split.direct_connected = "yes"), 'split.direct_connected: expected a boolean, got "yes"'],
   ["mtu too small", (s) => (s.tunnel.mtu = 576), "tunnel.mtu: 576 is out of range for the MTU (WireGuard over IPv6 needs at least 1280): 1280..65535"],
   // Leak-proofing keys.
@@ -133,7 +133,7 @@ const cases: Case[] = [
   ["fwmark without UDP", (s) => (s.split.fwmark = 51820), 'split.fwmark: only used when split.protocols captures UDP (or "all"); remove it'],
   ["unmanaged UDP without endpoints", (s) => ((s.tunnel.manage = false), delete s.tunnel.private_key_file, delete s.tunnel.listen_port, delete s.tunnel.peers, (s.split.protocols = ["udp"])), "tunnel.endpoints: split.protocols captures UDP, which would send the tunnel's own encrypted packets into the tunnel; with manage = false gen-networkd cannot mark them, so list the peers' endpoint addresses here (they are then kept direct)"],
   ["endpoints with a managed tunnel", (s) => (s.tunnel.endpoints = ["192.0.2.1"]), "tunnel.endpoints: only applies with manage = false (a managed tunnel marks its own packets instead)"],
-  ["bad endpoint address", (s) => ((s.tunnel.manage = false), delete s.tunnel.private_key_file, delete s.tunnel.listen_port, delete s.tunnel.peers, (s.tunnel.endpoints = ["192.0.2.1:51820"])), 'tunnel.endpoints[0]: "192.0.2.1:51820" is not an IPv6 address (group "192.0.2.1" is not 1-4 hex digits); list the peer\'s endpoint IP address, e.g. "198.51.100.7"'],
+  ["bad endpoint address", (s) => ((s.tunnel.manage = false), delete s.tunnel.private_key_file, delete s.tunnel.listen_port, delete s.tunnel.peers, (s.tunnel.endpoints = ["192.0.2.1:51820"])), 'tunnel.endpoints[0]: "192.0.2.1:51820" has a port; list only the address, e.g. "192.0.2.1" (every port of the peer is kept direct)'],
   ["anchor too long by default", (s) => (s.tunnel.interface = "wg-provider-01"), 'split.anchor: the default anchor name "wg-provider-01-split" is longer than 15 bytes; set split.anchor to an interface name of your choice'],
   ["anchor equal to the tunnel", (s) => (s.split.anchor = "wg0"), "split.anchor: must differ from tunnel.interface: the anchor holds the policy while wg0 comes and goes"],
 ];
