@@ -4,7 +4,7 @@
 
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { readFileSync } from "node:fs";
-import { InvalidSpecError, OUTPUT_FORMATS, generate, type OutputFormat } from "./generate.js";
+import { InvalidSpecError, OUTPUT_FORMATS, defaultConfDir, generate, type OutputFormat } from "./generate.js";
 import { CommandError as OperateError } from "./command-error.js";
 import type { ApplyOptions } from "./apply.js";
 import type { DoctorOptions } from "./doctor.js";
@@ -76,8 +76,9 @@ async function runGenerate(specPath: string, flags: GenerateFlags): Promise<numb
     process.stdout.write(files.map((f) => `==> ${pathOf(f)} <==\n${f.content}`).join("\n"));
     return EXIT.ok;
   }
+  const diffOptions = { alsoPrune: [flags.confDir ?? defaultConfDir(flags.output)], record: { dir: flags.output, spec: specPath } };
   if (flags.check) {
-    const changes = await diffAgainstDisk(files, plan.identity);
+    const changes = await diffAgainstDisk(files, plan.identity, diffOptions);
     if (!hasDrift(changes)) return EXIT.ok;
     process.stdout.write(unifiedDiff(changes));
     process.stderr.write(`gen-networkd: ${flags.output} does not hold what ${specPath} generates; run without --check to update it\n`);
@@ -87,12 +88,13 @@ async function runGenerate(specPath: string, flags: GenerateFlags): Promise<numb
   const changes = await withDirectoryLock(
     files.map((f) => f.dir),
     async () => {
-      const changes = await diffAgainstDisk(files, plan.identity);
+      const changes = await diffAgainstDisk(files, plan.identity, diffOptions);
       await applyChanges(changes, { force: flags.force ?? false });
       return changes;
     },
     { waitMs: flags.wait * 1000, onWait: (message) => process.stderr.write(`gen-networkd: ${message}\n`) },
   );
+  for (const note of changes.notes) process.stderr.write(`gen-networkd: ${note}\n`);
   const rows = [
     ...changes.create.map((f) => [pathOf(f), "created"]),
     ...changes.update.map((f) => [pathOf(f), "updated"]),

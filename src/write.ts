@@ -11,7 +11,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Stats } from "node:fs";
 import { link, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ownerOf } from "./ownership.js";
 
@@ -31,6 +31,53 @@ export interface Changes {
   readonly foreign: readonly (OutputFile & { readonly old: string })[];
   /** Temporary files of ours whose writer is gone (a run killed while staging). */
   readonly leftovers: readonly string[];
+  /** The record of what this spec wrote, as it is to be (written with the files). */
+  readonly record?: OutputFile | undefined;
+  /** What the run could not do and the user should know (a directory not pruned). */
+  readonly notes: readonly string[];
+}
+
+/** Where stale files may be, and the record that remembers where they went. */
+export interface DiffOptions {
+  /** Directories where stale files of ours may be besides the files' own (the drop-in's, under --format nix). */
+  readonly alsoPrune?: readonly string[];
+  /**
+   * The spec whose files these are, and the directory (the output directory) where a
+   * record of the files each spec wrote is kept: a changed --conf-dir or interface
+   * leaves files where no directory scan finds them, or under another owner.
+   */
+  readonly record?: { readonly dir: string; readonly spec: string };
+}
+
+/**
+ * The names we write: NN-NAME.netdev/.network/.conf and NAME.nix. Only files of such
+ * names (that carry our mark) are ever pruned: a marked copy (x.network.bak, README) is not ours.
+ */
+export const isOurFileName = (name: string): boolean => /^[0-9]{2}-[^/]+\.(netdev|network|conf)$|^[^./][^/]*\.nix$/.test(name);
+
+/** The record, hidden from networkd (which reads only .netdev, .network, .link files). */
+export const RECORD_NAME = ".gen-networkd.files";
+
+interface RecordEntry {
+  readonly owner: string;
+  readonly files: readonly string[];
+}
+
+async function readRecord(dir: string): Promise<Record<string, RecordEntry>> {
+  const text = await readIfExists(join(dir, RECORD_NAME));
+  if (text === undefined) return {};
+  try {
+    const parsed = JSON.parse(text) as { specs?: Record<string, RecordEntry> };
+    return parsed.specs ?? {};
+  } catch {
+    return {}; // an edited record forgets; the files themselves still carry their marks
+  }
+}
+
+/** A path as short as it can be shown: relative to the working directory when inside it. */
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
 }
 
 export class RefusedWriteError extends Error {}
@@ -343,7 +390,14 @@ async function readHead(path: string): Promise<string> {
   }
 }
 
-/** Our files for this owner already in a directory (regular files whose head carries our mark). */
+/** The owner a file at path is marked for, if it is a regular file of one of our names. */
+async function markedOwner(path: string): Promise<string | undefined> {
+  if (!isOurFileName(basename(path))) return undefined;
+  const stats = await lstat(path).catch(() => undefined);
+  return stats?.isFile() ? ownerOf(await readHead(path)) : undefined;
+}
+
+/** Our files for this owner already in a directory (regular files of our names whose head carries our mark). */
 async function ownedFiles(dir: string, owner: string): Promise<string[]> {
   let names: string[];
   try {
@@ -354,11 +408,8 @@ async function ownedFiles(dir: string, owner: string): Promise<string[]> {
   }
   const owned: string[] = [];
   for (const name of names.sort()) {
-    // Hidden files are never ours to prune: our temporary files and locks are among them.
-    if (name.startsWith(".")) continue;
     const path = join(dir, name);
-    if (!(await lstat(path)).isFile()) continue;
-    if (ownerOf(await readHead(path)) === owner) owned.push(path);
+    if ((await markedOwner(path)) === owner) owned.push(path);
   }
   return owned;
 }
@@ -383,7 +434,7 @@ async function leftoverTemps(dir: string): Promise<string[]> {
 }
 
 /** Compares what the plan wants with what the directories hold; reads only. */
-export async function diffAgainstDisk(files: readonly OutputFile[], owner: string): Promise<Changes> {
+export async function diffAgainstDisk(files: readonly OutputFile[], owner: string, options: DiffOptions = {}): Promise<Changes> {
   return reported(async () => {
     const changes = {
       create: [] as OutputFile[],
@@ -392,8 +443,10 @@ export async function diffAgainstDisk(files: readonly OutputFile[], owner: strin
       stale: [] as { path: string; old: string }[],
       foreign: [] as (OutputFile & { old: string })[],
       leftovers: [] as string[],
+      record: undefined as OutputFile | undefined,
+      notes: [] as string[],
     };
-    const wanted = new Set(files.map(pathOf));
+    const wanted = new Set(files.map((f) => resolve(pathOf(f))));
     for (const file of files) {
       const old = await readIfExists(pathOf(file));
       if (old === undefined) changes.create.push(file);
@@ -401,11 +454,37 @@ export async function diffAgainstDisk(files: readonly OutputFile[], owner: strin
       else if (old === file.content) changes.unchanged.push(file);
       else changes.update.push({ ...file, old });
     }
-    for (const dir of [...new Set(files.map((f) => f.dir))]) {
-      for (const path of await ownedFiles(dir, owner)) {
-        if (!wanted.has(path)) changes.stale.push({ path, old: (await readIfExists(path)) ?? "" });
+    // Stale: ours (name and mark) for this owner in the directories we write, or recorded as this spec's.
+    const stale = new Map<string, string>();
+    const recordDir = options.record && resolve(options.record.dir);
+    const symlinked = async (dir: string) => resolve(dir) !== recordDir && (await lstat(dir).catch(() => undefined))?.isSymbolicLink() === true;
+    for (const dir of [...new Set([...files.map((f) => f.dir), ...(options.alsoPrune ?? [])])]) {
+      if (await symlinked(dir)) {
+        // Pruning through it could delete in a directory the user never named (another output's files).
+        changes.notes.push(`${dir}: is a symlink; stale files there are not removed (name the directory it points to with --conf-dir)`);
+        continue;
       }
+      for (const path of await ownedFiles(dir, owner)) stale.set(resolve(path), path);
       changes.leftovers.push(...(await leftoverTemps(dir)));
+    }
+    if (options.record) {
+      const specs = await readRecord(options.record.dir);
+      const spec = resolve(options.record.spec);
+      const previous = specs[spec];
+      const othersFiles = new Set(Object.entries(specs).flatMap(([other, entry]) => (other === spec ? [] : entry.files)));
+      for (const path of previous?.files ?? []) {
+        if (othersFiles.has(path) || stale.has(path) || (await symlinked(dirname(path)))) continue;
+        if ((await markedOwner(path)) === previous!.owner) stale.set(path, shown(path));
+      }
+      const entry = { owner, files: [...wanted].sort() };
+      if (JSON.stringify(previous) !== JSON.stringify(entry)) {
+        const record = Object.fromEntries(Object.entries({ ...specs, [spec]: entry }).sort(([a], [b]) => (a < b ? -1 : 1)));
+        const comment = "gen-networkd: the files each spec wrote, so that they are removed once stale";
+        changes.record = { dir: options.record.dir, fileName: RECORD_NAME, content: `${JSON.stringify({ comment, specs: record }, null, 2)}\n` };
+      }
+    }
+    for (const [absolute, path] of [...stale].sort()) {
+      if (!wanted.has(absolute)) changes.stale.push({ path, old: (await readIfExists(path)) ?? "" });
     }
     return changes;
   });
@@ -465,7 +544,7 @@ export function refuseForeign(changes: Changes, force: boolean): void {
 export async function applyChanges(changes: Changes, options: { force: boolean }): Promise<void> {
   return reported(async () => {
     refuseForeign(changes, options.force);
-    const writes = [...changes.create, ...changes.update, ...changes.foreign];
+    const writes = [...changes.create, ...changes.update, ...changes.foreign, ...(changes.record ? [changes.record] : [])];
     for (const dir of new Set(writes.map((f) => f.dir))) await ensureDirectory(dir);
 
     const staged: { temp: string; path: string }[] = [];

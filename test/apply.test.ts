@@ -14,7 +14,7 @@ const root = new URL("..", import.meta.url).pathname;
 const cli = join(root, "dist/cli.js");
 
 const netdev = (header: string, port: number) => `# ${header}\n[NetDev]\nName=wg0\nKind=wireguard\n\n[WireGuard]\nListenPort=${port}\n`;
-const none: Changes = { create: [], update: [], unchanged: [], stale: [], foreign: [], leftovers: [] };
+const none: Changes = { create: [], update: [], unchanged: [], stale: [], foreign: [], leftovers: [], notes: [] };
 
 test("networkd 252 and an unknown version: a .netdev whose settings changed is recreated; a header-only change is not", () => {
   const file = (old: string, content: string) => ({ dir: "/d", fileName: "50-wg0.netdev", content, old });

@@ -31,7 +31,7 @@ test("concurrent runs on one directory: every run exits 0, one generation per sp
   const specs = ["spec.toml", "wg1.toml", "wg2.toml"];
   const runs = await Promise.all(Array.from({ length: 12 }, (_, i) => start([specs[i % 3]!, "-o", "net"], workspace())));
   for (const r of runs) assert.is(r.code, 0, r.stderr);
-  assert.equal(listing(join(workspace(), "net")).filter((n) => !n.startsWith(".") || !n.endsWith(".tmp")).length, 13);
+  assert.equal(listing(join(workspace(), "net")).filter((n) => !n.startsWith(".")).length, 13);
   assert.equal(listing(join(workspace(), "net")).filter((n) => n.endsWith(".tmp")), []);
   for (const spec of specs) assert.is(run([spec, "-o", "net", "--check"], workspace()).code, 0, `${spec} is current`);
 });
@@ -219,6 +219,66 @@ test("file-system fault: permission denied as a user other than root (EACCES): o
     assertOneLineError(result.stderr, pattern);
   }
   assert.equal(listing(join(workspace(), "net")), []);
+});
+
+const confFiles = (w: string, dir: string) => listing(join(w, dir)).filter((n) => n.endsWith(".conf"));
+
+test("stale: --format all, then --format nix removes the networkd files and the drop-in", () => {
+  assert.is(run(["spec.toml", "-o", "net", "--format", "all"], workspace()).code, 0);
+  const { code, stderr } = run(["spec.toml", "-o", "net", "--format", "nix"], workspace());
+  assert.is(code, 0, stderr);
+  assert.equal(listing(join(workspace(), "net")).filter((n) => !n.startsWith(".")), ["networkd.conf.d", "wg0.nix"]);
+  assert.equal(confFiles(workspace(), "net/networkd.conf.d"), []);
+});
+
+test("stale: a changed --conf-dir removes the drop-in from the old one", () => {
+  assert.is(run(["spec.toml", "-o", "net", "--conf-dir", "conf-a"], workspace()).code, 0);
+  assert.is(run(["spec.toml", "-o", "net", "--conf-dir", "conf-b"], workspace()).code, 0);
+  assert.equal(confFiles(workspace(), "conf-a"), []);
+  assert.equal(confFiles(workspace(), "conf-b"), ["50-wg0.conf"]);
+  assert.is(run(["spec.toml", "-o", "net"], workspace()).code, 0);
+  assert.equal(confFiles(workspace(), "conf-b"), []);
+  assert.equal(confFiles(workspace(), "net/networkd.conf.d"), ["50-wg0.conf"]);
+});
+
+test("stale: a changed interface removes the old interface's files; another spec's stay", () => {
+  writeFileSync(join(workspace(), "wg1.toml"), otherSpec(1));
+  assert.is(run(["wg1.toml", "-o", "net"], workspace()).code, 0);
+  assert.is(run(["spec.toml", "-o", "net"], workspace()).code, 0);
+  writeFileSync(join(workspace(), "spec.toml"), seed.replaceAll("wg0", "wg7"));
+  const { code, stdout, stderr } = run(["spec.toml", "-o", "net"], workspace());
+  assert.is(code, 0, stderr);
+  assert.match(stdout, /net\/50-wg0\.netdev\s+removed/);
+  assert.equal(listing(join(workspace(), "net")).filter((n) => n.endsWith(".netdev")), ["50-wg1-split.netdev", "50-wg1.netdev", "50-wg7-split.netdev", "50-wg7.netdev"]);
+  assert.equal(confFiles(workspace(), "net/networkd.conf.d"), ["50-wg1.conf", "50-wg7.conf"]);
+});
+
+test("stale: only files with our names are pruned: a marked backup or README stays", () => {
+  assert.is(run(["spec.toml", "-o", "net"], workspace()).code, 0);
+  const marked = readFileSync(join(workspace(), "net/50-wg0.network"), "utf8");
+  for (const name of ["50-wg0.network.bak", "README", "50-wg0.network~"]) writeFileSync(join(workspace(), "net", name), marked);
+  assert.is(run(["spec.toml", "-o", "net", "--prefix", "60"], workspace()).code, 0);
+  assert.equal(listing(join(workspace(), "net")).filter((n) => !n.startsWith("60-") && !n.startsWith(".")), ["50-wg0.network.bak", "50-wg0.network~", "README", "networkd.conf.d"]);
+});
+
+test("stale: nothing is pruned through a networkd.conf.d symlink into another directory", () => {
+  mkdirSync(join(workspace(), "net"));
+  mkdirSync(join(workspace(), "elsewhere"));
+  symlinkSync("../elsewhere", join(workspace(), "net/networkd.conf.d"));
+  assert.is(run(["spec.toml", "-o", "net", "--prefix", "40"], workspace()).code, 0);
+  assert.equal(confFiles(workspace(), "elsewhere"), ["40-wg0.conf"]);
+  const { code, stderr } = run(["spec.toml", "-o", "net"], workspace());
+  assert.is(code, 0, stderr);
+  assert.equal(confFiles(workspace(), "elsewhere"), ["40-wg0.conf", "50-wg0.conf"], "the other directory's file stays");
+  assert.match(stderr, /net\/networkd\.conf\.d: is a symlink; stale files there are not removed/);
+});
+
+test("stale: zero-byte temporary files of many killed runs are all removed", () => {
+  mkdirSync(join(workspace(), "net"));
+  const names = Array.from({ length: 19 }, (_, i) => `.50-wg0${i % 2 ? "-split" : ""}.network.${deadPid()}.tmp`);
+  for (const name of names) writeFileSync(join(workspace(), "net", name), "");
+  assert.is(run(["spec.toml", "-o", "net"], workspace()).code, 0);
+  assert.equal(listing(join(workspace(), "net")).filter((n) => n.endsWith(".tmp")), []);
 });
 
 test.run();

@@ -14,7 +14,7 @@ const units = (dir: string) => listing(dir).filter((name) => /\.(netdev|network)
 test("writes the seed example's two files, mode 0644, and says what it did", () => {
   const { code, stdout, stderr } = run(["spec.toml", "-o", "net"], workspace());
   assert.is(code, 0, stderr);
-  assert.equal(listing(join(workspace(), "net")), ["50-wg0-split.netdev", "50-wg0-split.network", "50-wg0.netdev", "50-wg0.network", "networkd.conf.d"]);
+  assert.equal(listing(join(workspace(), "net")), [".gen-networkd.files", "50-wg0-split.netdev", "50-wg0-split.network", "50-wg0.netdev", "50-wg0.network", "networkd.conf.d"]);
   assert.equal(listing(join(workspace(), "net/networkd.conf.d")), ["50-wg0.conf"]);
   for (const name of units(join(workspace(), "net"))) assert.is(statSync(join(workspace(), "net", name)).mode & 0o777, 0o644);
   assert.match(stdout, /net\/50-wg0\.netdev\s+created/);
@@ -172,7 +172,7 @@ test("no temporary files are left behind", () => {
   run(["spec.toml", "-o", "net"], workspace());
   writeFileSync(join(workspace(), "spec.toml"), seed.replace("table = 10086", "table = 10087"));
   run(["spec.toml", "-o", "net"], workspace());
-  assert.equal(listing(join(workspace(), "net")).filter((n) => n.startsWith(".")), []);
+  assert.equal(listing(join(workspace(), "net")).filter((n) => n.startsWith(".")), [".gen-networkd.files"], "only the record of what was written");
 });
 
 test("key files: warns when world-readable or unreadable by systemd-network, with the fix", () => {
