@@ -4,6 +4,7 @@
 
 import { execFile } from "node:child_process";
 import { stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { CommandError } from "./command-error.js";
 import { ruleText, simulationState } from "./explain.js";
 import { generate } from "./generate.js";
@@ -77,6 +78,27 @@ const routeKey = (route: Route) =>
 const ruleDelete = (rule: Rule) => `ip -${rule.family} rule del priority ${rule.priority} ${ruleText(rule)}`;
 const reconfigure = (links: Iterable<string>) => `networkctl reconfigure ${[...new Set(links)].sort().join(" ")}`;
 
+/**
+ * Directories networkd (user systemd-network) cannot use: those holding our files must
+ * be listable by others (r-x), each one above them enterable (--x).
+ */
+async function closedDirectories(dirs: readonly string[]): Promise<{ details: string[]; enter: string[]; list: string[] }> {
+  const found = new Map<string, "enter" | "list">();
+  for (const dir of new Set(dirs.map((d) => resolve(d)))) {
+    for (let path = dir; ; path = dirname(path)) {
+      const mode = (await stat(path).catch(() => undefined))?.mode;
+      if (mode !== undefined && path === dir && (mode & 0o005) !== 0o005) found.set(path, "list");
+      else if (mode !== undefined && (mode & 0o001) === 0) found.set(path, found.get(path) ?? "enter");
+      if (dirname(path) === path) break;
+    }
+  }
+  const sorted = [...found].sort(([a], [b]) => (a < b ? -1 : 1));
+  const modeOf = async (path: string) => ((await stat(path)).mode & 0o777).toString(8).padStart(4, "0");
+  const details: string[] = [];
+  for (const [path, need] of sorted) details.push(`${path} has mode ${await modeOf(path)} (networkd, as user systemd-network, cannot ${need} it)`);
+  return { details, enter: sorted.filter(([, n]) => n === "enter").map(([p]) => p), list: sorted.filter(([, n]) => n === "list").map(([p]) => p) };
+}
+
 async function checkFiles(specPath: string, files: readonly OutputFile[], identity: string, applyCommand: string): Promise<Check[]> {
   const changes = await diffAgainstDisk(files, identity);
   const problems = [
@@ -91,13 +113,19 @@ async function checkFiles(specPath: string, files: readonly OutputFile[], identi
     const mode = (await stat(path)).mode & 0o777;
     if (mode !== 0o644) badModes.push(`${path} has mode ${mode.toString(8).padStart(4, "0")}`);
   }
+  const badDirectories = await closedDirectories(files.map((f) => f.dir));
+  const fixes = [
+    badModes.length > 0 && `chmod 0644 ${badModes.map((b) => b.split(" ")[0]).join(" ")}`,
+    badDirectories.enter.length > 0 && `chmod o+x ${badDirectories.enter.join(" ")}`,
+    badDirectories.list.length > 0 && `chmod 0755 ${badDirectories.list.join(" ")}`,
+  ].filter((fix): fix is string => typeof fix === "string");
   return [
     problems.length === 0
       ? pass("files", `${files.length} generated files present, ours and current`)
       : fail("files", `${problems.length} of the generated files are not what ${specPath} generates`, problems, changes.foreign.length ? `${applyCommand} --force (after checking the files not ours)` : applyCommand),
-    badModes.length === 0
-      ? pass("file-modes", `generated files have mode 0644`)
-      : fail("file-modes", `${badModes.length} generated files have the wrong mode (networkd must read them; they hold no secrets)`, badModes, `chmod 0644 ${badModes.map((b) => b.split(" ")[0]).join(" ")}`),
+    fixes.length === 0
+      ? pass("file-modes", `generated files have mode 0644, networkd can enter every directory on their paths`)
+      : fail("file-modes", `networkd cannot read ${badModes.length + badDirectories.details.length} of the generated files or their directories (they hold no secrets)`, [...badDirectories.details, ...badModes], fixes.join(" && ")),
   ];
 }
 

@@ -10,7 +10,7 @@ import { createTwoFilesPatch } from "diff";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Stats } from "node:fs";
-import { link, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { chmod, link, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ownerOf } from "./ownership.js";
@@ -296,6 +296,7 @@ export async function ensureDirectory(dir: string): Promise<string | undefined> 
       if ((error as NodeJS.ErrnoException).code === "EEXIST" && (await stat(path)).isDirectory()) continue;
       throw fileSystemError(Object.assign(error as Error, { path: shownPath(path, dir) }));
     }
+    await reported(() => chmod(path, DIRECTORY_MODE)); // mkdir's mode passes through the umask
     created ??= path;
   }
   return created;

@@ -3,7 +3,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CLI, listing, runCli as run, SEED as seed, useWorkspace } from "./cli-harness.js";
 
@@ -279,6 +279,14 @@ test("stale: zero-byte temporary files of many killed runs are all removed", () 
   for (const name of names) writeFileSync(join(workspace(), "net", name), "");
   assert.is(run(["spec.toml", "-o", "net"], workspace()).code, 0);
   assert.equal(listing(join(workspace(), "net")).filter((n) => n.endsWith(".tmp")), []);
+});
+
+test("directories are created 0755 whatever the umask: networkd (systemd-network) must read them", () => {
+  const result = spawnSync("bash", ["-c", `umask 077 && "${process.execPath}" "${CLI}" spec.toml -o deep/er/net`], { cwd: workspace(), encoding: "utf8" });
+  assert.is(result.status, 0, result.stderr);
+  for (const dir of ["deep", "deep/er", "deep/er/net", "deep/er/net/networkd.conf.d"]) {
+    assert.is(statSync(join(workspace(), dir)).mode & 0o777, 0o755, dir);
+  }
 });
 
 test.run();

@@ -4,7 +4,7 @@
 // against the real networkd and kernel.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { doctorChecks, type Check, type LiveHost } from "../src/doctor.js";
@@ -26,6 +26,7 @@ interface World {
 /** A host where the seed spec is applied and healthy; OVERRIDE changes one part of it. */
 async function world(override: (state: { rules: Rule[]; routes: Route[]; live: Partial<LiveHost> }) => void = () => {}): Promise<World> {
   const work = mkdtempSync(join(tmpdir(), "gen-networkd-doctor-"));
+  chmodSync(work, 0o755); // mkdtemp makes it 0700, which networkd (systemd-network) could not enter
   const spec = join(work, "spec.toml");
   writeFileSync(spec, readFileSync(join(root, "examples/seed.toml"), "utf8"));
   const { plan, files } = await generate(spec, { outputDir: join(work, "net"), prefix: "50" });
@@ -173,6 +174,19 @@ test("files: a stale file after a spec edit, and a wrong mode, each with its fix
   assert.match(all.files!.details.join("\n"), /stale: .*50-wg0-split\.network \(.*spec\.toml changed since it was generated\)/);
   assert.match(all.files!.fix!, /^gen-networkd apply .*spec\.toml -o .*net$/);
   assert.equal(all["file-modes"]!.details, [`${join(w.work, "net/50-wg0.netdev")} has mode 0600`]);
+});
+
+test("file-modes: every directory on the path must let networkd in (0755), each named with its fix", async () => {
+  const w = await world();
+  chmodSync(join(w.work, "net/networkd.conf.d"), 0o700);
+  chmodSync(w.work, 0o750);
+  const all = await checks(w);
+  assert.is(all["file-modes"]!.status, "fail");
+  assert.equal(all["file-modes"]!.details, [
+    `${w.work} has mode 0750 (networkd, as user systemd-network, cannot enter it)`,
+    `${join(w.work, "net/networkd.conf.d")} has mode 0700 (networkd, as user systemd-network, cannot list it)`,
+  ]);
+  assert.match(all["file-modes"]!.fix!, new RegExp(`chmod o\\+x ${w.work}.*chmod 0755 ${join(w.work, "net/networkd.conf.d")}`));
 });
 
 test.run();
