@@ -500,7 +500,7 @@ async function reportClaimed(stateDir: string, id: string): Promise<number> {
 
 /** The changes a revert makes, as write.ts describes changes: for netdevSteps and activate. */
 async function reverseChanges(dir: string, record: TryRecord): Promise<Changes> {
-  const changes = { create: [] as OutputFile[], update: [] as (OutputFile & { old: string })[], unchanged: [], stale: [] as { path: string; old: string }[], foreign: [], leftovers: [] };
+  const changes = { create: [] as OutputFile[], update: [] as (OutputFile & { old: string })[], unchanged: [], stale: [] as { path: string; old: string }[], foreign: [], leftovers: [], notes: [] };
   for (const file of record.files) {
     const current = await readFile(file.path, "utf8").catch(() => undefined);
     const before = file.before === undefined ? undefined : ((await backupText(dir, file)) ?? "");
