@@ -28,7 +28,7 @@ import { createHash } from "node:crypto";
 import { entry, section, sectionSeries, type Entry, type Plan, type Section, type SectionSeries, type TextSequence, type Unit } from "./model.js";
 import { AddressSet, formatPrefix, parsePrefix, type Family, type Prefix } from "./prefix.js";
 import { namedSet } from "./named-sets.js";
-import { addressFamily, ALL_PROTOCOLS, anchorName, capturesTunnelPackets, tunnelFwmark, type Spec } from "./spec.js";
+import { addressFamily, ALL_PROTOCOLS, anchorName, capturesTunnelPackets, dnsDomains, tunnelFwmark, type Spec } from "./spec.js";
 
 /** The contents of split.include_files and split.exclude_files, read by the caller (planning does no I/O). */
 export interface PlanLists {
@@ -56,6 +56,9 @@ const WHOLE: Record<Family, Prefix> = {
 };
 /** The kill switch's unreachable routes lose to any real route: the highest metric there is. */
 const LAST_RESORT_METRIC = 4294967295;
+/** DNS, over UDP and over TCP (long answers, and resolvers falling back to it). */
+const DNS_PORT = 53;
+const DNS_PROTOCOLS = ["udp", "tcp"] as const;
 
 type Ipv6Policy = NonNullable<Spec["split"]["ipv6"]>;
 type Protocol = Spec["split"]["protocols"][number];
@@ -203,6 +206,70 @@ function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
   return place(targetRoutes([whole], pathComment), [
     ...(guarded ? [lastResort([whole], killswitchComment)] : []),
     ...(holes.isEmpty() ? [] : [routes(cidrsOf(holes), throwComment, [entry("Type", "throw")], [])]),
+  ]);
+}
+
+/**
+ * Host routes in the split table for the tunnel's resolvers, for the DNS rules to find: more
+ * specific than any throw, so a resolver is reached through the tunnel even when its address is
+ * excluded (10.253.0.1 is in @rfc1918). With the kill switch, an unreachable twin on the anchor
+ * answers while the tunnel is down, so queries fail instead of falling back to main.
+ */
+function resolverRoutes(spec: Spec): TableRoutes {
+  const { table, killswitch } = spec.split;
+  const tunnel = spec.tunnel.interface;
+  const routes: TableRoutes = { path: [], policy: [] };
+  for (const family of [4, 6] as const) {
+    const resolvers = (spec.tunnel.dns ?? []).filter((a) => addressFamily(a) === family);
+    const source = spec.tunnel.addresses.find((a) => addressFamily(a) === family)?.split("/")[0];
+    if (resolvers.length === 0 || source === undefined) continue;
+    const destinations = resolvers.map((a) => `${a}/${family === 4 ? 32 : 128}`);
+    routes.path.push(
+      sectionSeries("Route", { key: "Destination", values: destinations, after: [entry("Table", table), entry("PreferredSource", source)] }, [
+        `${LABEL[family]} resolvers of tunnel.dns: queries to them leave through ${tunnel} from ${source}, even where their addresses are excluded.`,
+      ]),
+    );
+    if (killswitch) {
+      routes.policy.push(
+        sectionSeries("Route", { before: [entry("Type", "unreachable")], key: "Destination", values: destinations, after: [entry("Table", table), entry("Metric", LAST_RESORT_METRIC)] }, [
+          `Kill switch (${LABEL[family]} resolvers): while ${tunnel} is down, queries to them fail instead of leaving through main.`,
+        ]),
+      );
+    }
+  }
+  return routes;
+}
+
+/**
+ * DNS to the tunnel's resolvers goes to the split table whatever the capture selectors say
+ * (DNS is mostly UDP; a TCP-only split would otherwise send it direct) and for every user:
+ * systemd-resolved sends queries as its own user, not as the application's. They sit with the
+ * tunnel-mark rule at priority-2, before the rule that keeps connected destinations direct; the
+ * two never match the same packet (validation refuses a resolver that is an endpoint on port 53).
+ */
+function resolverRules(spec: Spec): Section[] {
+  const { table, priority } = spec.split;
+  return (spec.tunnel.dns ?? []).flatMap((resolver) =>
+    DNS_PROTOCOLS.map((protocol) =>
+      section(
+        "RoutingPolicyRule",
+        [entry("Table", table), entry("To", `${resolver}/${addressFamily(resolver) === 4 ? 32 : 128}`), entry("IPProtocol", protocol), entry("DestinationPort", DNS_PORT), entry("Priority", priority - 2)],
+        [`DNS over ${protocol.toUpperCase()} to the resolver ${resolver}, from every user: through ${spec.tunnel.interface} (table ${table}).`],
+      ),
+    ),
+  );
+}
+
+/** The tunnel link's resolvers for systemd-resolved (networkd hands DNS=, Domains= and DNSDefaultRoute= to it). */
+function resolverSettings(spec: Spec): Section | undefined {
+  const { dns } = spec.tunnel;
+  if (dns === undefined) return undefined;
+  const domains = dnsDomains(spec);
+  const everything = domains.includes("~.");
+  return section("Network", [...dns.map((a) => entry("DNS", a)), ...domains.map((d) => entry("Domains", d)), entry("DNSDefaultRoute", everything)], [
+    everything
+      ? `systemd-resolved sends every lookup to these resolvers while ${spec.tunnel.interface} is up ("~." beats links without domains, such as the LAN's).`
+      : `systemd-resolved sends only names under ${domains.map((d) => d.replace(/^~/, "")).join(", ")} to these resolvers; DNSDefaultRoute=false keeps all other lookups on the other links.`,
   ]);
 }
 
@@ -366,6 +433,8 @@ function tunnelNetwork(spec: Spec, fileName: string, path: readonly SectionSerie
     section("Match", [entry("Name", tunnel.interface)]),
     section("Network", tunnel.addresses.map((address) => entry("Address", address))),
   ];
+  const resolvers = resolverSettings(spec);
+  if (resolvers) sections.push(resolvers);
   if (tunnel.mtu !== undefined) sections.push(section("Link", [entry("MTUBytes", tunnel.mtu)]));
   return {
     kind: "network",
@@ -404,6 +473,7 @@ function anchorNetwork(spec: Spec, fileName: string, anchor: string, policy: rea
       ]),
       section("Link", [entry("RequiredForOnline", false)], ["Never hold up network-online.target for a link that carries no traffic."]),
       ...policy,
+      ...resolverRules(spec),
       ...rules(spec, routes),
     ],
   };
@@ -425,7 +495,7 @@ export function buildPlan(spec: Spec, options: PlanOptions): Plan {
   const { policy: ipv6, note } = chooseIpv6(spec);
   const routes = familyRoutes(spec, ipv6, options.lists ?? {});
   const anchor = anchorName(spec)!;
-  const table = routes.map((route) => tableRoutes(route, spec));
+  const table = [...routes.map((route) => tableRoutes(route, spec)), resolverRoutes(spec)];
   const stem = `${options.prefix}-${spec.tunnel.interface}`;
   const units: Unit[] = [];
   if (spec.tunnel.manage) units.push(tunnelNetdev(spec, `${stem}.netdev`));

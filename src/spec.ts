@@ -139,11 +139,31 @@ function endpointProblem(endpoint: string): string | undefined {
   return undefined;
 }
 
+/** "ADDRESS PORT" of an endpoint with a literal address (canonical form), else undefined. */
+function endpointHostPort(endpoint: string): string | undefined {
+  const match = /^(?:\[([^\]]*)\]|([^:[\]]+)):([0-9]+)$/.exec(endpoint);
+  const address = match && parseAddress(match[1] ?? match[2]!);
+  return address?.ok ? `${formatAddress(address.value.family, address.value.value)} ${Number(match![3])}` : undefined;
+}
+
 function endpointAddressProblem(text: string): string | undefined {
   const withPort = /^(?:\[([^\]]*)\]|([0-9.]+)):[0-9]+$/.exec(text);
   if (withPort) return `${quote(text)} has a port; list only the address, e.g. ${quote(withPort[1] ?? withPort[2])} (every port of the peer is kept direct)`;
   const address = parseAddress(text);
   return address.ok ? undefined : `${quote(text)} ${address.message}; list the peer's endpoint IP address, e.g. "198.51.100.7"`;
+}
+
+function resolverProblem(text: string): string | undefined {
+  const address = parseAddress(text);
+  return address.ok ? undefined : `${quote(text)} ${address.message}; list the resolver's IP address, e.g. "10.253.0.1" (no port: resolvers answer on 53)`;
+}
+
+/** "~." (every name), "~corp.example" (a routing-only domain) or "corp.example" (a search and routing domain), as networkd's Domains= reads them. */
+function dnsDomainProblem(text: string): string | undefined {
+  const name = text.startsWith("~") ? text.slice(1) : text;
+  if (name === ".") return text === "~." ? undefined : `"." alone is not a search domain; write "~." to send every query to tunnel.dns`;
+  if (!HOSTNAME.test(name)) return `${quote(text)} is not a domain; write "~." (every name), "~corp.example" (only names under corp.example) or "corp.example" (also searched for single-label names)`;
+  return undefined;
 }
 
 function canonicalAddress(text: string): string {
@@ -203,6 +223,10 @@ const tunnelSchema = z.strictObject({
   peers: z.array(peerSchema).optional(),
   /** manage = false only: the peers' endpoint addresses, so a UDP split can keep them direct. */
   endpoints: z.array(checkedString(endpointAddressProblem).transform(canonicalAddress)).optional(),
+  /** Resolvers reached through the tunnel; systemd-resolved learns them from networkd as the tunnel link's DNS servers. */
+  dns: z.array(checkedString(resolverProblem).transform(canonicalAddress)).min(1, { error: 'list at least one resolver address, e.g. ["10.253.0.1"], or omit the key' }).optional(),
+  /** Which names those resolvers answer; ["~."] (every name) when omitted. */
+  dns_domains: z.array(checkedString(dnsDomainProblem)).min(1, { error: 'list at least one domain, e.g. ["~."], or omit the key' }).optional(),
 });
 
 const tableSchema = integer(1, 4294967295, "a routing table").superRefine((table, ctx) => {
@@ -296,6 +320,17 @@ export const specSchema = z
         if (tunnel[key] !== undefined) problem(["tunnel", key], "only applies with manage = true (gen-networkd then creates the WireGuard interface)");
       }
     }
+    tunnel.dns?.forEach((resolver, index) => {
+      const family = addressFamily(resolver);
+      if (!families.has(family)) problem(["tunnel", "dns", index], `${quote(resolver)} is an IPv${family} resolver, but tunnel.addresses has no IPv${family} address to reach it from through the tunnel`);
+      for (const [peerIndex, peer] of (tunnel.peers ?? []).entries()) {
+        // The tunnel's own packets to such an endpoint look like DNS queries to the resolver: no rule could tell them apart.
+        if (peer.endpoint !== undefined && endpointHostPort(peer.endpoint) === `${resolver} 53`) {
+          problem(["tunnel", "dns", index], `${quote(resolver)} is also tunnel.peers[${peerIndex}].endpoint on port 53: the tunnel's own packets could not be told apart from queries to the resolver; use the resolver's address inside the tunnel`);
+        }
+      }
+    });
+    if (tunnel.dns_domains !== undefined && tunnel.dns === undefined) problem(["tunnel", "dns_domains"], "only applies with tunnel.dns (the resolvers that answer those names)");
     const protocols = split.protocols;
     if (protocols.includes(ALL_PROTOCOLS) && protocols.length > 1) {
       problem(["split", "protocols"], `"all" already captures every protocol; list it alone`);
@@ -359,6 +394,13 @@ export const ANCHOR_SUFFIX = "-split";
 export function anchorName(spec: { tunnel: { interface: string }; split: { anchor?: string | undefined } }): string | undefined {
   const name = spec.split.anchor ?? `${spec.tunnel.interface}${ANCHOR_SUFFIX}`;
   return Buffer.byteLength(name) <= 15 ? name : undefined;
+}
+
+/** The routing domains of tunnel.dns: tunnel.dns_domains, else every name. */
+export const DEFAULT_DNS_DOMAINS = ["~."] as const;
+
+export function dnsDomains(spec: { tunnel: { dns_domains?: string[] | undefined } }): readonly string[] {
+  return spec.tunnel.dns_domains ?? DEFAULT_DNS_DOMAINS;
 }
 
 export function addressFamily(interfaceAddress: string): Family {
