@@ -265,9 +265,14 @@ async function activate(changes: Changes, links: readonly string[], say: (line: 
   await networkctl(["reload"]);
   const reloaded = Date.now();
   const notes: string[] = [];
-  const confChanged = [...changes.create, ...changes.update, ...changes.foreign].some((f) => f.fileName.endsWith(".conf")) || changes.stale.some((f) => f.path.endsWith(".conf"));
-  if (confChanged) {
+  const changedConfs = [...[...changes.create, ...changes.update, ...changes.foreign].map(pathOf), ...changes.stale.map((f) => f.path)].filter((path) => path.endsWith(".conf"));
+  const isResolved = (path: string) => basename(dirname(path)) === "resolved.conf.d";
+  if (changedConfs.some((path) => !isResolved(path))) {
     notes.push("note: the networkd.conf drop-in changed; networkd reads it only when it starts (until then it may remove foreign rules such as tailscale's): systemctl restart systemd-networkd");
+    say(notes.at(-1)!);
+  }
+  if (changedConfs.some(isResolved)) {
+    notes.push("note: the resolved.conf drop-in (the DNS kill switch) changed; systemd-resolved reads it only when it starts: systemctl restart systemd-resolved");
     say(notes.at(-1)!);
   }
   const states = await waitConfigured(links, CONFIGURE_TIMEOUT_MS);
@@ -293,9 +298,9 @@ export async function runApply(specPath: string, options: ApplyOptions): Promise
   await checkOutputDir(options.output, options.anyDir ?? false);
   for (const result of await takeUnseenResults(stateDir)) out.write(`${paint("yellow", "an earlier try was reverted while nobody watched:")}\n${revertReport(result)}\n`);
   await refuseIfTrying(stateDir);
-  const { plan, files } = await generate(specPath, { outputDir: options.output, confDir: options.confDir, prefix: options.prefix });
+  const { plan, files, dirs } = await generate(specPath, { outputDir: options.output, confDir: options.confDir, prefix: options.prefix });
   for (const note of plan.notes) process.stderr.write(`gen-networkd: ${note}\n`);
-  const changes = await diffAgainstDisk(files, plan.identity);
+  const changes = await diffAgainstDisk(files, plan.identity, { alsoPrune: dirs });
 
   if (!hasDrift(changes)) {
     out.write(`${options.output} already holds what ${specPath} generates; nothing to write or reload${options.try === undefined ? "" : ", so nothing to try"}\n`);
@@ -322,10 +327,10 @@ export async function runApply(specPath: string, options: ApplyOptions): Promise
   // same directories, tries and their reverts go one after another.
   let trying: TryState | undefined;
   const failed = await withDirectoryLock(
-    [...new Set(files.map((f) => f.dir)), stateDir],
+    [...new Set([...files.map((f) => f.dir), ...dirs]), stateDir],
     async (): Promise<unknown> => {
       await refuseIfTrying(stateDir); // another try may have begun while the diff was shown
-      const now = await diffAgainstDisk(files, plan.identity);
+      const now = await diffAgainstDisk(files, plan.identity, { alsoPrune: dirs });
       if (unifiedDiff(now) !== unifiedDiff(changes)) {
         throw new CommandError(`apply: ${options.output} changed while the diff was shown; nothing was written; run apply again to see the new diff`, 3);
       }

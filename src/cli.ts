@@ -4,7 +4,7 @@
 
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { readFileSync } from "node:fs";
-import { InvalidSpecError, OUTPUT_FORMATS, defaultConfDir, generate, type OutputFormat } from "./generate.js";
+import { InvalidSpecError, OUTPUT_FORMATS, generate, type OutputFormat } from "./generate.js";
 import { CommandError as OperateError } from "./command-error.js";
 import type { ApplyOptions } from "./apply.js";
 import type { DoctorOptions } from "./doctor.js";
@@ -65,7 +65,7 @@ function filePrefix(value: string): string {
 }
 
 async function runGenerate(specPath: string, flags: GenerateFlags): Promise<number> {
-  const { spec, plan, files } = await generate(specPath, { outputDir: flags.output, confDir: flags.confDir, prefix: flags.prefix, format: flags.format });
+  const { spec, plan, files, dirs } = await generate(specPath, { outputDir: flags.output, confDir: flags.confDir, prefix: flags.prefix, format: flags.format });
   for (const note of plan.notes) process.stderr.write(`gen-networkd: ${note}\n`);
   const keyFiles = [spec.tunnel.private_key_file, ...(spec.tunnel.peers ?? []).map((p) => p.preshared_key_file)];
   for (const keyFile of keyFiles) {
@@ -76,7 +76,7 @@ async function runGenerate(specPath: string, flags: GenerateFlags): Promise<numb
     process.stdout.write(files.map((f) => `==> ${pathOf(f)} <==\n${f.content}`).join("\n"));
     return EXIT.ok;
   }
-  const diffOptions = { alsoPrune: [flags.confDir ?? defaultConfDir(flags.output)], record: { dir: flags.output, spec: specPath } };
+  const diffOptions = { alsoPrune: dirs, record: { dir: flags.output, spec: specPath } };
   if (flags.check) {
     const changes = await diffAgainstDisk(files, plan.identity, diffOptions);
     if (!hasDrift(changes)) return EXIT.ok;
@@ -86,7 +86,7 @@ async function runGenerate(specPath: string, flags: GenerateFlags): Promise<numb
   }
   // Read and written under the directories' lock: a concurrent run (another spec sharing them) goes before or after.
   const changes = await withDirectoryLock(
-    files.map((f) => f.dir),
+    [...files.map((f) => f.dir), ...dirs],
     async () => {
       const changes = await diffAgainstDisk(files, plan.identity, diffOptions);
       await applyChanges(changes, { force: flags.force ?? false });

@@ -99,8 +99,8 @@ async function closedDirectories(dirs: readonly string[]): Promise<{ details: st
   return { details, enter: sorted.filter(([, n]) => n === "enter").map(([p]) => p), list: sorted.filter(([, n]) => n === "list").map(([p]) => p) };
 }
 
-async function checkFiles(specPath: string, files: readonly OutputFile[], identity: string, applyCommand: string): Promise<Check[]> {
-  const changes = await diffAgainstDisk(files, identity);
+async function checkFiles(specPath: string, files: readonly OutputFile[], dirs: readonly string[], identity: string, applyCommand: string): Promise<Check[]> {
+  const changes = await diffAgainstDisk(files, identity, { alsoPrune: dirs });
   const problems = [
     ...changes.create.map((f) => `missing: ${pathOf(f)}`),
     ...changes.update.map((f) => `stale: ${pathOf(f)} (${specPath} changed since it was generated)`),
@@ -306,12 +306,12 @@ async function checkHandshake(spec: Spec, live: LiveHost): Promise<Check> {
 
 /** Every check of SPEC against the live host, in a fixed order. */
 export async function doctorChecks(specPath: string, options: DoctorOptions, live: LiveHost): Promise<Check[]> {
-  const { spec, plan, files } = await generate(specPath, { outputDir: options.output, confDir: options.confDir, prefix: options.prefix });
+  const { spec, plan, files, dirs } = await generate(specPath, { outputDir: options.output, confDir: options.confDir, prefix: options.prefix });
   const planned = plannedRouting(plan);
   const flags = [options.prefix !== "50" ? `--prefix ${options.prefix}` : "", options.confDir ? `--conf-dir ${options.confDir}` : ""].filter(Boolean).join(" ");
   const applyCommand = `gen-networkd apply ${specPath} -o ${options.output}${flags ? ` ${flags}` : ""}`;
   return [
-    ...(await checkFiles(specPath, files, plan.identity, applyCommand)),
+    ...(await checkFiles(specPath, files, dirs, plan.identity, applyCommand)),
     await checkKeys(spec, specPath),
     checkLinks(spec, planned, live),
     checkRules(planned, live),

@@ -1,7 +1,7 @@
 // The pipeline, read → validate → plan → render, as one call the CLI (and tests) use.
 
 import { basename, dirname, join, resolve } from "node:path";
-import type { Plan } from "./model.js";
+import type { Plan, UnitKind } from "./model.js";
 import { loadSpec } from "./load.js";
 import { displayName } from "./text.js";
 import { headerLines } from "./ownership.js";
@@ -45,6 +45,8 @@ export interface Generated {
   readonly spec: Spec;
   readonly plan: Plan;
   readonly files: readonly OutputFile[];
+  /** Every directory this output may own files in, also those it has nothing for now (their old files are stale). */
+  readonly dirs: readonly string[];
   /** The contents of split.include_files and split.exclude_files, each merged into one set. */
   readonly lists: PlanLists;
 }
@@ -56,6 +58,11 @@ export interface Generated {
  */
 export function defaultConfDir(outputDir: string): string {
   return basename(resolve(outputDir)) === "network" ? join(dirname(resolve(outputDir)), "networkd.conf.d") : join(outputDir, "networkd.conf.d");
+}
+
+/** resolved reads its drop-ins from resolved.conf.d beside networkd.conf.d (/etc/systemd, /run/systemd). */
+export function resolvedConfDir(confDir: string): string {
+  return join(dirname(confDir), "resolved.conf.d");
 }
 
 /** A spec that validates can still ask for the impossible (capture nothing): reported like any spec problem. */
@@ -84,18 +91,15 @@ export async function generate(specPath: string, options: GenerateOptions): Prom
   await loadTemplates();
   const format = options.format ?? "networkd";
   const files: OutputFile[] = [];
+  const confDir = options.confDir ?? defaultConfDir(options.outputDir);
+  const dirOf: Record<UnitKind, string> = { netdev: options.outputDir, network: options.outputDir, "networkd-conf": confDir, "resolved-conf": resolvedConfDir(confDir) };
+  // Also the drop-in directories under --format nix: their files from a networkd run are then stale.
+  const dirs = [...new Set(Object.values(dirOf))];
   if (format !== "nix") {
-    const confDir = options.confDir ?? defaultConfDir(options.outputDir);
-    files.push(
-      ...renderNetworkd(plan, loaded.name).map(({ unit, content }) => ({
-        dir: unit.kind === "networkd-conf" ? confDir : options.outputDir,
-        fileName: unit.fileName,
-        content,
-      })),
-    );
+    files.push(...renderNetworkd(plan, loaded.name).map(({ unit, content }) => ({ dir: dirOf[unit.kind], fileName: unit.fileName, content })));
   }
   if (format !== "networkd") {
     files.push({ dir: options.outputDir, fileName: `${plan.identity}.nix`, content: renderNix(plan, headerLines(plan, loaded.name)) });
   }
-  return { spec: validated.spec, plan, files, lists };
+  return { spec: validated.spec, plan, files, dirs, lists };
 }

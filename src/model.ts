@@ -43,7 +43,7 @@ export interface SectionSeries {
 }
 
 /** Which directory a unit belongs in; each kind has its own output directory. */
-export type UnitKind = "netdev" | "network" | "networkd-conf";
+export type UnitKind = "netdev" | "network" | "networkd-conf" | "resolved-conf";
 
 export interface Unit {
   readonly kind: UnitKind;

@@ -491,6 +491,27 @@ function networkdConf(fileName: string): Unit {
   };
 }
 
+/**
+ * The kill switch for lookups under "~.": the tunnel's resolvers also as resolved's global servers.
+ * wg0's own servers go when wg0 goes down or away, and resolved then sends every lookup to the
+ * remaining links' servers (the LAN's); the global ones stay, and queries to them meet the kill
+ * switch's unreachable routes. Split domains get no such twin: a global server is a default route
+ * for every name in resolved, so it would take lookups the split leaves to the other links.
+ */
+function resolvedConf(spec: Spec, fileName: string): Unit | undefined {
+  const { dns, interface: tunnel } = spec.tunnel;
+  if (dns === undefined || !spec.split.killswitch || !dnsDomains(spec).includes("~.")) return undefined;
+  return {
+    kind: "resolved-conf",
+    fileName,
+    comment: [
+      `DNS kill switch: systemd-resolved sends every lookup to the tunnel's resolvers even while ${tunnel} is down or gone,`,
+      `where queries to them fail at once (the split's unreachable routes) instead of going to the LAN's resolver.`,
+    ],
+    sections: [section("Resolve", [...dns.map((a) => entry("DNS", a)), entry("Domains", "~.")])],
+  };
+}
+
 export function buildPlan(spec: Spec, options: PlanOptions): Plan {
   const { policy: ipv6, note } = chooseIpv6(spec);
   const routes = familyRoutes(spec, ipv6, options.lists ?? {});
@@ -503,5 +524,7 @@ export function buildPlan(spec: Spec, options: PlanOptions): Plan {
   units.push(anchorNetdev(anchor, `${options.prefix}-${anchor}.netdev`));
   units.push(anchorNetwork(spec, `${options.prefix}-${anchor}.network`, anchor, table.flatMap((t) => t.policy), routes));
   units.push(networkdConf(`${stem}.conf`));
+  const resolved = resolvedConf(spec, `${stem}.conf`);
+  if (resolved) units.push(resolved);
   return { identity: spec.tunnel.interface, specHash: specHash(spec, options.lists), units, notes: note ? [note] : [] };
 }

@@ -23,7 +23,9 @@ type Placement =
   /** All entries of every such section go into one attribute set, e.g. `netdevConfig`. */
   | { readonly shape: "attrs"; readonly option: string; readonly lifted?: Readonly<Record<string, string>> }
   /** Each such section becomes one attribute set in a list, e.g. one entry of `routes`. */
-  | { readonly shape: "sets"; readonly option: string };
+  | { readonly shape: "sets"; readonly option: string }
+  /** All entries as "Key=Value" lines of one string, which NixOS appends to the section it writes itself. */
+  | { readonly shape: "lines"; readonly option: string };
 
 interface UnitMapping {
   /** The Nix attribute path of the unit, given its name (the file name without extension). */
@@ -58,6 +60,13 @@ const UNIT_MAPPINGS: Readonly<Record<UnitKind, UnitMapping>> = {
     path: () => ["systemd", "network", "config"],
     sections: {
       Network: { shape: "attrs", option: "networkConfig" },
+    },
+  },
+  // NixOS writes resolved.conf's [Resolve] itself and appends extraConfig to it.
+  "resolved-conf": {
+    path: () => ["services", "resolved"],
+    sections: {
+      Resolve: { shape: "lines", option: "extraConfig" },
     },
   },
 };
@@ -133,6 +142,8 @@ interface NixAttrSet {
 type NixField =
   | { readonly shape: "attrs"; readonly name: string; readonly comment: readonly string[]; readonly attrs: readonly NixAttr[] }
   | { readonly shape: "list"; readonly name: string; readonly comment: readonly string[]; readonly values: readonly string[] }
+  /** VALUE: one Nix string literal. */
+  | { readonly shape: "lines"; readonly name: string; readonly comment: readonly string[]; readonly value: string }
   | {
       readonly shape: "sets";
       readonly name: string;
@@ -168,6 +179,7 @@ function attrsOf(entries: readonly Entry[]): NixAttr[] {
 type FieldDraft =
   | { shape: "attrs"; name: string; comment: string[]; entries: Entry[] }
   | { shape: "list"; name: string; comment: string[]; values: Value[] }
+  | { shape: "lines"; name: string; comment: string[]; lines: string[] }
   | { shape: "sets"; name: string; comment: string[]; sets: NixAttrSet[] };
 
 // The entries of a list are written one per line when every one fits this width at its indentation.
@@ -197,6 +209,12 @@ function unitView(unit: Unit): NixUnitView {
     const comment = commentLines(section.comment);
     if (placement.shape === "sets") {
       field("sets", placement.option, () => ({ shape: "sets", name: placement.option, comment: [], sets: [] })).sets.push(attrSet(comment, section.entries));
+      continue;
+    }
+    if (placement.shape === "lines") {
+      const text = field("lines", placement.option, () => ({ shape: "lines", name: placement.option, comment: [], lines: [] }));
+      text.comment.push(...comment);
+      text.lines.push(...section.entries.map((e) => `${e.key}=${String(e.value)}`));
       continue;
     }
     const lifted = placement.lifted ?? {};
@@ -231,6 +249,8 @@ function unitView(unit: Unit): NixUnitView {
           return { shape: "attrs", name: nixAttrName(draft.name), comment: draft.comment, attrs: attrsOf(draft.entries) };
         case "list":
           return { shape: "list", name: nixAttrName(draft.name), comment: draft.comment, values: draft.values.map(nixValue) };
+        case "lines":
+          return { shape: "lines", name: nixAttrName(draft.name), comment: draft.comment, value: nixString(draft.lines.map((line) => `${line}\n`).join("")) };
         case "sets":
           return {
             shape: "sets",

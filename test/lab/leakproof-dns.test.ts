@@ -130,4 +130,15 @@ for (const step of ["down", "deleted"] as const) {
   });
 }
 
+t.test('"~." with the kill switch, wg0 recreated: lookups go to the tunnel\'s resolver through it again', async ({ all }) => {
+  await all.host.startTunnel("wg0");
+  await all.lab.waitConfigured(await all.host.links());
+  await all.waitLinkServers("wg0", [TUNNEL_RESOLVER]);
+  const names = [fresh("example.test"), fresh("example.test")];
+  const lookups = [await all.resolvectl(names[0]!), await all.getaddrinfo(names[1]!)];
+  assert.equal(lookups.map((l) => l.address), [ANSWER.tunnel.v4, ANSWER.tunnel.v4], JSON.stringify(lookups));
+  assert.ok(names.every((n) => all.queries("P", n).length > 0 && all.queries("P", n).every((q) => q.endsWith(` from ${TUNNEL_SOURCE}`))), "through the tunnel");
+  assert.equal(all.queries("R"), [], "the LAN resolver never got a query from this host");
+});
+
 t.run();
