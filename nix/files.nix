@@ -4,7 +4,9 @@
 #     interface), NN-<interface>.network, and the same two for the anchor, the
 #     always-present link that holds the policy (split.anchor, else "<interface>-split");
 #   systemd/networkd.conf.d: NN-<interface>.conf, which keeps the routing policy
-#     rules other programs add (tailscale's).
+#     rules other programs add (tailscale's);
+#   systemd/resolved.conf.d: NN-<interface>-dns.conf, the DNS kill switch (only with
+#     tunnel.dns, split.killswitch and "~." among tunnel.dns_domains, by default there).
 # Plain builtins only: the tests evaluate it with a bare Nix evaluator against the
 # generator's own output.
 { spec, prefix }:
@@ -12,6 +14,7 @@ let
   inherit (spec.tunnel) interface;
   anchor = spec.split.anchor or "${interface}-split";
   stem = name: "systemd/network/${prefix}-${name}";
+  dnsKillswitch = spec.tunnel ? dns && (spec.split.killswitch or false) && builtins.elem "~." (spec.tunnel.dns_domains or [ "~." ]);
 in
 (if spec.tunnel.manage or true then [ "${stem interface}.netdev" ] else [ ])
 ++ [
@@ -20,3 +23,4 @@ in
   "${stem anchor}.network"
   "systemd/networkd.conf.d/${prefix}-${interface}.conf"
 ]
+++ (if dnsKillswitch then [ "systemd/resolved.conf.d/${prefix}-${interface}-dns.conf" ] else [ ])

@@ -60,6 +60,9 @@ let
   sources = lib.concatLists (
     lib.mapAttrsToList (name: tunnel: map (path: { inherit path; source = "${generated name tunnel}/${path}"; }) (etcPaths tunnel)) cfg.tunnels
   );
+  isResolvedDropIn = file: lib.hasPrefix "systemd/resolved.conf.d/" file.path;
+  resolvedSources = builtins.filter isResolvedDropIn sources;
+  networkdSources = builtins.filter (file: !isResolvedDropIn file) sources;
 
   tunnelOptions = {
     options = {
@@ -146,9 +149,11 @@ in
     # files are ours, so changes to them have to trigger the same: a changed .network
     # needs a reload; a changed .netdev or networkd.conf drop-in a restart (and an
     # existing interface is only reconfigured once it is recreated, see systemd.netdev(5)).
+    # resolved reads its drop-in (the DNS kill switch) only when it starts.
     systemd.services.systemd-networkd = {
-      reloadTriggers = map (file: file.source) (builtins.filter (file: lib.hasSuffix ".network" file.path) sources);
-      restartTriggers = map (file: file.source) (builtins.filter (file: !lib.hasSuffix ".network" file.path) sources);
+      reloadTriggers = map (file: file.source) (builtins.filter (file: lib.hasSuffix ".network" file.path) networkdSources);
+      restartTriggers = map (file: file.source) (builtins.filter (file: !lib.hasSuffix ".network" file.path) networkdSources);
     };
+    systemd.services.systemd-resolved.restartTriggers = map (file: file.source) resolvedSources;
   };
 }

@@ -260,17 +260,19 @@ function resolverRules(spec: Spec): Section[] {
   );
 }
 
-/** The tunnel link's resolvers for systemd-resolved (networkd hands DNS=, Domains= and DNSDefaultRoute= to it). */
-function resolverSettings(spec: Spec): Section | undefined {
+/** The tunnel link's resolvers for systemd-resolved (networkd hands DNS=, Domains= and DNSDefaultRoute= to it), with a comment. */
+function resolverSettings(spec: Spec): { entries: Entry[]; comment: string[] } {
   const { dns } = spec.tunnel;
-  if (dns === undefined) return undefined;
+  if (dns === undefined) return { entries: [], comment: [] };
   const domains = dnsDomains(spec);
   const everything = domains.includes("~.");
-  return section("Network", [...dns.map((a) => entry("DNS", a)), ...domains.map((d) => entry("Domains", d)), entry("DNSDefaultRoute", everything)], [
-    everything
+  return {
+    entries: [...dns.map((a) => entry("DNS", a)), entry("Domains", domains.join(" ")), entry("DNSDefaultRoute", everything)],
+    comment: [everything
       ? `systemd-resolved sends every lookup to these resolvers while ${spec.tunnel.interface} is up ("~." beats links without domains, such as the LAN's).`
       : `systemd-resolved sends only names under ${domains.map((d) => d.replace(/^~/, "")).join(", ")} to these resolvers; DNSDefaultRoute=false keeps all other lookups on the other links.`,
-  ]);
+    ],
+  };
 }
 
 /** Protocols that exist in one family only get rules in that family only. */
@@ -429,12 +431,11 @@ function tunnelNetdev(spec: Spec, fileName: string): Unit {
 
 function tunnelNetwork(spec: Spec, fileName: string, path: readonly SectionSeries[], anchor: string): Unit {
   const { tunnel } = spec;
+  const resolvers = resolverSettings(spec);
   const sections: Section[] = [
     section("Match", [entry("Name", tunnel.interface)]),
-    section("Network", tunnel.addresses.map((address) => entry("Address", address))),
+    section("Network", [...tunnel.addresses.map((address) => entry("Address", address)), ...resolvers.entries], resolvers.comment),
   ];
-  const resolvers = resolverSettings(spec);
-  if (resolvers) sections.push(resolvers);
   if (tunnel.mtu !== undefined) sections.push(section("Link", [entry("MTUBytes", tunnel.mtu)]));
   return {
     kind: "network",
@@ -524,7 +525,7 @@ export function buildPlan(spec: Spec, options: PlanOptions): Plan {
   units.push(anchorNetdev(anchor, `${options.prefix}-${anchor}.netdev`));
   units.push(anchorNetwork(spec, `${options.prefix}-${anchor}.network`, anchor, table.flatMap((t) => t.policy), routes));
   units.push(networkdConf(`${stem}.conf`));
-  const resolved = resolvedConf(spec, `${stem}.conf`);
+  const resolved = resolvedConf(spec, `${stem}-dns.conf`);
   if (resolved) units.push(resolved);
   return { identity: spec.tunnel.interface, specHash: specHash(spec, options.lists), units, notes: note ? [note] : [] };
 }

@@ -50,7 +50,7 @@ const UNIT_MAPPINGS: Readonly<Record<UnitKind, UnitMapping>> = {
     sections: {
       Match: { shape: "attrs", option: "matchConfig" },
       Link: { shape: "attrs", option: "linkConfig" },
-      Network: { shape: "attrs", option: "networkConfig", lifted: { Address: "address", DNS: "dns", Domains: "domains" } },
+      Network: { shape: "attrs", option: "networkConfig", lifted: { Address: "address" } },
       Route: { shape: "sets", option: "routes" },
       RoutingPolicyRule: { shape: "sets", option: "routingPolicyRules" },
     },

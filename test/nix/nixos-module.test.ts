@@ -22,9 +22,10 @@ test.after(() => nix.dispose());
 const filesNix = JSON.stringify(join(root, "nix/files.nix"));
 const secretsNix = JSON.stringify(join(root, "nix/secrets.nix"));
 
-/** Where NixOS must link each file of a plan: networkd units in systemd/network, the drop-in in systemd/networkd.conf.d. */
+/** Where NixOS must link each file of a plan: networkd units in systemd/network, the drop-ins in systemd/networkd.conf.d and systemd/resolved.conf.d. */
 function etcPaths(plan: Plan): string[] {
-  return plan.units.map((u) => (u.kind === "networkd-conf" ? `systemd/networkd.conf.d/${u.fileName}` : `systemd/network/${u.fileName}`)).sort();
+  const dir = { netdev: "systemd/network", network: "systemd/network", "networkd-conf": "systemd/networkd.conf.d", "resolved-conf": "systemd/resolved.conf.d" } as const;
+  return plan.units.map((u) => `${dir[u.kind]}/${u.fileName}`).sort();
 }
 
 /** nix/files.nix over spec documents as a user writes them (defaults left out), in one evaluation. */

@@ -115,8 +115,19 @@ export function nixosNetworkdFiles(systemdNetwork: Json): Map<string, Section[]>
   return files;
 }
 
+/** resolved.conf as NixOS writes it from services.resolved: its own [Resolve] lines (none set by the module), then extraConfig. */
+export function nixosResolvedConf(services: Json): Section[] {
+  const resolved = attrs(attrs(services, "services").resolved, "services.resolved");
+  onlyKeys(attrs(services, "services"), ["resolved"], "services");
+  onlyKeys(resolved, ["extraConfig"], "services.resolved");
+  const text = resolved.extraConfig;
+  if (typeof text !== "string") throw new Error(`services.resolved.extraConfig: expected a string, got ${JSON.stringify(text)}`);
+  const entries = text.split("\n").filter(Boolean).map((line) => ({ key: line.slice(0, line.indexOf("=")), value: line.slice(line.indexOf("=") + 1) }));
+  return [{ name: "Resolve", comment: [], entries }];
+}
+
 // Section order in NixOS's rendering; networkd itself does not care about the order of sections.
-const NIXOS_SECTION_ORDER = ["Match", "NetDev", "WireGuard", "WireGuardPeer", "Link", "Network", "RoutingPolicyRule", "Route"];
+const NIXOS_SECTION_ORDER = ["Match", "NetDev", "WireGuard", "WireGuardPeer", "Link", "Network", "RoutingPolicyRule", "Route", "Resolve"];
 
 /**
  * Sections in a form two renderings of the same configuration agree on: sections in
@@ -161,12 +172,13 @@ const CHECKED_AGAINST_NIXOS: Readonly<Record<string, Readonly<Record<string, rea
   },
   matchConfig: { Name: ["string"] },
   linkConfig: { MTUBytes: ["int", "string"], RequiredForOnline: ["bool", "string"] },
-  networkConfig: { ConfigureWithoutCarrier: ["bool"], IPv6AcceptRA: ["bool"], LinkLocalAddressing: ["string", "bool"] },
+  networkConfig: { ConfigureWithoutCarrier: ["bool"], IPv6AcceptRA: ["bool"], LinkLocalAddressing: ["string", "bool"], DNS: ["string"], Domains: ["string"], DNSDefaultRoute: ["bool"] },
   routes: { Destination: ["string"], Metric: ["int"], PreferredSource: ["string"], Table: ["int", "string"], Type: ["string"] },
   routingPolicyRules: {
     Table: ["int", "string"],
     Priority: ["int"],
     Family: ["string"],
+    To: ["string"],
     IPProtocol: ["string", "int"],
     SuppressPrefixLength: ["int"],
     FirewallMark: ["int"],
