@@ -261,7 +261,21 @@ export class SplitCase {
     const spec = this.spec;
     const problems: string[] = [];
     const table = String(spec.table);
-    const lookups = plan.rules.filter((r) => r.includes(` lookup ${table}`));
+    const isDnsRule = (r: string) => spec.resolvers.some((a) => r.includes(` to ${a}/`)) && r.includes(" dport 53-53 ");
+    const lookups = plan.rules.filter((r) => r.includes(` lookup ${table}`) && !isDnsRule(r));
+    for (const resolver of spec.resolvers) {
+      const family = resolver.includes(":") ? "ipv6" : "ipv4";
+      const host = `${resolver}/${family === "ipv4" ? 32 : 128}`;
+      for (const proto of ["udp", "tcp"]) {
+        const rule = plan.rules.find((r) => r.startsWith(`${family} `) && r.includes(` to ${host} `) && r.includes(` ipproto ${proto} dport 53-53 lookup ${table}`));
+        if (!rule) problems.push(`tunnel.dns ${resolver}: no ${proto} port 53 rule looking up table ${table}`);
+        else if (rule.includes("uidrange ")) problems.push(`tunnel.dns ${resolver}: the DNS rule selects users (resolved queries as its own): ${rule}`);
+        else if (!rule.includes(`pref ${(spec.priority ?? 10086) - 2} `)) problems.push(`tunnel.dns ${resolver}: DNS rule not at priority ${(spec.priority ?? 10086) - 2}: ${rule}`);
+      }
+      const routes = plan.routes.filter((r) => r.startsWith(`table ${table} ${family} `) && r.split(" ")[4] === host);
+      if (!routes.some((r) => r.includes(" unicast ") && r.includes(` dev ${spec.iface}`))) problems.push(`tunnel.dns ${resolver}: no host route through ${spec.iface} in table ${table}`);
+      if (spec.killswitch && !routes.some((r) => r.includes(" unreachable ") && r.includes("metric 4294967295"))) problems.push(`tunnel.dns ${resolver}: killswitch, but no unreachable host route in table ${table}`);
+    }
     const families = ["ipv4", ...(spec.ipv6 === "direct" ? [] : ["ipv6"])];
     const protos = spec.protocols.includes("all") ? [undefined] : spec.protocols;
     for (const family of families) {
@@ -604,6 +618,7 @@ function deliberate(spec: SpecView, d: BlogDifference): string | undefined {
   if (/not included/.test(ours)) return "split.include";
   if (/fwmark/.test(ours)) return "the tunnel's fwmark";
   if (/tunnel's own subnet/.test(ours)) return "tunnel address prefix";
+  if (/tunnel\.dns resolver/.test(ours)) return "tunnel.dns";
   if (d.probe.proto !== "tcp" && d.ours === "tunnel") return "split.protocols";
   if (/connected/.test(ours)) return "direct_connected";
   return undefined;

@@ -99,6 +99,8 @@ export interface SpecView {
   inbound: "direct" | "capture";
   /** The tunnel's own firewall mark (from the generated .netdev), when it marks its packets. */
   fwmark?: number;
+  /** tunnel.dns: resolvers reached through the tunnel, DNS to them from every user whatever the selectors. */
+  resolvers: string[];
 }
 
 export async function readSpec(path: string): Promise<Record<string, any>> {
@@ -135,6 +137,7 @@ export function specView(raw: Record<string, any>): SpecView {
     ipv6: split.ipv6 ?? (hasV6 ? "tunnel" : "block"),
     directConnected: split.direct_connected ?? true,
     inbound: split.inbound ?? "direct",
+    resolvers: tunnel.dns ?? [],
   };
   if (split.include) view.include = (split.include as string[]).flatMap(expand);
   const users = ranges(split.users);
@@ -181,6 +184,8 @@ export function expectedVerdict(spec: SpecView, probe: Probe): { verdict: Verdic
   if (family === 6 && contains(parsePrefix("ff00::/8"), probe.dst)) return { verdict: "direct", reason: "multicast (local table)" };
   if (tunnelConnected(spec).some((p) => contains(p, probe.dst))) return { verdict: "tunnel", reason: "the tunnel's own subnet (main table)" };
   if (spec.fwmark !== undefined && probe.mark === spec.fwmark) return { verdict: "direct", reason: "the tunnel's own packets (fwmark)" };
+  const resolver = spec.resolvers.includes(probe.dst);
+  if (resolver && probe.dport === 53) return { verdict: "tunnel", reason: "DNS to a tunnel.dns resolver (every user and protocol selector)" };
   if (!captures(spec, probe.proto)) return { verdict: "direct", reason: `${probe.proto} is not split` };
   if (spec.users && !inRanges(spec.users, probe.uid ?? 0)) return { verdict: "direct", reason: `uid ${probe.uid ?? 0} is not split` };
   if (spec.ports && (probe.dport === undefined || !inRanges(spec.ports, probe.dport))) {
@@ -189,6 +194,8 @@ export function expectedVerdict(spec: SpecView, probe: Probe): { verdict: Verdic
   if (spec.directConnected && CONNECTED.some((p) => contains(p, probe.dst))) {
     return { verdict: "direct", reason: "connected subnet (direct_connected)" };
   }
+  // A captured flow to a resolver finds its host route in the table, which beats any throw.
+  if (resolver) return { verdict: "tunnel", reason: "a tunnel.dns resolver (host route in the table)" };
   const excluded = spec.excludeEntries.find((e) => e.prefixes.some((p) => contains(p, probe.dst)));
   if (excluded) return { verdict: "direct", reason: `excluded by ${excluded.entry}` };
   if (spec.include && !spec.include.some((p) => contains(p, probe.dst))) return { verdict: "direct", reason: "not included" };
@@ -268,6 +275,9 @@ export function probeTable(spec: SpecView): Probe[] {
         }
       }
     }
+  }
+  for (const dst of spec.resolvers) {
+    for (const proto of protos) for (const uid of uids) probes.push({ dst, proto, dport: 53, ...(uid === undefined ? {} : { uid }), why: "DNS to a tunnel.dns resolver" });
   }
   if (spec.fwmark !== undefined) {
     for (const dst of [ADDR.peerInet4, ADDR.server4]) {
