@@ -321,6 +321,7 @@ export const specSchema = z
       }
     }
     tunnel.dns?.forEach((resolver, index) => {
+      if (resolverProblem(resolver) !== undefined) return; // reported already
       const family = addressFamily(resolver);
       if (!families.has(family)) problem(["tunnel", "dns", index], `${quote(resolver)} is an IPv${family} resolver, but tunnel.addresses has no IPv${family} address to reach it from through the tunnel`);
       for (const [peerIndex, peer] of (tunnel.peers ?? []).entries()) {

@@ -146,6 +146,35 @@ test("kill switch: an unreachable route of the highest metric on the anchor, per
   assert.equal(named(unit(p, "50-wg0.network"), "Route").map((s) => value(s, "Destination")), ["0.0.0.0/0", "::/0"]);
 });
 
+test("tunnel.dns: DNS=, Domains=~. and DNSDefaultRoute=true on wg0; a UDP and a TCP port 53 rule per resolver, for every user, at priority-2", () => {
+  const p = plan({ users: [1000], ipv6: "direct" }, { dns: ["10.253.0.1"] });
+  const network = named(unit(p, "50-wg0.network"), "Network")[0]!;
+  assert.equal(network.entries.map((e) => `${e.key}=${e.value}`), ["Address=10.253.0.2/32", "DNS=10.253.0.1", "Domains=~.", "DNSDefaultRoute=true"]);
+  assert.equal(rules(p).slice(0, 2), [
+    "Table=10086 To=10.253.0.1/32 IPProtocol=udp DestinationPort=53 Priority=10084",
+    "Table=10086 To=10.253.0.1/32 IPProtocol=tcp DestinationPort=53 Priority=10084",
+  ]);
+  // The host route beats the throw of 10.0.0.0/8 (@local excludes the resolver's address).
+  assert.equal(named(unit(p, "50-wg0.network"), "Route").map((s) => value(s, "Destination")), ["0.0.0.0/0", "10.253.0.1/32"]);
+  assert.not.ok(p.units.some((u) => u.kind === "resolved-conf"), "no kill switch, no resolved drop-in");
+});
+
+test("tunnel.dns with split domains: DNSDefaultRoute=false, the domains on one Domains= line", () => {
+  const p = plan({ ipv6: "direct", killswitch: true }, { dns: ["10.253.0.1"], dns_domains: ["~corp.example", "lab.example"] });
+  const network = named(unit(p, "50-wg0.network"), "Network")[0]!;
+  assert.equal([value(network, "Domains"), value(network, "DNSDefaultRoute")], ["~corp.example lab.example", false]);
+  assert.not.ok(p.units.some((u) => u.kind === "resolved-conf"), "a global resolver would take every name, so split domains get no drop-in");
+});
+
+test('tunnel.dns, "~." and the kill switch: unreachable host routes on the anchor and the resolvers as resolved\'s global servers', () => {
+  const p = plan({ killswitch: true }, { addresses: ["10.253.0.2/32", "fd42::2/128"], dns: ["10.253.0.1", "fd42::1"] });
+  const unreachable = named(unit(p, "50-wg0-split.network"), "Route").filter((s) => value(s, "Type") === "unreachable" && value(s, "Metric") === 4294967295);
+  assert.equal(unreachable.map((s) => value(s, "Destination")), ["0.0.0.0/0", "::/0", "10.253.0.1/32", "fd42::1/128"]);
+  const dropIn = unit(p, "50-wg0-dns.conf");
+  assert.is(dropIn.kind, "resolved-conf");
+  assert.equal(sectionsOf(dropIn).map((s) => [s.name, s.entries.map((e) => `${e.key}=${e.value}`)]), [["Resolve", ["DNS=10.253.0.1", "DNS=fd42::1", "Domains=~."]]]);
+});
+
 test("unmanaged tunnel capturing UDP: its endpoints are thrown, no mark rule", () => {
   const p = plan({ protocols: ["all"], ipv6: "direct" }, { manage: false, private_key_file: undefined, peers: undefined, endpoints: ["192.0.2.44"] });
   assert.not.ok(p.units.some((u) => u.kind === "netdev" && u.fileName === "50-wg0.netdev"));

@@ -135,6 +135,13 @@ const cases: Case[] = [
   ["endpoints with a managed tunnel", (s) => (s.tunnel.endpoints = ["192.0.2.1"]), "tunnel.endpoints: only applies with manage = false (a managed tunnel marks its own packets instead)"],
   ["bad endpoint address", (s) => ((s.tunnel.manage = false), delete s.tunnel.private_key_file, delete s.tunnel.listen_port, delete s.tunnel.peers, (s.tunnel.endpoints = ["192.0.2.1:51820"])), 'tunnel.endpoints[0]: "192.0.2.1:51820" has a port; list only the address, e.g. "192.0.2.1" (every port of the peer is kept direct)'],
   ["anchor too long by default", (s) => (s.tunnel.interface = "wg-provider-01"), 'split.anchor: the default anchor name "wg-provider-01-split" is longer than 15 bytes; set split.anchor to an interface name of your choice'],
+  ["dns: not an address", (s) => (s.tunnel.dns = ["10.253.0.1:53"]), 'tunnel.dns[0]: "10.253.0.1:53" is not an IPv6 address (group "10.253.0.1" is not 1-4 hex digits); list the resolver\'s IP address, e.g. "10.253.0.1" (no port: resolvers answer on 53)'],
+  ["dns: empty list", (s) => (s.tunnel.dns = []), 'tunnel.dns: list at least one resolver address, e.g. ["10.253.0.1"], or omit the key'],
+  ["dns: IPv6 resolver without an IPv6 tunnel address", (s) => (s.tunnel.dns = ["fd00:253::1"]), 'tunnel.dns[0]: "fd00:253::1" is an IPv6 resolver, but tunnel.addresses has no IPv6 address to reach it from through the tunnel'],
+  ["dns: the resolver is the endpoint on port 53", (s) => ((s.tunnel.dns = ["198.51.100.7"]), (s.tunnel.peers[0].endpoint = "198.51.100.7:53")), 'tunnel.dns[0]: "198.51.100.7" is also tunnel.peers[0].endpoint on port 53: the tunnel\'s own packets could not be told apart from queries to the resolver; use the resolver\'s address inside the tunnel'],
+  ["dns_domains without dns", (s) => (s.tunnel.dns_domains = ["~corp.example"]), "tunnel.dns_domains: only applies with tunnel.dns (the resolvers that answer those names)"],
+  ["dns_domains: a bare dot", (s) => ((s.tunnel.dns = ["10.253.0.1"]), (s.tunnel.dns_domains = ["."])), 'tunnel.dns_domains[0]: "." alone is not a search domain; write "~." to send every query to tunnel.dns'],
+  ["dns_domains: not a domain", (s) => ((s.tunnel.dns = ["10.253.0.1"]), (s.tunnel.dns_domains = ["~corp example"])), 'tunnel.dns_domains[0]: "~corp example" is not a domain; write "~." (every name), "~corp.example" (only names under corp.example) or "corp.example" (also searched for single-label names)'],
   ["anchor equal to the tunnel", (s) => (s.split.anchor = "wg0"), "split.anchor: must differ from tunnel.interface: the anchor holds the policy while wg0 comes and goes"],
 ];
 
