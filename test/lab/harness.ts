@@ -62,11 +62,12 @@ let announced = false;
  * A uvu suite whose tests are skipped (counted as Skipped by uvu) when the lab
  * cannot run, or fail when it is required. Use `before` for the (shared, costly)
  * setup: it runs only when the lab can, and an error in it fails every test with
- * its message instead of vanishing.
+ * its message instead of vanishing. NEEDS: why this suite's own extra tools are
+ * missing (null when present), reported and counted like the lab's own.
  */
-export function labSuite<S = unknown>(name: string, setup?: () => Promise<S>, teardown?: (state: S) => Promise<void>) {
+export function labSuite<S = unknown>(name: string, setup?: () => Promise<S>, teardown?: (state: S) => Promise<void>, needs: () => string | null = () => null) {
   const s = suite(name);
-  const reason = labUnavailable();
+  const reason = labUnavailable() ?? needs();
   if (reason && !announced) {
     announced = true;
     console.log(labRequired() ? `lab required but unavailable: ${reason}` : `lab skipped: ${reason}`);

@@ -16,7 +16,7 @@
 import * as assert from "uvu/assert";
 import { labSuite } from "./harness.js";
 import { setUpAll } from "./leakproof.js";
-import { ANSWER, DnsHost, LAN_RESOLVER, TUNNEL_RESOLVER, type Lookup } from "./resolved.js";
+import { ANSWER, DnsHost, LAN_RESOLVER, resolvedUnavailable, TUNNEL_RESOLVER, type Lookup } from "./resolved.js";
 
 const verbose = !!process.env.GEN_NETWORKD_LAB_VERBOSE;
 const say = (lines: string[]) => verbose && console.log("\n" + lines.join("\n"));
@@ -64,6 +64,7 @@ const t = labSuite(
   async ({ all, split }) => {
     await Promise.all([all.destroy(), split.destroy()]);
   },
+  resolvedUnavailable,
 );
 
 t.test("networkd warns about none of the files; resolved lists the tunnel's resolver for wg0 and the LAN's for lan0", async ({ all, split }) => {

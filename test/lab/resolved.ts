@@ -10,6 +10,7 @@
 // systemd-resolved installed. resolved reads the DNS servers networkd hands it in
 // networkd's link state files, which live in H's /run.
 
+import { existsSync } from "node:fs";
 import { writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +20,13 @@ import { CommandError, poll, Proc } from "./proc.js";
 
 const HELPERS = fileURLToPath(new URL("./helpers/", import.meta.url));
 const RESOLVED = "/lib/systemd/systemd-resolved";
+
+/** Why systemd-resolved cannot run in the lab here, or null when it can. */
+export function resolvedUnavailable(): string | null {
+  if (!existsSync(RESOLVED)) return `missing: ${RESOLVED} (Debian: systemd-resolved)`;
+  if (!existsSync("/usr/bin/resolvectl")) return "missing: resolvectl (Debian: systemd-resolved)";
+  return null;
+}
 
 /** The resolver on the tunnel peer: P's tunnel address. */
 export const TUNNEL_RESOLVER = ADDR.peerTunnel4.split("/")[0]!;
