@@ -124,7 +124,7 @@ for (const step of ["down", "deleted"] as const) {
     else await all.host.deleteTunnel("wg0");
     const names = [fresh("example.test"), fresh("example.test"), fresh("example.test"), fresh("example.test")];
     const lookups = [await all.resolvectl(names[0]!), await all.getaddrinfo(names[1]!), ...(await all.direct([{ server: TUNNEL_RESOLVER, name: names[2]!, proto: "udp" }, { server: TUNNEL_RESOLVER, name: names[3]!, proto: "tcp" }]))];
-    say([`"~.", wg0 ${step}:`, ...lookups.map((l, i) => `  ${names[i]}: ${show(l)}`), `  R saw: ${all.queries("R").join("; ")}`, `  resolvectl dns: ${await all.lab.inHost(["resolvectl", "dns"])}`]);
+    say([`"~.", wg0 ${step}:`, ...lookups.map((l, i) => `  ${names[i]}: ${show(l)}`), `  R saw: ${all.queries("R").join("; ")}`, `  resolvectl dns: ${await all.resolvectlRun(["dns"])}`]);
     assert.ok(lookups.every((l) => !l.ok), JSON.stringify(lookups));
     assert.equal(all.queries("R"), [], "the LAN resolver got no query at all");
     assert.ok(names.every((n) => all.queries("P", n).length === 0), "nothing reached the tunnel's resolver either");

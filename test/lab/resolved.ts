@@ -17,15 +17,19 @@ import { fileURLToPath } from "node:url";
 import { ADDR } from "./lab.js";
 import { LeakproofHost } from "./leakproof.js";
 import { CommandError, poll, Proc } from "./proc.js";
+import { labSystemd, labSystemdUnavailable, systemdArgv } from "./systemd.js";
 
 const HELPERS = fileURLToPath(new URL("./helpers/", import.meta.url));
+/** resolved and its client, run from the root of the systemd the lab runs (a chroot's for 257 and the newest). */
 const RESOLVED = "/lib/systemd/systemd-resolved";
+const RESOLVECTL = "/usr/bin/resolvectl";
 
-/** Why systemd-resolved cannot run in the lab here, or null when it can. */
+/** Why systemd-resolved cannot run in the lab here, or null when it can (the lab's own reasons come first). */
 export function resolvedUnavailable(): string | null {
-  if (!existsSync(RESOLVED)) return `missing: ${RESOLVED} (Debian: systemd-resolved)`;
-  if (!existsSync("/usr/bin/resolvectl")) return "missing: resolvectl (Debian: systemd-resolved)";
-  return null;
+  if (labSystemdUnavailable() !== null) return null;
+  const { name, root } = labSystemd();
+  const missing = [RESOLVED, RESOLVECTL].filter((path) => !existsSync(join(root, path)));
+  return missing.length ? `missing in ${name} (${root}): ${missing.join(", ")} (Debian: systemd-resolved)` : null;
 }
 
 /** The resolver on the tunnel peer: P's tunnel address. */
@@ -108,9 +112,9 @@ export class DnsHost {
     const resolvConf = join(this.lab.work, "resolv.conf");
     await writeFile(resolvConf, "# Lab-owned, bind-mounted over /etc/resolv.conf in H only: resolved's stub.\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n", { mode: 0o644 });
     await this.lab.inHost(["mount", "--bind", resolvConf, "/etc/resolv.conf"]);
-    this.resolved = await Proc.start("resolved-H", this.lab.hostArgv([RESOLVED]), { logFile: this.lab.log("resolved-H"), env: { SYSTEMD_LOG_LEVEL: "debug" } });
+    this.resolved = await Proc.start("resolved-H", this.lab.hostArgv(systemdArgv(this.lab.systemd, [RESOLVED])), { logFile: this.lab.log("resolved-H"), env: { SYSTEMD_LOG_LEVEL: "debug" } });
     this.procs.push(this.resolved);
-    await poll("resolved on H's private D-Bus", async () => ((await this.lab.inHost(["resolvectl", "status"]).catch(() => undefined)) === undefined ? undefined : true), {
+    await poll("resolved on H's private D-Bus", async () => ((await this.resolvectlRun(["status"]).catch(() => undefined)) === undefined ? undefined : true), {
       timeoutMs: 10_000,
       describe: () => this.resolved!.tail(),
     });
@@ -120,20 +124,25 @@ export class DnsHost {
   async waitLinkServers(link: string, servers: string[]): Promise<void> {
     await poll(`resolved to list ${servers.join(" ")} for ${link}`, async () => ((await this.linkServers(link)).join(" ") === servers.join(" ") ? true : undefined), {
       timeoutMs: 10_000,
-      describe: async () => `resolvectl dns: ${await this.lab.inHost(["resolvectl", "dns"]).catch((e) => String(e))}\n${this.resolved?.tail()}`,
+      describe: async () => `resolvectl dns: ${await this.resolvectlRun(["dns"]).catch((e) => String(e))}\n${this.resolved?.tail()}`,
     });
+  }
+
+  /** `resolvectl ARGS` in H, the resolvectl of resolved's own root. */
+  resolvectlRun(args: string[], options: { timeoutMs?: number } = {}): Promise<string> {
+    return this.lab.inHost(systemdArgv(this.lab.systemd, [RESOLVECTL, ...args]), options);
   }
 
   /** The DNS servers resolved has for LINK (`resolvectl dns LINK`). */
   async linkServers(link: string): Promise<string[]> {
-    const out = await this.lab.inHost(["resolvectl", "dns", link]).catch(() => "");
+    const out = await this.resolvectlRun(["dns", link]).catch(() => "");
     return (out.split(":").slice(1).join(":").trim() || "").split(/\s+/).filter(Boolean);
   }
 
   /** `resolvectl query -4 NAME` in H: resolved's D-Bus API, as an application using it would. */
   async resolvectl(name: string): Promise<Lookup> {
     try {
-      const out = await this.lab.inHost(["resolvectl", "query", "--legend=no", "--cache=no", "-4", name], { timeoutMs: 30_000 });
+      const out = await this.resolvectlRun(["query", "--legend=no", "--cache=no", "-4", name], { timeoutMs: 30_000 });
       const match = /^\S+: (\S+)\s+-- link: (\S+)/m.exec(out);
       return match ? { ok: true, address: match[1]!, link: match[2]! } : { ok: false, error: `unreadable: ${out.trim()}` };
     } catch (err) {
