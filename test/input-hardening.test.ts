@@ -162,8 +162,8 @@ test("item 7: keys named like Object.prototype's members are unknown keys, in TO
   const json = run(["spec.json", "--stdout"], workspace());
   assert.is(json.code, 1);
   assert.equal(json.stderr.trimEnd().split("\n"), [
-    "spec.json: tunnel.__proto__: unknown key (known here: interface, addresses, manage, private_key_file, listen_port, mtu, peers, endpoints)",
-    "spec.json: tunnel.valueOf: unknown key (known here: interface, addresses, manage, private_key_file, listen_port, mtu, peers, endpoints)",
+    "spec.json: tunnel.__proto__: unknown key (known here: interface, addresses, manage, private_key_file, listen_port, mtu, peers, endpoints, dns, dns_domains)",
+    "spec.json: tunnel.valueOf: unknown key (known here: interface, addresses, manage, private_key_file, listen_port, mtu, peers, endpoints, dns, dns_domains)",
   ]);
 });
 
