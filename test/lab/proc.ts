@@ -225,7 +225,15 @@ export class Proc {
     }
     livePids.add(child.pid);
     const proc = new Proc(name, argv, child, options.logFile);
-    if (options.ready) await proc.waitForLine(options.ready, options.timeoutMs ?? 10_000);
+    if (options.ready) {
+      try {
+        await proc.waitForLine(options.ready, options.timeoutMs ?? 10_000);
+      } catch (err) {
+        // Not ready in time: no one will stop it, and its pipes would keep the test process alive.
+        await proc.stop();
+        throw err;
+      }
+    }
     return proc;
   }
 

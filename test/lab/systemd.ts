@@ -17,6 +17,8 @@ export interface LabSystemd {
   root: string;
   /** networkd's major version (`networkctl --version` in the root). */
   version: number;
+  /** The package's full version, e.g. "257.13-1~deb13u1". */
+  release: string;
 }
 
 /** Where build-roots.sh puts the chroots. */
@@ -53,22 +55,24 @@ export function labSystemdUnavailable(): string | null {
   return null;
 }
 
-let cached: LabSystemd | undefined;
+const cache = new Map<SystemdName, LabSystemd>();
 
 /** The systemd the lab runs (throws when labSystemdUnavailable() says it cannot). */
 export function labSystemd(): LabSystemd {
-  if (cached) return cached;
+  const name = labSystemdName();
+  const known = cache.get(name);
+  if (known) return known;
   const reason = labSystemdUnavailable();
   if (reason) throw new Error(`lab systemd: ${reason}`);
-  const name = labSystemdName();
   const root = name === "host" ? "/" : join(labRoots(), name);
   const argv = name === "host" ? [SYSTEMD_BINARIES.networkctl, "--version"] : ["chroot", root, SYSTEMD_BINARIES.networkctl, "--version"];
   const out = execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
   // "systemd 257 (257.13-1~deb13u1)"
-  const match = /^systemd (\d+)/.exec(out);
+  const match = /^systemd (\d+) \(([^)]*)\)/.exec(out);
   if (!match) throw new Error(`lab systemd: cannot read the version from \`${argv.join(" ")}\`: ${out.split("\n")[0]}`);
-  cached = { name, root, version: Number(match[1]) };
-  return cached;
+  const systemd: LabSystemd = { name, root, version: Number(match[1]), release: match[2]! };
+  cache.set(name, systemd);
+  return systemd;
 }
 
 /** ARGV run with the selected systemd's root (a chroot unless it is the machine's own). */
