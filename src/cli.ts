@@ -4,6 +4,7 @@
 
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { readFileSync } from "node:fs";
+import { conflictsWithOthers } from "./conflicts.js";
 import { InvalidSpecError, OUTPUT_FORMATS, generate, type OutputFormat } from "./generate.js";
 import { CommandError as OperateError } from "./command-error.js";
 import type { ApplyOptions } from "./apply.js";
@@ -89,6 +90,8 @@ async function runGenerate(specPath: string, flags: GenerateFlags): Promise<numb
     [...files.map((f) => f.dir), ...dirs],
     async () => {
       const changes = await diffAgainstDisk(files, plan.identity, diffOptions);
+      const conflicts = await conflictsWithOthers(specPath, files, plan.identity, changes.stale.map((s) => s.path));
+      if (conflicts.length > 0) throw new RefusedWriteError(conflicts.join("\n"));
       await applyChanges(changes, { force: flags.force ?? false });
       return changes;
     },

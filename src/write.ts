@@ -391,6 +391,15 @@ async function readHead(path: string): Promise<string> {
   }
 }
 
+/** A regular file of one of our names that carries a mark (any owner's), read whole; else undefined. */
+export async function readMarkedFile(path: string): Promise<string | undefined> {
+  if (!isOurFileName(basename(path))) return undefined;
+  const stats = await lstat(path).catch(() => undefined);
+  if (!stats?.isFile() || stats.size > MAX_FILE_BYTES) return undefined;
+  const text = await readFile(path, "utf8").catch(() => undefined);
+  return text !== undefined && ownerOf(text) !== undefined ? text : undefined;
+}
+
 /** The owner a file at path is marked for, if it is a regular file of one of our names. */
 async function markedOwner(path: string): Promise<string | undefined> {
   if (!isOurFileName(basename(path))) return undefined;

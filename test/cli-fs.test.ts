@@ -289,4 +289,30 @@ test("directories are created 0755 whatever the umask: networkd (systemd-network
   }
 });
 
+test("two specs in one directory with the same table, priority or fwmark: refused naming both, nothing written", () => {
+  assert.is(run(["spec.toml", "-o", "net"], workspace()).code, 0);
+  const before = listing(join(workspace(), "net"));
+  for (const [change, pattern] of [
+    [(t: string) => t.replace("table = 10086", "table = 10087"), /wg1\.toml: split\.priority: rule priority 10086 is also used by wg0 \(net\/50-wg0-split\.network, from spec\.toml\)/],
+    [(t: string) => t.replace("priority = 10086", "priority = 10096"), /wg1\.toml: split\.table: table 10086 is also used by wg0 \(net\/50-wg0-split\.network, from spec\.toml\)/],
+  ] as const) {
+    writeFileSync(join(workspace(), "wg1.toml"), change(seed.replaceAll("wg0", "wg1")));
+    const { code, stderr } = run(["wg1.toml", "-o", "net"], workspace());
+    assert.is(code, 3, stderr);
+    assert.match(stderr, pattern);
+    assert.match(stderr, /give each spec sharing a directory its own/);
+    assert.not.match(stderr, /\n\s+at /);
+    assert.equal(listing(join(workspace(), "net")), before, "nothing written");
+  }
+  const udp = (t: string) => t.replace(/^protocols = .*$/m, 'protocols = ["tcp", "udp"]\nfwmark = 51820');
+  writeFileSync(join(workspace(), "spec.toml"), udp(seed));
+  assert.is(run(["spec.toml", "-o", "net"], workspace()).code, 0);
+  writeFileSync(join(workspace(), "wg1.toml"), udp(otherSpec(1)));
+  const { code, stderr } = run(["wg1.toml", "-o", "net"], workspace());
+  assert.is(code, 3, stderr);
+  assert.match(stderr, /wg1\.toml: split\.fwmark: fwmark 51820 is also used by wg0 \(net\/50-wg0(-split)?\.net(dev|work), from spec\.toml\)/);
+  writeFileSync(join(workspace(), "wg1.toml"), otherSpec(1));
+  assert.is(run(["wg1.toml", "-o", "net"], workspace()).code, 0, "distinct table, priority and fwmark share the directory");
+});
+
 test.run();
