@@ -3,9 +3,9 @@
 import { isUtf8 } from "node:buffer";
 import { readFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
-import { tokenize } from "@humanwhocodes/momoa";
+import { parse, tokenize } from "@humanwhocodes/momoa";
 import TOML from "@iarna/toml";
-import { displayName, quoteText } from "./text.js";
+import { displayName, escapeInvisible, quoteText } from "./text.js";
 
 export class SpecSyntaxError extends Error {}
 
@@ -57,10 +57,24 @@ function parseJson(path: string, text: string): unknown {
     if (error instanceof SpecSyntaxError) throw error;
     const message = (error as Error).message;
     const at = /position (\d+)/.exec(message);
-    const offset = at ? Number(at[1]) : /end of JSON input/.test(message) ? text.length : undefined;
-    const where = offset === undefined ? "" : `${position(text, offset).line}:${position(text, offset).column}:`;
-    throw new SpecSyntaxError(`${path}:${where} invalid JSON: ${message.replace(/ in JSON at position \d+.*$/, "")}`);
+    // V8 says where by offset, or only quotes the text around the bad token (raw, and long);
+    // then @humanwhocodes/momoa's parser says where and what, unless the text is too deep for it.
+    const place = at ? { ...position(text, Number(at[1])), why: message } : /end of JSON input/.test(message) ? { ...position(text, text.length), why: message } : tokenPlace(text);
+    const why = (place?.why ?? message).replace(/ in JSON at position \d+.*$/s, "").replace(/, (\.\.\.)?".*" is not valid JSON$/s, "").replace(/ found\. \(\d+:\d+\)$/, "");
+    const where = place === undefined ? "" : `${place.line}:${place.column}:`;
+    throw new SpecSyntaxError(`${path}:${where} invalid JSON: ${escapeInvisible(why)}`);
   }
+}
+
+/** Where and why @humanwhocodes/momoa's parser stops; undefined when the text is too deep for it. */
+function tokenPlace(text: string): { line: number; column: number; why: string } | undefined {
+  try {
+    parse(text);
+  } catch (error) {
+    const { line, column, message } = error as { line?: number; column?: number; message: string };
+    if (line !== undefined && column !== undefined) return { line, column, why: message };
+  }
+  return undefined;
 }
 
 /** @iarna/toml's "Can't redefine existing key" with the key or table named, from the line it points at. */

@@ -23,6 +23,11 @@ function literal(text: string): string {
   return JSON.stringify(text).replace(INVISIBLE_ALL, hex);
 }
 
+/** The text with every invisible character (see INVISIBLE) as a \\u escape: for messages of other parsers, which may quote input raw. */
+export function escapeInvisible(text: string): string {
+  return text.replace(INVISIBLE_ALL, hex);
+}
+
 /** The text as a quoted, escaped literal of at most about `max` characters, when cut with the full length said. */
 export function quoteText(text: string, max = SHOWN_CHARACTERS): string {
   const whole = literal(text.slice(0, max + 1));

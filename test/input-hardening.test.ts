@@ -182,6 +182,13 @@ test("item 8: error text is bounded: a gzip of NUL bytes, huge lines, raw contro
   for (const line of lines) assert.ok(line.length < 400, line);
 });
 
+test("item 8: JSON syntax errors name line and column and show no raw control character (found by the fault suite)", () => {
+  const lines = problems("spec.json", `{\n  "version": 1,\n  "tunnel": [[[\u0000]]]\n}\n`);
+  assert.equal(lines, [String.raw`spec.json:3:16: invalid JSON: Unexpected character '\u0000'`]);
+  const word = problems("spec.json", '{\n  "version": tru\n}\n');
+  assert.equal(word, ["spec.json:2:14: invalid JSON: Unexpected identifier 'tru'"]);
+});
+
 test("item 8: at most 100 spec problems are listed, then a count; long keys are cut", () => {
   const items = Array.from({ length: 5000 }, (_, i) => `"bad${i}"`).join(", ");
   writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", `[split]\n${"k".repeat(100_000)} = 1\ninclude = [${items}]`));
