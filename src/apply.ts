@@ -367,10 +367,10 @@ export async function runApply(specPath: string, options: ApplyOptions): Promise
   return awaitDecision(stateDir, trying, options.try!, healthy);
 }
 
-/** The files a try backs up: every path CHANGES writes or removes. */
+/** The files a try backs up: every path CHANGES writes or removes (the record of our files too). */
 function fileChanges(changes: Changes): FileChange[] {
   return [
-    ...[...changes.create, ...changes.update, ...changes.foreign].map((f) => ({ path: resolve(pathOf(f)), content: f.content })),
+    ...[...changes.create, ...changes.update, ...changes.foreign, ...(changes.record ? [changes.record] : [])].map((f) => ({ path: resolve(pathOf(f)), content: f.content })),
     ...changes.stale.map((f) => ({ path: resolve(f.path) })),
   ];
 }

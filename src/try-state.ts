@@ -100,11 +100,15 @@ async function writeAtomic(path: string, content: string | Buffer, mode = 0o600)
 
 // ---------------------------------------------------------------- processes
 
-/** The kernel's start time of PID (field 22 of /proc/PID/stat), or undefined when it is gone. */
+/**
+ * The kernel's start time of PID (field 22 of /proc/PID/stat), or undefined when it is
+ * gone; a zombie (killed, not yet reaped by its parent) is gone too.
+ */
 function processStart(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return fields[0] === "Z" || fields[0] === "X" ? undefined : fields[19];
   } catch {
     return undefined;
   }
