@@ -10,7 +10,11 @@
 //     (`networkctl delete wg0` + reload); since 257 the reload alone updates the
 //     existing wg0. networkd cannot configure a WireGuard device in this kernel, so
 //     the lab's wireguard-go stands in for that creation or update, from the new
-//     .netdev; networkd configures the link, traffic resumes and doctor passes.
+//     .netdev; networkd configures the link, traffic resumes and doctor passes;
+//   - the directory guard, then `apply --try` (see the section below): reverted after
+//     its process is killed or its terminal hangs up, kept when confirmed, refused
+//     while another try is pending or another run holds the directory's lock, and
+//     `apply --revert` for a try whose watcher is gone; networkd stopped: refused.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { lstat, readdir, readFile, writeFile } from "node:fs/promises";
@@ -23,6 +27,7 @@ import { readSpec } from "./expect.js";
 import { ADDR } from "./lab.js";
 import { CommandError, poll, Proc, run } from "./proc.js";
 import type { KernelState } from "./state.js";
+import { RECORD_NAME, withDirectoryLock } from "../../src/write.js";
 
 function killQuietly(pid: number): void {
   try {
@@ -164,18 +169,14 @@ t.test("a .netdev change (listen port, peer keepalive): applied as the running n
 // ------------------------------------------------------------------ apply --try
 //
 // The lab's "SSH": a TCP server in H on its LAN address, reached from the internet
-// server I (198.51.100.80, 2001:db8:100::80) through the router. The baseline spec
-// excludes I's segment, so H's replies go straight back; the tried spec does not, so
-// H's replies are captured into the tunnel, whose peer drops them (their source is not
-// H's tunnel address): the try cuts the very path an SSH session to H would use.
+// server I (198.51.100.80, 2001:db8:99::80) through the router. The baseline spec has
+// split.inbound = "direct" (the default), so H's replies leave the way the connection
+// came in; the tried spec has "capture" (see setInbound), so H's replies are captured into the tunnel,
+// whose peer drops them (their source is not H's tunnel address): the try cuts the
+// very path an SSH session to H would use.
 
 const SSH_PORT = 2222;
 const TRY_SECONDS = 8;
-/**
- * Where I's connections to the LAN come from: its segment's address for IPv4, and for
- * IPv6 its server address (longest prefix shared with the LAN's, RFC 6724 rule 8).
- */
-const CLIENT_SEGMENT: readonly string[] = [ADDR.inetPrefix4, ADDR.inetPrefix6, `${ADDR.server4}/32`, `${ADDR.server6}/128`];
 let sshServer: Proc | undefined;
 let networkdVersion = "?";
 let tries = 0;
@@ -194,7 +195,7 @@ async function filesOnDisk(c: SplitCase): Promise<{ line: string; mtimeMs: numbe
   const files: { line: string; mtimeMs: number }[] = [];
   for (const dir of [c.lab.genDir, join(c.lab.genDir, "networkd.conf.d")]) {
     for (const name of (await readdir(dir)).sort()) {
-      if (name.startsWith(".")) continue; // a file being staged (awaitRevert checks none is left)
+      if (name.startsWith(".") && name !== RECORD_NAME) continue; // a file being staged (awaitRevert checks none is left)
       const info = await lstat(join(dir, name));
       if (info.isDirectory()) continue;
       const bytes = createHash("sha256").update(await readFile(join(dir, name))).digest("hex");
@@ -225,10 +226,21 @@ function stateDiff(a: HostState, b: HostState): string {
   return [...x.filter((l) => !y.includes(l)).map((l) => `  before: ${l}`), ...y.filter((l) => !x.includes(l)).map((l) => `  now:    ${l}`)].join("\n");
 }
 
-async function setExclusions(c: SplitCase, direct: boolean): Promise<void> {
+/**
+ * The tried spec: split.inbound = "capture", whose capture rules also take H's replies to
+ * inbound connections. The baseline: "direct" (the default), and I's IPv6 source excluded,
+ * since with ipv6 = "block" blocked IPv6 is captured from every source, inbound replies
+ * too (inbound.test.ts).
+ */
+async function setInbound(c: SplitCase, inbound: "direct" | "capture"): Promise<void> {
+  const i6 = `${ADDR.server6}/128`;
   await editSpec(c, (spec) => {
-    spec.split.exclude = spec.split.exclude.filter((p: string) => !CLIENT_SEGMENT.includes(p));
-    if (direct) spec.split.exclude.push(...CLIENT_SEGMENT);
+    spec.split.exclude = spec.split.exclude.filter((p: string) => p !== i6);
+    if (inbound === "capture") spec.split.inbound = "capture";
+    else {
+      delete spec.split.inbound;
+      spec.split.exclude.push(i6);
+    }
   });
 }
 
@@ -288,7 +300,7 @@ async function awaitRevert(c: SplitCase, before: HostState, tables: string[], pe
   const resultFile = join(stateDir(c), `reverted-${pending.id}.json`);
   await poll("the watcher's report", () => (existsSync(resultFile) ? true : undefined), { timeoutMs: 30_000 });
   for (const dir of [c.lab.genDir, join(c.lab.genDir, "networkd.conf.d")]) {
-    assert.equal((await readdir(dir)).filter((n) => n.startsWith(".")), [], `no temporary file left in ${dir}`);
+    assert.equal((await readdir(dir)).filter((n) => n.startsWith(".") && n !== RECORD_NAME), [], `no temporary file left in ${dir}`);
   }
   assert.equal(await sshFailures(c), [], "the SSH path works again");
   assert.ok(brokenAtDeadline, "the new state was still in place a second before the deadline: the revert waited for it");
@@ -310,7 +322,7 @@ t.test("apply refuses a directory networkd does not read (unless --any-dir) and 
     logFile: c.lab.log("ssh-H"),
     ready: /^ready$/,
   });
-  await setExclusions(c, true);
+  await setInbound(c, "direct");
   const refused = await inHost(c, [process.execPath, CLI, "apply", c.specPath, "-o", c.lab.genDir, "--yes", "--state-dir", stateDir(c)]);
   assert.is(refused.code, 3, refused.stderr);
   assert.match(refused.stderr, /apply: networkd does not read .*\/gen \(it reads \/etc\/systemd\/network, \/run\/systemd\/network, .*\), so applying there would change nothing; nothing was written; pass --any-dir/);
@@ -319,11 +331,11 @@ t.test("apply refuses a directory networkd does not read (unless --any-dir) and 
   tables = (await c.plannedState()).tables;
   baseline = await hostState(c, tables);
   assert.equal(await sshFailures(c), [], "the SSH path works on the baseline");
-  steps.push(`directory guard: -o ${c.lab.genDir} refused (exit 3); baseline applied with ${CLIENT_SEGMENT.join(", ")} direct, SSH from I works`);
+  steps.push(`directory guard: -o ${c.lab.genDir} refused (exit 3); baseline (inbound = "direct") applied, SSH from I works`);
 });
 
 t.test("apply --try that cuts the SSH path, its process killed (SIGKILL): a second try and a plain apply are refused meanwhile; the old state is back after the deadline", async (c) => {
-  await setExclusions(c, false);
+  await setInbound(c, "capture");
   const trying = await startTry(c);
   const pending = await pendingTry(c);
   assert.ok((await sshFailures(c)).length === 2, "the tried spec cuts the SSH path (both families)");
@@ -351,14 +363,14 @@ t.test("apply --try on a terminal whose session dies (the terminal hangs up: SIG
   await trying.kill("SIGKILL"); // script(1) gone: the terminal hangs up, as sshd's does when the connection dies
   await poll("the apply to die with its terminal", () => (below.some(alive) ? undefined : true), { timeoutMs: 5000 });
   const { backMs, result } = await awaitRevert(c, baseline, tables, pending);
-  await setExclusions(c, true); // the spec of the state now on disk: nothing to write
+  await setInbound(c, "direct"); // the spec of the state now on disk: nothing to write
   const next = await apply(c);
   assert.match(next.stdout, /^an earlier try was reverted while nobody watched:\nreverted the try of .*spec\.toml \(nobody confirmed it in time\):$/m);
   steps.push(`--try on a terminal, terminal hung up (the apply died with it): old state back ${backMs} ms after the deadline (watcher: ${timings(result)}); the next apply showed the report`);
 });
 
 t.test("apply --try confirmed with Enter on its terminal: the new state stays past the deadline", async (c) => {
-  await setExclusions(c, false);
+  await setInbound(c, "capture");
   const trying = await startTry(c, { terminal: true });
   const pending = await pendingTry(c);
   const tried = await hostState(c, tables);
@@ -374,7 +386,7 @@ t.test("apply --try confirmed with Enter on its terminal: the new state stays pa
 });
 
 t.test("apply --try confirmed with `apply --confirm` from another shell: the new state stays past the deadline", async (c) => {
-  await setExclusions(c, true); // back to the baseline, this time by a try
+  await setInbound(c, "direct"); // back to the baseline, this time by a try
   const trying = await startTry(c);
   const pending = await pendingTry(c);
   const confirm = await inHost(c, [process.execPath, CLI, "apply", "--confirm", "--state-dir", stateDir(c)]);
@@ -392,18 +404,50 @@ t.test("apply --try confirmed with `apply --confirm` from another shell: the new
   steps.push("--try confirmed by `apply --confirm` from another shell: state kept 2 s past the deadline; a second --confirm: nothing pending (exit 1)");
 });
 
+t.test("a try whose watcher is gone (as after a reboot): applies are refused with what to do, and `apply --revert` restores the old state", async (c) => {
+  await setInbound(c, "capture");
+  const before = await hostState(c, tables);
+  const trying = await startTry(c);
+  const pending = await pendingTry(c);
+  await trying.kill("SIGKILL");
+  process.kill(pending.watcher, "SIGKILL");
+  await poll("the watcher to die", () => (alive(pending.watcher) ? undefined : true), { timeoutMs: 5000 });
+  const refused = await apply(c);
+  assert.is(refused.code, 3, refused.stderr);
+  assert.match(refused.stderr, /is pending; nothing was written; its watcher is gone \(a reboot, or it was killed\), so nothing reverts it by itself: `gen-networkd apply --confirm` keeps the current files, `gen-networkd apply --revert` restores the ones from before it/, refused.stderr);
+  const started = Date.now();
+  const revert = await inHost(c, [process.execPath, CLI, "apply", "--revert", "--state-dir", stateDir(c)]);
+  const tookMs = Date.now() - started;
+  assert.is(revert.code, 0, revert.stderr);
+  assert.match(revert.stdout, /^reverted the try of .*spec\.toml \(as requested\):$/m);
+  assert.ok(same(await hostState(c, tables), before), `the files and the kernel are as before the try:\n${stateDiff(before, await hostState(c, tables))}`);
+  assert.equal(await sshFailures(c), []);
+  assert.equal((await readdir(stateDir(c))).filter((n) => !n.startsWith(".")), [], "nothing of the try is left");
+  steps.push(`try orphaned (apply and watcher SIGKILLed): apply refused naming --confirm/--revert; \`apply --revert\` restored it in ${tookMs} ms (whole command)`);
+});
+
+t.test("a try while another run writes the directory: refused once the wait is over, nothing written", async (c) => {
+  const before = await filesOnDisk(c);
+  const { code, stderr } = await withDirectoryLock([c.lab.genDir], () => apply(c, ["--try", "30", "--wait", "1"]), { waitMs: 0 });
+  assert.is(code, 3, stderr);
+  assert.match(stderr, new RegExp(`/run/systemd/network is locked by gen-networkd PID ${process.pid}, which is writing it`), stderr);
+  assert.equal(await filesOnDisk(c), before);
+  assert.equal((await readdir(stateDir(c))).filter((n) => !n.startsWith(".")), [], "no try was begun");
+  steps.push("directory locked by another run: apply --try --wait 1 refused (exit 3), nothing written");
+});
+
 t.test("apply says when networkd is not running, and writes nothing", async (c) => {
-  await setExclusions(c, false);
+  await setInbound(c, "capture");
   const before = await filesOnDisk(c);
   await c.lab.stopNetworkd();
   try {
     for (const extra of [["--yes"], ["--try", "30"]]) {
       const { code, stderr } = await apply(c, extra);
       assert.is(code, 3, stderr);
-      assert.match(stderr, /apply: systemd-networkd is not running \(in this network namespace\), so nothing could reload the files; nothing was written/);
+      assert.match(stderr, /apply: systemd-networkd is not running \(in this network namespace\), so nothing could reload the files; nothing was written/, stderr);
     }
     assert.equal(await filesOnDisk(c), before);
-    assert.equal(await readdir(stateDir(c)), [], "no try was begun");
+    assert.equal((await readdir(stateDir(c))).filter((n) => !n.startsWith(".")), [], "no try was begun");
   } finally {
     await c.lab.startNetworkd();
   }
