@@ -654,12 +654,75 @@ function forEachBlock(ranges: Ranges, visit: (network: Float64Array, length: num
   }
 }
 
-/** Puts an IPv6 row of limbs into `groups`. */
-function limbsToGroups(row: Float64Array): void {
-  for (let k = 0; k < 4; k++) {
-    groups[2 * k] = row[k]! >>> 16;
-    groups[2 * k + 1] = row[k]! & 0xffff;
+/** Subtracts 2^k from row i, whose lowest set bit is at k or above (k at most the space's bits, then only from its end). */
+function subtractPowerOfTwo(x: Float64Array, i: number, k: number, limbs: number): void {
+  const top = i * limbs;
+  if (k === 32 * limbs) {
+    x[top] = 0; // the whole space, from its end
+    return;
   }
+  let at = top + limbs - 1 - (k >>> 5);
+  x[at] -= POWER[k & 31]!;
+  while (at > top && x[at]! < 0) {
+    x[at] += LIMB;
+    x[--at] -= 1;
+  }
+}
+
+/** log2 of the largest CIDR block that ends at row j of `ends` and starts at or after row i of `starts`. */
+function largestBlockBefore(starts: Float64Array, i: number, ends: Float64Array, j: number, limbs: number): number {
+  let aligned = 32 * limbs;
+  for (let k = limbs - 1; k >= 0; k--) {
+    const w = ends[j * limbs + k]!;
+    if (w !== 0) {
+      // The end of the space (2^32 in the top limb) is aligned to every block.
+      if (w !== LIMB) aligned = (limbs - 1 - k) * 32 + 31 - Math.clz32(w & -w);
+      break;
+    }
+  }
+  subtractRows(ends, j, starts, i, span, limbs);
+  const fits = highestBit(span, limbs);
+  return aligned < fits ? aligned : fits;
+}
+
+/**
+ * Visits the blocks that partition the whole space of the ranges' family, from the end
+ * of the space down: the minimal cover of the ranges and that of the gaps between them,
+ * interleaved, each block by its prefix length and whether it lies in the ranges.
+ */
+function forEachPartitionBlockDown(ranges: Ranges, visit: (length: number, inside: boolean) => void): void {
+  const { limbs } = ranges;
+  const bits = 32 * limbs;
+  const end = new Float64Array(limbs);
+  end[0] = LIMB;
+  const zero = new Float64Array(limbs);
+  const coverDownTo = (starts: Float64Array, i: number, inside: boolean) => {
+    while (compare(end, 0, starts, i, limbs) > 0) {
+      const k = largestBlockBefore(starts, i, end, 0, limbs);
+      visit(bits - k, inside);
+      subtractPowerOfTwo(end, 0, k, limbs);
+    }
+  };
+  for (let i = ranges.count - 1; i >= 0; i--) {
+    coverDownTo(ranges.ends, i, false);
+    coverDownTo(ranges.starts, i, true);
+  }
+  coverDownTo(zero, 0, false);
+}
+
+/** Puts row `at` of IPv6 limbs into `groups`. */
+function limbsToGroups(rows: Float64Array, at = 0): void {
+  for (let k = 0, base = at * 4; k < 4; k++) {
+    groups[2 * k] = rows[base + k]! >>> 16;
+    groups[2 * k + 1] = rows[base + k]! & 0xffff;
+  }
+}
+
+/** The prefix of `length` bits at row `at` of networks kept as limbs (see above), as formatPrefix writes it. */
+export function formatLimbs(family: Family, rows: Float64Array, at: number, length: number): string {
+  if (family === 4) return `${formatIPv4(rows[at]!)}/${length}`;
+  limbsToGroups(rows, at);
+  return `${formatGroups()}/${length}`;
 }
 
 function limbsToBigint(row: Float64Array): bigint {
@@ -741,6 +804,17 @@ export class AddressSet {
     let total = 0;
     for (let i = 0; i < ranges.count && total < atMost; i++) total += countBlocks(ranges.starts, i, ranges.ends, i, limbs);
     return total;
+  }
+
+  /**
+   * The family's whole space cut into the fewest CIDR blocks that each lie wholly inside or
+   * wholly outside the set (the set's minimal cover and its complement's, interleaved),
+   * visited from the end of the space down, each by its prefix length and whether it lies
+   * in the set. Blocks in this order are the leaves of the binary trie they make, right to
+   * left: enough to build the trie without their addresses.
+   */
+  forEachPartitionBlockDown(family: Family, visit: (length: number, inside: boolean) => void): void {
+    forEachPartitionBlockDown(family === 4 ? this.v4 : this.v6, visit);
   }
 
   /** The unique minimal CIDR cover: IPv4 first, then IPv6, each in address order. */

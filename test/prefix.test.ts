@@ -350,4 +350,25 @@ property(
   }),
 );
 
+test("partition blocks: the covers of the set and of its complement, interleaved, from the end of the space down", () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 32 })), { maxLength: 10 }), fc.constantFrom<Family>(4, 6), (raw, family) => {
+      const prefixes = raw.map(([n, length]): Prefix => {
+        const bits = family === 4 ? 32 : 128;
+        const len = family === 4 ? length : length * 4;
+        const value = family === 4 ? BigInt(n) : BigInt(n) << 96n;
+        const host = BigInt(bits - len);
+        return { family, network: (value >> host) << host, length: len };
+      });
+      const set = AddressSet.of(prefixes);
+      const expected = [...set.prefixes().map((p) => ({ p, inside: true })), ...set.complement(family).prefixes().map((p) => ({ p, inside: false }))]
+        .sort((a, b) => (a.p.network < b.p.network ? 1 : -1))
+        .map(({ p, inside }) => `${p.length}${inside ? "+" : "-"}`);
+      const seen: string[] = [];
+      set.forEachPartitionBlockDown(family, (length, inside) => seen.push(`${length}${inside ? "+" : "-"}`));
+      assert.equal(seen, expected);
+    }),
+  );
+});
+
 test.run();
