@@ -4,8 +4,11 @@
 // order, on which link, with which comments); renderers only spell the result.
 // The routing design follows the blog's working script, extended where it falls short:
 //
-//   table T:   the tunnel path (default dev wg0 src ADDR), plus a throw per excluded
-//              prefix, so excluded destinations fall back to the next rule (main)
+//   table T:   the tunnel path (dev wg0 src ADDR) and throws, so excluded destinations
+//              fall back to the next rule (main): the fewest routes that give every
+//              address its verdict under longest-prefix match (src/lpm-table.ts), e.g.
+//              the default through wg0 and a throw per excluded prefix, or routes that
+//              nest (10.1.0.0/16 dev wg0 inside throw 10.0.0.0/8)
 //   prio P-2:  packets carrying the tunnel's firewall mark → main (only when UDP is
 //              captured: the tunnel's own encrypted packets must not loop into it)
 //   prio P-1:  selectors → main, suppress_prefixlength 0: whatever main knows more
@@ -26,7 +29,8 @@
 
 import { createHash } from "node:crypto";
 import { entry, section, sectionSeries, type Entry, type Plan, type Section, type SectionSeries, type TextSequence, type Unit } from "./model.js";
-import { AddressSet, formatPrefix, parsePrefix, type Family, type Prefix } from "./prefix.js";
+import { cheapestTables, THROW, TUNNEL, UNREACHABLE, type LpmTable, type RouteKind, type TableMode } from "./lpm-table.js";
+import { AddressSet, parsePrefix, type Family, type Prefix } from "./prefix.js";
 import { namedSet } from "./named-sets.js";
 import { addressFamily, ALL_PROTOCOLS, anchorName, capturesTunnelPackets, dnsDomains, tunnelFwmark, type Spec } from "./spec.js";
 
@@ -50,10 +54,6 @@ export class PlanError extends Error {
 
 const FAMILY_NAME: Record<Family, "ipv4" | "ipv6"> = { 4: "ipv4", 6: "ipv6" };
 const LABEL: Record<Family, string> = { 4: "IPv4", 6: "IPv6" };
-const WHOLE: Record<Family, Prefix> = {
-  4: { family: 4, network: 0n, length: 0 },
-  6: { family: 6, network: 0n, length: 0 },
-};
 /** The kill switch's unreachable routes lose to any real route: the highest metric there is. */
 const LAST_RESORT_METRIC = 4294967295;
 /** DNS, over UDP and over TCP (long answers, and resolvers falling back to it). */
@@ -70,8 +70,6 @@ interface FamilyRoute {
   readonly target: { kind: "tunnel"; source: string } | { kind: "unreachable" };
   /** The destinations captured into the table (this family only). */
   readonly captured: AddressSet;
-  /** The rest of the family's space: what the table must not capture. */
-  readonly holes: AddressSet;
 }
 
 /** Routes of the split table, split by the link that carries them. */
@@ -155,58 +153,96 @@ function familyRoutes(spec: Spec, ipv6: Ipv6Policy, lists: PlanLists): FamilyRou
       throw new PlanError(path, `leaves no ${LABEL[family]} destination to capture (split.exclude covers all of split.include); nothing would enter the tunnel`);
     }
     const source = family === 6 && ipv6 === "block" ? undefined : sourceOf(family);
-    // The complement of included − excluded, built without another pass over a long exclusion list.
-    const holes = included.only(family).complement(family).union(excluded.only(family));
-    return [{ family, target: source === undefined ? { kind: "unreachable" } : { kind: "tunnel", source }, captured, holes }];
+    return [{ family, target: source === undefined ? { kind: "unreachable" } : { kind: "tunnel", source }, captured }];
   });
 }
 
-/** The set's minimal cover as texts made when a renderer walks them: a long list's routes are never all strings at once. */
-const cidrsOf = (set: AddressSet): TextSequence => ({ forEach: (visit) => set.forEachCidr(visit) });
+/**
+ * The most routes networkd keeps from one .network file (from 257 on, and 252 with the
+ * kernels before 6.3): the tunnel's own routes must stay under it, as its link cannot be split.
+ */
+const TUNNEL_ROUTE_LIMIT = 8192;
+
+/** The mode of a family's table: what captured traffic gets, and whether a downed tunnel must fail closed. */
+function tableMode(route: FamilyRoute, spec: Spec): TableMode {
+  if (route.target.kind === "unreachable") return "blocked";
+  return spec.split.killswitch ? "guarded-tunnel" : "tunnel";
+}
 
 /**
- * The routes of the split table for one family, in the cheaper of two equivalent forms:
- * a default target plus a throw per hole (the blog's form), or one target route per
- * captured prefix (a missing route falls through to the next rule just as a throw does).
+ * The routes of the split table for every family: the fewest that give each address its
+ * verdict under longest-prefix match (lpm-table.ts), with the tunnel's routes under its
+ * link's limit; then written on the links that carry them, with comments.
  */
-function tableRoutes(route: FamilyRoute, spec: Spec): TableRoutes {
-  const { family, target, captured, holes } = route;
-  const { table, killswitch } = spec.split;
+function tableRoutes(routes: readonly FamilyRoute[], spec: Spec): TableRoutes[] {
+  // The resolvers' host routes (resolverRoutes) share the tunnel's link.
+  const tables = cheapestTables(
+    routes.map((route) => ({ family: route.family, captured: route.captured, mode: tableMode(route, spec) })),
+    TUNNEL_ROUTE_LIMIT - (spec.tunnel.dns ?? []).length,
+  );
+  return routes.map((route, i) => familyTableRoutes(route, tables[i]!, spec));
+}
+
+function familyTableRoutes(route: FamilyRoute, lpm: LpmTable, spec: Spec): TableRoutes {
+  const { family, target } = route;
+  const { table } = spec.split;
   const tunnel = spec.tunnel.interface;
-  const guarded = killswitch && target.kind === "tunnel";
-  const whole = formatPrefix(WHOLE[family]);
-  const routes = (destinations: TextSequence, comment: readonly string[], before: Entry[], after: Entry[]) =>
-    sectionSeries("Route", { before, key: "Destination", values: destinations, after: [entry("Table", table), ...after] }, comment);
-  const unreachable = (destinations: TextSequence, comment: readonly string[], metric?: number) =>
-    routes(destinations, comment, [entry("Type", "unreachable")], metric === undefined ? [] : [entry("Metric", metric)]);
-  const lastResort = (destinations: TextSequence, comment: readonly string[]) => unreachable(destinations, comment, LAST_RESORT_METRIC);
-  /** Where captured traffic to the destinations goes: through the tunnel, or nowhere (blocked). */
-  const targetRoutes = (destinations: TextSequence, comment: readonly string[]) =>
-    target.kind === "tunnel" ? routes(destinations, comment, [], [entry("PreferredSource", target.source)]) : unreachable(destinations, comment);
-  /** Routes through the tunnel go on its link; blocking routes, like all policy, on the anchor. */
-  const place = (targetRoutes: SectionSeries, policy: SectionSeries[]): TableRoutes =>
-    target.kind === "tunnel" ? { path: [targetRoutes], policy } : { path: [], policy: [targetRoutes, ...policy] };
-  const pathComment =
+  const ofKind = (kind: RouteKind): TextSequence => ({ forEach: (visit) => lpm.forEachDestination(kind, visit) });
+  const routes = (kind: RouteKind, comment: readonly string[], before: Entry[], after: Entry[]) =>
+    sectionSeries("Route", { before, key: "Destination", values: ofKind(kind), after: [entry("Table", table), ...after] }, comment);
+  const targetKind = target.kind === "tunnel" ? TUNNEL : UNREACHABLE;
+  const targets = lpm.counts[targetKind];
+  const throws = lpm.counts[THROW];
+  const defaultOnly = targets === 1 && lpm.lengths[0] === 0;
+
+  const comment: string[] =
     target.kind === "tunnel"
       ? [`${LABEL[family]} path: captured traffic leaves through ${tunnel} from ${target.source}.`]
       : [`${LABEL[family]} is blocked: captured traffic gets "network unreachable" at once, so applications fall back to IPv4 through the tunnel.`];
-  const killswitchComment = [`Kill switch (${LABEL[family]}): while ${tunnel} is down or gone its routes vanish and these answer "unreachable", so captured traffic never falls back to the main table.`];
-
-  // Counted first, so that only the chosen form is ever built (a long list has millions of holes or captured
-  // prefixes); counting the captured form stops as soon as it cannot be the cheaper one.
-  const withHoles = 1 + holes.prefixCount(family) + (guarded ? 1 : 0);
-  const capturedCount = captured.prefixCount(family, withHoles);
-  const listCaptured = guarded ? 2 * capturedCount : capturedCount;
-  if (listCaptured < withHoles) {
-    const destinations = cidrsOf(captured);
-    const listed = [`Only the ${capturedCount} captured prefixes are listed; any other destination finds no route in table ${table} and falls back to the next rule.`];
-    return place(targetRoutes(destinations, [...pathComment, ...listed]), guarded ? [lastResort(destinations, killswitchComment)] : []);
+  if (throws === 0 && !defaultOnly) {
+    comment.push(`Only the ${targets} captured prefixes are listed; any other destination finds no route in table ${table} and falls back to the next rule.`);
   }
-  const throwComment = [`Excluded ${LABEL[family]} destinations: a throw ends the lookup in table ${table}, so the kernel falls back to the next rule (main).`];
-  return place(targetRoutes([whole], pathComment), [
-    ...(guarded ? [lastResort([whole], killswitchComment)] : []),
-    ...(holes.isEmpty() ? [] : [routes(cidrsOf(holes), throwComment, [entry("Type", "throw")], [])]),
-  ]);
+  // Nesting, where the table uses it: a reviewer sees why a route sits inside a throw.
+  const nested = lpm.nested(targetKind, THROW);
+  if (nested.length > 0) {
+    const inner = nested[0]!;
+    const outer = lpm.parents[inner]!;
+    const goes = target.kind === "tunnel" ? `goes through ${tunnel}` : `is unreachable`;
+    const where = target.kind === "tunnel" ? `on ${anchorName(spec)}` : "below";
+    comment.push(
+      `${nested.length === 1 ? "One of these lies" : `${nested.length} of these lie`} inside a throw ${where}, which makes the table shorter: the kernel takes the longest matching prefix,`,
+      `so ${lpm.destination(inner)} ${goes} while the rest of throw ${lpm.destination(outer)} falls back to the next rule.`,
+    );
+  }
+  // Throws inside a target route other than the default carve exceptions out of it.
+  const carved = lpm.nested(THROW, targetKind).filter((i) => lpm.lengths[lpm.parents[i]!] !== 0);
+  if (carved.length > 0) {
+    const where = target.kind === "tunnel" ? `on ${anchorName(spec)}` : "below";
+    const inner = carved[0]!;
+    comment.push(
+      `Throws ${where} carve exceptions out of some of these (${carved.length} throw${carved.length === 1 ? "" : "s"}), which makes the table shorter: the kernel takes the longest matching prefix,`,
+      `so throw ${lpm.destination(inner)} falls back to the next rule while the rest of ${lpm.destination(lpm.parents[inner]!)} ${target.kind === "tunnel" ? `goes through ${tunnel}` : "is unreachable"}.`,
+    );
+  }
+  const targetRoutes =
+    target.kind === "tunnel" ? routes(TUNNEL, comment, [], [entry("PreferredSource", target.source)]) : routes(UNREACHABLE, comment, [entry("Type", "unreachable")], []);
+
+  const policy: SectionSeries[] = [];
+  if (target.kind === "tunnel" && lpm.counts[UNREACHABLE] > 0) {
+    const killswitch = [`Kill switch (${LABEL[family]}): while ${tunnel} is down or gone its routes vanish and these answer "unreachable", so captured traffic never falls back to the main table.`];
+    if (lpm.counts[UNREACHABLE] > 1) {
+      killswitch.push(`Each has the highest metric, so it loses to the route through ${tunnel} at its prefix, or to those inside it, while ${tunnel} is up.`);
+    }
+    policy.push(routes(UNREACHABLE, killswitch, [entry("Type", "unreachable")], [entry("Metric", LAST_RESORT_METRIC)]));
+  }
+  if (throws > 0) {
+    const throwComment = [`Excluded ${LABEL[family]} destinations: a throw ends the lookup in table ${table}, so the kernel falls back to the next rule (main).`];
+    const others = target.kind === "tunnel" ? `routes through ${tunnel} (in its .network)` : "the unreachable routes above";
+    if (nested.length > 0) throwComment.push(`Where one of the ${others} lies inside a throw, the longer prefix wins: the throw answers only for the rest.`);
+    if (carved.length > 0) throwComment.push(`Where a throw lies inside one of the ${others}, the throw wins for its own prefix.`);
+    policy.push(routes(THROW, throwComment, [entry("Type", "throw")], []));
+  }
+  return target.kind === "tunnel" ? { path: [targetRoutes], policy } : { path: [], policy: [targetRoutes, ...policy] };
 }
 
 /**
@@ -517,7 +553,7 @@ export function buildPlan(spec: Spec, options: PlanOptions): Plan {
   const { policy: ipv6, note } = chooseIpv6(spec);
   const routes = familyRoutes(spec, ipv6, options.lists ?? {});
   const anchor = anchorName(spec)!;
-  const table = [...routes.map((route) => tableRoutes(route, spec)), resolverRoutes(spec)];
+  const table = [...tableRoutes(routes, spec), resolverRoutes(spec)];
   const stem = `${options.prefix}-${spec.tunnel.interface}`;
   const units: Unit[] = [];
   if (spec.tunnel.manage) units.push(tunnelNetdev(spec, `${stem}.netdev`));
