@@ -196,6 +196,8 @@ export class LpmTable {
   readonly lengths: Uint8Array;
   readonly networks: Float64Array;
   readonly parents: Int32Array;
+  /** Per route: the kinds of the routes at its innermost enclosing prefix, one bit per kind (0: none). */
+  readonly enclosingKinds: Uint8Array;
   /** Routes of each kind (TUNNEL, UNREACHABLE, THROW). */
   readonly counts: readonly [number, number, number];
   /** The table's cost under the costs it was built for. */
@@ -216,6 +218,8 @@ export class LpmTable {
     let routeLengths = new Uint8Array(capacity);
     let routeNetworks = new Float64Array(capacity * limbs);
     let parents = new Int32Array(capacity);
+    let enclosingKinds = new Uint8Array(capacity);
+    const setKinds = Uint8Array.from(sets, (set) => set.reduce<number>((bits, kind) => bits | (1 << kind), 0));
     const counts: [number, number, number] = [0, 0, 0];
     // Nodes in reverse completion order are a preorder: a node's parent is the last node seen one bit
     // shorter, and of its two children the left (same network) comes first. Per prefix length: the
@@ -225,16 +229,19 @@ export class LpmTable {
     const networks = new Float64Array((bits + 1) * limbs);
     const leftSeen = new Uint8Array(bits + 1);
     const enclosing = new Int32Array(bits + 1);
+    const enclosingSet = new Uint8Array(bits + 1);
     let count = 0;
     for (let node = solution.nodes - 1; node >= 0; node--) {
       const length = solution.lengths[node]!;
       let state = 0;
       let parent = -1;
+      let parentSet = 0;
       const at = length * limbs;
       if (length > 0) {
         const up = length - 1;
         state = below[up]!;
         parent = enclosing[up]!;
+        parentSet = enclosingSet[up]!;
         for (let k = 0; k < limbs; k++) networks[at + k] = networks[up * limbs + k]!;
         if (leftSeen[up]) {
           // The right child: the bit after the parent's prefix set (it was clear, so no carry).
@@ -255,6 +262,7 @@ export class LpmTable {
           routeLengths = grown(routeLengths, new Uint8Array(capacity));
           routeNetworks = grown(routeNetworks, new Float64Array(capacity * limbs));
           parents = grown(parents, new Int32Array(capacity));
+          enclosingKinds = grown(enclosingKinds, new Uint8Array(capacity));
         }
         const first = count;
         for (let i = 0; i < added.length; i++) {
@@ -263,20 +271,24 @@ export class LpmTable {
           routeLengths[count] = length;
           for (let k = 0; k < limbs; k++) routeNetworks[count * limbs + k] = networks[at + k]!;
           parents[count] = parent;
+          enclosingKinds[count] = setKinds[parentSet]!;
           counts[kind]++;
           count++;
         }
         parent = first;
+        parentSet = set;
       }
       below[length] = next[state * setCount + set]!;
       leftSeen[length] = 0;
       enclosing[length] = parent;
+      enclosingSet[length] = parentSet;
     }
     this.count = count;
     this.kinds = kinds.subarray(0, count);
     this.lengths = routeLengths.subarray(0, count);
     this.networks = routeNetworks.subarray(0, count * limbs);
     this.parents = parents.subarray(0, count);
+    this.enclosingKinds = enclosingKinds.subarray(0, count);
     this.counts = counts;
     this.cost = solution.cost;
   }
@@ -294,23 +306,11 @@ export class LpmTable {
   /** The routes of `kind` whose innermost enclosing prefix carries a route of `enclosingKind` (not a twin at their own prefix). */
   nested(kind: RouteKind, enclosingKind: RouteKind): number[] {
     const found: number[] = [];
-    for (let i = 0; i < this.count; i++) {
-      const parent = this.parents[i]!;
-      if (this.kinds[i] !== kind || parent < 0) continue;
-      for (let j = parent; j < this.count && this.lengths[j] === this.lengths[parent] && this.sameNetwork(j, parent); j++) {
-        if (this.kinds[j] === enclosingKind) {
-          found.push(i);
-          break;
-        }
-      }
-    }
+    const mask = 1 << enclosingKind;
+    for (let i = 0; i < this.count; i++) if (this.kinds[i] === kind && (this.enclosingKinds[i]! & mask) !== 0) found.push(i);
     return found;
   }
 
-  private sameNetwork(i: number, j: number): boolean {
-    for (let k = 0; k < this.limbs; k++) if (this.networks[i * this.limbs + k] !== this.networks[j * this.limbs + k]) return false;
-    return true;
-  }
 }
 
 /**
