@@ -162,7 +162,7 @@ Exit codes: 0 ok, 1 invalid spec or --check drift, 2 usage, 3 refused write, 4 f
     .command("explain")
     .description("show what Linux policy routing does with flows once SPEC is applied (simulated: no packet is sent)")
     .argument("<spec>", "split-tunnel spec, .toml or .json")
-    .argument("[flow...]", "[PROTO:]ADDR[:PORT] (IPv6 with a port in brackets), optionally followed by uid=N, mark=N, sport=N, from=ADDR, forwarded or iif=NAME")
+    .argument("[flow...]", "[PROTO:]ADDR[:PORT] (IPv6 with a port in brackets), optionally followed by uid=N, mark=N, sport=N, from=ADDR, forwarded or iif=NAME; or dns:NAME: where systemd-resolved sends a lookup for NAME, and the path of its queries")
     .option("--json", "one JSON object per flow (dst, proto, verdict, interface, table, rule_priority, steps, assumes)")
     .option("--rules <file>", "the host's rules: `{ ip -4 -N -j rule; ip -6 -N -j rule; } > FILE` (with --routes)")
     .option("--routes <file>", "the host's routes: `ip -N -j route show table all > FILE` (with --rules)")
@@ -174,6 +174,7 @@ Examples:
   gen-networkd explain spec.toml                         # representative destinations and protocols
   gen-networkd explain spec.toml tcp:203.0.113.9:443 udp:[2001:db8::1]:53 uid=1000
   gen-networkd explain spec.toml 192.168.1.10 --rules rules.json --routes routes.json --json
+  gen-networkd explain spec.toml dns:wiki.corp.example   # which resolvers get the lookup, through which path
 
 Without --rules/--routes it reads this machine's tables (ip -j rule, ip -j route show table all).`,
     )

@@ -13,6 +13,7 @@ import { formatAddress, formatPrefix, parsePrefix, type AddressSet, type Family 
 import { decide, tableName, TABLE_IDS, type Decision, type Flow, type Route, type Rule, type RoutingState, type Step } from "./route-model.js";
 import { columns, painter, type Painter } from "./terminal.js";
 import type { Spec } from "./spec.js";
+import { explainLookup, LOOKUP_PREFIX, lookupName, resolverAddresses, type Lookup } from "./explain-dns.js";
 
 export class FlowSyntaxError extends CommandError {
   constructor(arg: string, message: string) {
@@ -389,6 +390,15 @@ function sourceText(source: HostSource): string {
   return "host: unknown; verdicts marked * assume main holds only a default route (run on the host, or pass --rules/--routes)";
 }
 
+function lookupLines(paint: Painter, lookup: Lookup & { queries: readonly Explained[] }): string[] {
+  const where = lookup.goes_to === "tunnel" ? `${lookup.servers.join(", ")} (tunnel.dns, domain ${lookup.matched_domain})` : "the other links' DNS servers, not the tunnel's";
+  return [
+    `${paint("bold", `lookup ${lookup.name}`)}  →  ${lookup.goes_to === "tunnel" ? paint("green", where) : where}`,
+    ...lookup.notes.map((n) => paint("dim", `  ${n}`)),
+    ...lookup.queries.map((q) => `  query ${flowText(q)}  →  ${paintVerdict(paint, q)}`),
+  ];
+}
+
 function paintVerdict(paint: Painter, result: Explained): string {
   const text = verdictText(result) + (result.assumes.length ? " *" : "");
   return result.verdict === "tunnel" ? paint("green", text) : result.verdict === "unreachable" ? paint("red", text) : text;
@@ -413,6 +423,27 @@ export async function runExplain(specPath: string, flowWords: readonly string[],
   const protocols = [...new Set([6, 17, ...planned.rules.flatMap((r) => (r.ipproto === undefined ? [] : [r.ipproto]))])];
   const explain = (flow: FlowRequest) => verdictOf(decide(state, flow), flow, tunnel, assumed);
   const paint = painter(process.stdout);
+
+  const lookupWords = flowWords.filter((w) => w.startsWith(LOOKUP_PREFIX));
+  if (lookupWords.length > 0) {
+    if (lookupWords.length !== flowWords.length) throw new CommandError("explain: name lookups (dns:NAME) and flows go in separate runs", 2);
+    const lookups = lookupWords.map((word) => {
+      const parsed = lookupName(word);
+      if ("error" in parsed) throw new CommandError(`explain: ${parsed.error}`, 2);
+      const lookup = explainLookup(spec, parsed.name);
+      // The queries as resolved sends them: from this host, to port 53, over UDP and (long answers) TCP.
+      const queries = resolverAddresses(lookup).flatMap((a) =>
+        [17, 6].map((proto) => explain({ family: a.family, dst: a.value, src: 0n, sport: 0, dport: 53, uid: 0, mark: 0, iif: "lo", forwarded: false, proto })),
+      );
+      return { ...lookup, queries };
+    });
+    if (options.json) {
+      process.stdout.write(`${JSON.stringify(lookups, null, 2)}\n`);
+      return 0;
+    }
+    process.stdout.write(`${[paint("dim", sourceText(source)), ...lookups.flatMap((l) => lookupLines(paint, l))].join("\n")}\n`);
+    return 0;
+  }
 
   if (flowWords.length > 0) {
     const results = parseFlows(flowWords, protocols).map(explain);

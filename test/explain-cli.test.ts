@@ -182,4 +182,31 @@ test("--help shows an example for explain and schema", () => {
   }
 });
 
+test("dns:NAME: which resolvers resolved asks, and the path of its queries (UDP and TCP port 53 through the tunnel, resolved's own user)", () => {
+  const spec = join(root, "examples/split-dns.toml");
+  const result = run(["explain", spec, "dns:wiki.corp.example", "dns:www.example.com", "dns:wiki", "--offline", "--json"]);
+  assert.is(result.code, 0, result.stderr);
+  const lookups = JSON.parse(result.stdout);
+  assert.equal(lookups.map((l: { name: string; goes_to: string; matched_domain: string | null }) => [l.name, l.goes_to, l.matched_domain]), [
+    ["wiki.corp.example", "tunnel", "corp.example"],
+    ["www.example.com", "other-links", null],
+    ["wiki.corp.example", "tunnel", "corp.example"],
+  ]);
+  assert.equal(lookups[0].queries.map((q: { proto: string; dst: string; dport: number; verdict: string; interface: string }) => `${q.proto} ${q.dst}:${q.dport} ${q.verdict} ${q.interface}`), [
+    "udp 10.90.0.53:53 tunnel wgcorp",
+    "tcp 10.90.0.53:53 tunnel wgcorp",
+    "udp fd00:90::53:53 tunnel wgcorp",
+    "tcp fd00:90::53:53 tunnel wgcorp",
+  ]);
+  assert.equal(lookups[1].queries, []);
+  assert.ok(lookups[0].notes.some((n: string) => n.includes("as its own user")), "the resolved user is named");
+  const everything = run(["explain", join(root, "examples/dns.toml"), "dns:www.example.com", "--offline"]);
+  assert.match(everything.stdout, /lookup www\.example\.com {2}→ {2}10\.253\.0\.1 \(tunnel\.dns, domain ~\.\)/);
+  assert.match(everything.stdout, /kill switch: the resolvers are also resolved's global servers/);
+  assert.match(everything.stdout, /query udp 10\.253\.0\.1:53 {2}→ {2}tunnel wg0/);
+  const bad = run(["explain", spec, "dns:not a name!", "--offline"]);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /is not a name to look up/);
+});
+
 test.run();
