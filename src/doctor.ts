@@ -3,7 +3,7 @@
 // compares it with the plan, and on failure names one concrete fix.
 
 import { execFile } from "node:child_process";
-import { stat } from "node:fs/promises";
+import { readFile, readlink, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { CommandError } from "./command-error.js";
 import { ruleText, simulationState } from "./explain.js";
@@ -15,6 +15,7 @@ import { formatPrefix, parseAddress } from "./prefix.js";
 import { decide, tableName, type Flow, type Route, type Rule, type RoutingState } from "./route-model.js";
 import { columns, painter } from "./terminal.js";
 import type { Spec } from "./spec.js";
+import type { Plan } from "./model.js";
 import { diffAgainstDisk, pathOf, type OutputFile } from "./write.js";
 
 export interface Check {
@@ -42,6 +43,10 @@ export interface LiveHost {
   sysctl(...segments: string[]): Promise<string | undefined>;
   /** `wg show IFACE dump`, or undefined when wg is not installed. */
   wireguardDump(iface: string): Promise<string | undefined>;
+  /** systemd-resolved's DNS servers (`resolvectl dns`): "Global" and per link name; or why they cannot be read. */
+  resolvedServers(): Promise<{ servers: ReadonlyMap<string, readonly string[]> } | { unavailable: string; installed: boolean }>;
+  /** /etc/resolv.conf: where it links to (if a link) and the nameservers it names. */
+  resolvConf(): Promise<{ target?: string; nameservers: readonly string[] } | undefined>;
   readonly now: number;
 }
 
@@ -63,8 +68,38 @@ export async function readLiveHost(): Promise<LiveHost> {
           else reject(new Error((stderr || error.message).trim().split("\n")[0]));
         }),
       ),
+    resolvedServers: () =>
+      new Promise((resolve) =>
+        execFile("resolvectl", ["dns"], { encoding: "utf8", timeout: 10_000 }, (error, stdout, stderr) => {
+          if (!error) resolve({ servers: parseResolvectlDns(stdout) });
+          else if ((error as NodeJS.ErrnoException).code === "ENOENT") resolve({ unavailable: "resolvectl is not installed (no systemd-resolved)", installed: false });
+          else resolve({ unavailable: `systemd-resolved does not answer: ${(stderr || error.message).trim().split("\n")[0]}`, installed: true });
+        }),
+      ),
+    resolvConf: async () => {
+      const target = await readlink(RESOLV_CONF).catch(() => undefined);
+      const text = await readFile(RESOLV_CONF, "utf8").catch(() => undefined);
+      if (text === undefined && target === undefined) return undefined;
+      const nameservers = (text ?? "").split("\n").flatMap((line) => /^\s*nameserver\s+(\S+)/.exec(line)?.[1] ?? []);
+      return { ...(target === undefined ? {} : { target }), nameservers };
+    },
     now: Date.now(),
   };
+}
+
+const RESOLV_CONF = "/etc/resolv.conf";
+/** Where systemd-resolved listens for applications that read /etc/resolv.conf. */
+const RESOLVED_STUBS = ["127.0.0.53", "127.0.0.54"];
+
+/** `resolvectl dns`: "Global: A B" and "Link N (NAME): A B" lines; servers may carry %IFINDEX and #SNI suffixes. */
+export function parseResolvectlDns(text: string): Map<string, string[]> {
+  const servers = new Map<string, string[]>();
+  for (const line of text.split("\n")) {
+    const match = /^(?:Global|Link \d+ \(([^)]+)\)):(.*)$/.exec(line.trim());
+    if (!match) continue;
+    servers.set(match[1] ?? "Global", match[2]!.trim().split(/\s+/).filter(Boolean).map((s) => s.replace(/[%#].*$/, "")));
+  }
+  return servers;
 }
 
 const pass = (id: string, summary: string, details: string[] = []): Check => ({ id, status: "pass", summary, details });
@@ -304,6 +339,42 @@ async function checkHandshake(spec: Spec, live: LiveHost): Promise<Check> {
   return fail("handshake", `WireGuard peers without a recent handshake`, details, `check that the endpoint is reachable over UDP and that the peer has this host's public key (wg show ${iface})`);
 }
 
+/**
+ * tunnel.dns: networkd hands DNS=/Domains= to systemd-resolved only, so the keys do
+ * something only where resolved runs and applications ask it (/etc/resolv.conf on its
+ * stub); then resolved must list the resolvers for the tunnel's link (and, for the DNS
+ * kill switch, as its global servers).
+ */
+async function checkDns(spec: Spec, plan: Plan, live: LiveHost): Promise<Check> {
+  const resolvers = spec.tunnel.dns!;
+  const iface = spec.tunnel.interface;
+  const resolvConf = await live.resolvConf();
+  const names = resolvConf ? `${RESOLV_CONF}${resolvConf.target ? ` (→ ${resolvConf.target})` : ""} names ${resolvConf.nameservers.join(", ") || "no nameserver"}` : `there is no ${RESOLV_CONF}`;
+  const withoutResolved = `or, without resolved, list only the tunnel's resolvers in ${RESOLV_CONF} (${resolvers.map((a) => `nameserver ${a}`).join(", ")}): the split routes queries to them through ${iface}`;
+  const found = await live.resolvedServers();
+  if ("unavailable" in found) {
+    const start = found.installed ? "systemctl enable --now systemd-resolved" : "apt install systemd-resolved (then systemctl enable --now systemd-resolved)";
+    return fail("dns", `nothing uses tunnel.dns: ${found.unavailable}, and networkd hands DNS= and Domains= only to it`, [names], `${start}, ${withoutResolved}`);
+  }
+  const problems: string[] = [];
+  const listed = found.servers.get(iface);
+  if (listed === undefined) problems.push(`resolved knows no link ${iface}`);
+  else if (resolvers.some((a) => !listed.includes(a))) problems.push(`resolved lists ${listed.join(", ") || "no servers"} for ${iface}, not ${resolvers.join(", ")}`);
+  const global = found.servers.get("Global") ?? [];
+  const killswitch = plan.units.some((u) => u.kind === "resolved-conf");
+  if (killswitch && resolvers.some((a) => !global.includes(a))) problems.push(`the DNS kill switch's global servers are ${global.join(", ") || "none"}, not ${resolvers.join(", ")} (resolved reads its drop-in only when it starts)`);
+  if (!resolvConf || !resolvConf.nameservers.every((a) => RESOLVED_STUBS.includes(a)) || resolvConf.nameservers.length === 0) {
+    problems.push(`applications do not ask resolved: ${names}, not resolved's stub 127.0.0.53`);
+  }
+  if (problems.length === 0) return pass("dns", `systemd-resolved lists ${resolvers.join(", ")} for ${iface}${killswitch ? " and globally (kill switch)" : ""}; ${RESOLV_CONF} points to its stub`);
+  const fix = problems.some((p) => p.startsWith("applications"))
+    ? `ln -sf /run/systemd/resolve/stub-resolv.conf ${RESOLV_CONF}`
+    : problems.some((p) => p.startsWith("the DNS kill switch"))
+      ? "systemctl restart systemd-resolved"
+      : `networkctl reconfigure ${iface}`;
+  return fail("dns", "systemd-resolved does not send lookups where tunnel.dns says", problems, fix);
+}
+
 /** Every check of SPEC against the live host, in a fixed order. */
 export async function doctorChecks(specPath: string, options: DoctorOptions, live: LiveHost): Promise<Check[]> {
   const { spec, plan, files, dirs } = await generate(specPath, { outputDir: options.output, confDir: options.confDir, prefix: options.prefix });
@@ -320,6 +391,7 @@ export async function doctorChecks(specPath: string, options: DoctorOptions, liv
     checkTailscale(planned, live),
     await checkReversePath(spec, live),
     await checkHandshake(spec, live),
+    ...(spec.tunnel.dns === undefined ? [] : [await checkDns(spec, plan, live)]),
   ];
 }
 

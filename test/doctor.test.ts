@@ -24,11 +24,11 @@ interface World {
 }
 
 /** A host where the seed spec is applied and healthy; OVERRIDE changes one part of it. */
-async function world(override: (state: { rules: Rule[]; routes: Route[]; live: Partial<LiveHost> }) => void = () => {}): Promise<World> {
+async function world(override: (state: { rules: Rule[]; routes: Route[]; live: Partial<LiveHost> }) => void = () => {}, editSpec: (toml: string) => string = (toml) => toml): Promise<World> {
   const work = mkdtempSync(join(tmpdir(), "gen-networkd-doctor-"));
   chmodSync(work, 0o755); // mkdtemp makes it 0700, which networkd (systemd-network) could not enter
   const spec = join(work, "spec.toml");
-  writeFileSync(spec, readFileSync(join(root, "examples/seed.toml"), "utf8"));
+  writeFileSync(spec, editSpec(readFileSync(join(root, "examples/seed.toml"), "utf8")));
   const { plan, files } = await generate(spec, { outputDir: join(work, "net"), prefix: "50" });
   await applyChanges(await diffAgainstDisk(files, plan.identity), { force: false });
   const planned = plannedRouting(plan);
@@ -187,6 +187,50 @@ test("file-modes: every directory on the path must let networkd in (0755), each 
     `${join(w.work, "net/networkd.conf.d")} has mode 0700 (networkd, as user systemd-network, cannot list it)`,
   ]);
   assert.match(all["file-modes"]!.fix!, new RegExp(`chmod o\\+x ${w.work}.*chmod 0755 ${join(w.work, "net/networkd.conf.d")}`));
+});
+
+// The seed spec with the tunnel's resolver (every name, "~."), on a host where resolved runs and lists it.
+const withDns = (toml: string) => toml.replace(/^\[tunnel\]\n/m, '[tunnel]\ndns = ["10.253.0.1"]\n');
+const resolvedHealthy = (live: Partial<LiveHost>) => {
+  live.resolvedServers = async () => ({ servers: new Map([["Global", []], ["eth0", ["192.168.1.1"]], ["wg0", ["10.253.0.1"]]]) });
+  live.resolvConf = async () => ({ target: "../run/systemd/resolve/stub-resolv.conf", nameservers: ["127.0.0.53"] });
+};
+const dnsCheck = async (change: (live: Partial<LiveHost>) => void = () => {}) =>
+  (await checks(await world(({ live }) => (resolvedHealthy(live), change(live)), withDns))).dns!;
+
+test("tunnel.dns: resolved lists the resolver for wg0 and /etc/resolv.conf is its stub: dns passes; without tunnel.dns there is no dns check", async () => {
+  const dns = await dnsCheck();
+  assert.is(dns.status, "pass", dns.details.join("\n"));
+  assert.match(dns.summary, /lists 10\.253\.0\.1 for wg0/);
+  assert.is((await checks(await world(({ live }) => resolvedHealthy(live)))).dns, undefined);
+});
+
+test("tunnel.dns without systemd-resolved: nothing uses the keys, and the fix says how (resolved, or resolv.conf naming the tunnel's resolver)", async () => {
+  const dns = await dnsCheck((live) => {
+    live.resolvedServers = async () => ({ unavailable: "resolvectl is not installed (no systemd-resolved)", installed: false });
+    live.resolvConf = async () => ({ nameservers: ["192.168.1.1"] });
+  });
+  assert.is(dns.status, "fail");
+  assert.match(dns.summary, /^nothing uses tunnel\.dns: resolvectl is not installed/);
+  assert.equal(dns.details, ["/etc/resolv.conf names 192.168.1.1"]);
+  assert.match(dns.fix!, /apt install systemd-resolved .*nameserver 10\.253\.0\.1/);
+});
+
+test("tunnel.dns: resolved lists other servers for wg0, or applications bypass resolved: dns fails with the matching fix", async () => {
+  const wrong = await dnsCheck((live) => (live.resolvedServers = async () => ({ servers: new Map([["eth0", ["192.168.1.1"]], ["wg0", []]]) })));
+  assert.is(wrong.status, "fail");
+  assert.equal(wrong.details, ["resolved lists no servers for wg0, not 10.253.0.1"]);
+  assert.is(wrong.fix, "networkctl reconfigure wg0");
+  const bypass = await dnsCheck((live) => (live.resolvConf = async () => ({ nameservers: ["192.168.1.1"] })));
+  assert.is(bypass.status, "fail");
+  assert.equal(bypass.details, ["applications do not ask resolved: /etc/resolv.conf names 192.168.1.1, not resolved's stub 127.0.0.53"]);
+  assert.is(bypass.fix, "ln -sf /run/systemd/resolve/stub-resolv.conf /etc/resolv.conf");
+});
+
+test("resolvectl dns output is read with its suffixes (%ifindex, #server name) dropped", async () => {
+  const { parseResolvectlDns } = await import("../src/doctor.js");
+  const text = "Global: 10.253.0.1\nLink 2 (lan0): 192.168.50.1 fd00::1%2#dns.example\nLink 3 (wg0-split):\n";
+  assert.equal([...parseResolvectlDns(text)], [["Global", ["10.253.0.1"]], ["lan0", ["192.168.50.1", "fd00::1"]], ["wg0-split", []]]);
 });
 
 test.run();

@@ -142,4 +142,21 @@ t.test('"~." with the kill switch, wg0 recreated: lookups go to the tunnel\'s re
   assert.equal(all.queries("R"), [], "the LAN resolver never got a query from this host");
 });
 
+t.test("doctor: resolved lists the tunnel's resolver for wg0 and globally (kill switch), H's /etc/resolv.conf is its stub", async ({ all, split }) => {
+  const [allCheck, splitCheck] = [await all.doctorDns(), await split.doctorDns()];
+  say([`doctor, "~.": ${allCheck.status} ${allCheck.summary}`, `doctor, split: ${splitCheck.status} ${splitCheck.summary}`]);
+  assert.is(allCheck.status, "pass", JSON.stringify(allCheck));
+  assert.match(allCheck.summary, /lists 10\.253\.0\.1 for wg0 and globally \(kill switch\)/);
+  assert.is(splitCheck.status, "pass", JSON.stringify(splitCheck));
+});
+
+t.test("doctor: with systemd-resolved stopped, nothing uses tunnel.dns, and it says how to fix that", async ({ split }) => {
+  await split.resolved!.stop();
+  const check = await split.doctorDns();
+  say([`doctor, resolved stopped: ${check.status} ${check.summary}`, `  ${check.details.join("\n  ")}`, `  fix: ${check.fix}`]);
+  assert.is(check.status, "fail", JSON.stringify(check));
+  assert.match(check.summary, /^nothing uses tunnel\.dns: systemd-resolved does not answer/);
+  assert.match(check.fix!, /^systemctl enable --now systemd-resolved, .*nameserver 10\.253\.0\.1/);
+});
+
 t.run();

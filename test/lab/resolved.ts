@@ -22,6 +22,7 @@ import { labSystemd, labSystemdUnavailable, systemdArgv } from "./systemd.js";
 const HELPERS = fileURLToPath(new URL("./helpers/", import.meta.url));
 /** resolved and its client, run from the root of the systemd the lab runs (a chroot's for 257 and the newest). */
 const RESOLVED = "/lib/systemd/systemd-resolved";
+const CLI = fileURLToPath(new URL("../../dist/cli.js", import.meta.url));
 const RESOLVECTL = "/usr/bin/resolvectl";
 
 /** Why systemd-resolved cannot run in the lab here, or null when it can (the lab's own reasons come first). */
@@ -169,6 +170,21 @@ export class DnsHost {
     const argv = [process.execPath, join(HELPERS, "dns-query.mjs"), JSON.stringify(queries)];
     const out = await this.lab.inHost(uid === undefined ? argv : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--", ...argv], { timeoutMs: 30_000 });
     return JSON.parse(out);
+  }
+
+  /** `gen-networkd doctor` run in H on the spec of tunnel IFACE, as a user would: its dns check. */
+  async doctorDns(iface = "wg0"): Promise<{ status: string; summary: string; details: string[]; fix?: string }> {
+    const argv = [process.execPath, CLI, "doctor", join(this.lab.work, `spec-${iface}.toml`), "-o", this.lab.genDir, "--conf-dir", this.host.confDir, "--json"];
+    let stdout: string;
+    try {
+      stdout = await this.lab.inHost(argv, { timeoutMs: 60_000 });
+    } catch (error) {
+      if (!(error instanceof CommandError)) throw error;
+      stdout = error.stdout; // exit 1: some check failed
+    }
+    const check = (JSON.parse(stdout) as { checks: { id: string; status: string; summary: string; details: string[]; fix?: string }[] }).checks.find((c) => c.id === "dns");
+    if (!check) throw new Error(`doctor ran no dns check:\n${stdout}`);
+    return check;
   }
 
   /** The queries a responder got for NAME, as "udp A NAME from SOURCE". */
