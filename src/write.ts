@@ -277,9 +277,10 @@ export async function ensureDirectory(dir: string): Promise<string | undefined> 
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== "ENOENT" && code !== "ENOTDIR") throw fileSystemError(error);
-      if (code === "ENOENT" && (await lstat(path).catch(() => undefined))?.isSymbolicLink()) {
+      if ((await lstat(path).catch(() => undefined))?.isSymbolicLink()) {
         const target = await readlink(path);
-        throw new FileSystemError(`${shownPath(path, dir)}: is a symlink to ${target}, which does not exist; create that directory, or write elsewhere (-o)`);
+        const what = code === "ENOENT" ? "which does not exist" : "which is not a directory (a file is on its path)";
+        throw new FileSystemError(`${shownPath(path, dir)}: is a symlink to ${target}, ${what}; create that directory, or write elsewhere (-o)`);
       }
     }
     if (stats?.isDirectory()) break;
@@ -293,7 +294,7 @@ export async function ensureDirectory(dir: string): Promise<string | undefined> 
       await mkdir(path, { mode: DIRECTORY_MODE });
     } catch (error) {
       // A concurrent run may have made it first; then it is not ours to set or remove.
-      if ((error as NodeJS.ErrnoException).code === "EEXIST" && (await stat(path)).isDirectory()) continue;
+      if ((error as NodeJS.ErrnoException).code === "EEXIST" && (await stat(path).catch(() => undefined))?.isDirectory()) continue;
       throw fileSystemError(Object.assign(error as Error, { path: shownPath(path, dir) }));
     }
     await reported(() => chmod(path, DIRECTORY_MODE)); // mkdir's mode passes through the umask

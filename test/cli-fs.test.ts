@@ -140,6 +140,7 @@ for (const [name, setup, args, pattern, exit] of [
   ["the output directory is a file (ENOTDIR)", (w: string) => writeFileSync(join(w, "f"), ""), ["-o", "f"], /^f: is a file, not a directory; /, 4],
   ["the output directory is under a file", (w: string) => writeFileSync(join(w, "f"), ""), ["-o", "f/net"], /\/f: is a file, not a directory; /, 4],
   ["networkd.conf.d is a file", (w: string) => { mkdirSync(join(w, "net")); writeFileSync(join(w, "net/networkd.conf.d"), ""); }, ["-o", "net"], /^net\/networkd\.conf\.d: is a file, not a directory; /, 4],
+  ["the output directory is a symlink under a file", (w: string) => { writeFileSync(join(w, "f"), ""); symlinkSync("f/sub", join(w, "net")); }, ["-o", "net"], /^net: is a symlink to f\/sub, which is not a directory/, 4],
   ["the output directory is a dangling symlink", (w: string) => symlinkSync("/nonexistent/gen-networkd", join(w, "net")), ["-o", "net"], /^net: is a symlink to \/nonexistent\/gen-networkd, which does not exist; /, 4],
   ["-o ''", () => undefined, ["-o", ""], /-o.*empty|empty.*-o/, 2],
   ["--conf-dir ''", () => undefined, ["-o", "net", "--conf-dir", ""], /--conf-dir.*empty|empty.*--conf-dir/, 2],
