@@ -120,8 +120,15 @@ export function parseFlows(words: readonly string[], defaultProtocols: readonly 
     const protocol = colon < 0 ? undefined : protocolNumber(head);
     // "2001:db8::1" starts with a hex group, not a protocol: only a known protocol name is one.
     const named = protocol !== undefined && !/^[0-9a-f]{1,4}$/i.test(head);
-    const target = parseTarget(named ? arg.slice(colon + 1) : arg, arg);
+    const rest = named ? arg.slice(colon + 1) : arg;
     const ported = protocol === 6 || protocol === 17 || protocol === 132 || protocol === 33 || protocol === 136;
+    // "tcp:2001:db8::1:443" is an address, or an address and a port: as in URLs, brackets decide.
+    if (named && ported && !rest.startsWith("[") && (rest.match(/:/g) ?? []).length > 1) {
+      const last = rest.lastIndexOf(":");
+      const port = /^[0-9]{1,5}$/.test(rest.slice(last + 1)) ? `, ${head}:[${rest.slice(0, last)}]:${rest.slice(last + 1)} for port ${rest.slice(last + 1)}` : "";
+      throw new FlowSyntaxError(arg, `an IPv6 address after a protocol goes in brackets, as in URLs: ${head}:[${rest}] for the address${port}`);
+    }
+    const target = parseTarget(rest, arg);
     if (target.port !== undefined && !(named && ported)) throw new FlowSyntaxError(arg, "a port needs a protocol with ports first, e.g. tcp:ADDR:PORT");
     const base = { family: target.family, dst: target.dst, src: 0n, sport: 0, dport: target.port ?? 0, uid: 0, mark: 0, iif: "lo", forwarded: false };
     flows.push((named ? [protocol] : defaultProtocols).map((proto) => ({ ...base, proto: target.family === 6 && proto === 1 ? 58 : proto })));
@@ -136,6 +143,12 @@ export interface Explained {
   readonly proto: string;
   readonly dport: number;
   readonly uid: number;
+  /** The flow's source address (from=), null when the kernel would choose it. */
+  readonly src: string | null;
+  readonly sport: number;
+  readonly mark: number;
+  /** "lo" for this host's own traffic, else the interface forwarded traffic came in on. */
+  readonly iif: string;
   readonly forwarded: boolean;
   readonly verdict: "tunnel" | "direct" | "unreachable";
   readonly interface: string | null;
@@ -220,6 +233,10 @@ export function verdictOf(decision: Decision, flow: FlowRequest, tunnel: string,
     proto: protocolName(flow.proto),
     dport: flow.dport,
     uid: flow.uid,
+    src: flow.src === 0n ? null : formatAddress(flow.family, flow.src),
+    sport: flow.sport,
+    mark: flow.mark,
+    iif: flow.iif,
     forwarded: flow.forwarded,
     verdict,
     interface: dev,
@@ -362,7 +379,10 @@ export interface ExplainOptions {
 
 async function hostState(options: ExplainOptions): Promise<{ source: HostSource; state: RoutingState; note?: string }> {
   if ((options.rules === undefined) !== (options.routes === undefined)) {
-    throw new CommandError("explain: --rules and --routes go together (the output of `ip -4 -j rule; ip -6 -j rule` and of `ip -j route show table all`)", 2);
+    throw new CommandError(
+      `explain: --rules and --routes go together: { ip -4 -N -j rule; ip -6 -N -j rule; } > ${options.rules ?? "rules.json"} and ip -N -j route show table all > ${options.routes ?? "routes.json"}`,
+      2,
+    );
   }
   if (options.rules !== undefined && options.routes !== undefined) {
     return { source: { kind: "files", rules: options.rules, routes: options.routes }, state: await readStateFiles(options.rules, options.routes) };
@@ -381,7 +401,9 @@ async function hostState(options: ExplainOptions): Promise<{ source: HostSource;
 function flowText(flow: Explained): string {
   const family = flow.dst.includes(":") ? 6 : 4;
   const target = flow.dport ? (family === 6 ? `[${flow.dst}]:${flow.dport}` : `${flow.dst}:${flow.dport}`) : flow.dst;
-  return [`${flow.proto} ${target}`, flow.uid ? `uid=${flow.uid}` : "", flow.forwarded ? "forwarded" : ""].filter(Boolean).join(" ");
+  const words = [`${flow.proto} ${target}`, flow.src ? `from=${flow.src}` : "", flow.sport ? `sport=${flow.sport}` : "", flow.uid ? `uid=${flow.uid}` : "", flow.mark ? `mark=0x${flow.mark.toString(16)}` : ""];
+  if (flow.forwarded) words.push("forwarded", flow.iif.startsWith("(") ? "" : `iif=${flow.iif}`);
+  return words.filter(Boolean).join(" ");
 }
 
 function sourceText(source: HostSource): string {

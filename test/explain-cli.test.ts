@@ -174,6 +174,35 @@ test("errors: one line with the place and a hint; usage errors exit 2, bad host 
   assert.match(garbled.stderr, /^gen-networkd: rules\.json: expected the JSON arrays that `ip -j` prints\n$/);
 });
 
+test("item 18: mark=, sport=, from= and iif= are kept in the printed header and in --json", () => {
+  const [row] = explainJson(["--offline", "tcp:203.0.113.9:443", "mark=0x10", "sport=5000", "from=10.253.0.2"]) as (Row & { mark: number; sport: number; src: string | null; iif: string })[];
+  assert.equal([row!.mark, row!.sport, row!.src, row!.iif], [16, 5000, "10.253.0.2", "lo"]);
+  const [forwarded] = explainJson(["--offline", "tcp:203.0.113.9:443", "iif=docker0"]) as (Row & { iif: string; forwarded: boolean })[];
+  assert.equal([forwarded!.iif, forwarded!.forwarded], ["docker0", true]);
+  const human = run(["explain", seed, "--offline", "tcp:203.0.113.9:443", "mark=0x10", "sport=5000", "from=10.253.0.2", "uid=1000"]);
+  assert.is(human.code, 0, human.stderr);
+  assert.match(human.stdout, /^tcp 203\.0\.113\.9:443 from=10\.253\.0\.2 sport=5000 uid=1000 mark=0x10  →  /m);
+  const iif = run(["explain", seed, "--offline", "tcp:203.0.113.9:443", "iif=docker0"]);
+  assert.match(iif.stdout, /^tcp 203\.0\.113\.9:443 forwarded iif=docker0  →  /m);
+});
+
+test("item 18: an IPv6 address after a protocol needs brackets, so a port is never read as its last group", () => {
+  const ambiguous = run(["explain", seed, "--offline", "tcp:2001:db8::1:443"]);
+  assert.is(ambiguous.code, 2);
+  assert.is(ambiguous.stderr.split("\n").length, 2, ambiguous.stderr);
+  assert.match(ambiguous.stderr, /^gen-networkd: explain: flow "tcp:2001:db8::1:443": an IPv6 address after a protocol goes in brackets, as in URLs: tcp:\[2001:db8::1:443\] for the address, tcp:\[2001:db8::1\]:443 for port 443/);
+  const [bracketed] = explainJson(["--offline", "tcp:[2001:db8::1]:443"]);
+  assert.equal([bracketed!.dst, bracketed!.dport], ["2001:db8::1", 443]);
+  const [bare] = explainJson(["--offline", "2001:db8::1:443"]);
+  assert.equal([bare!.dst, bare!.dport], ["2001:db8::1:443", 0]);
+});
+
+test("item 18: --rules without --routes names both commands with -N", () => {
+  const half = run(["explain", seed, "--rules", "rules.json"]);
+  assert.is(half.code, 2);
+  assert.is(half.stderr, "gen-networkd: explain: --rules and --routes go together: { ip -4 -N -j rule; ip -6 -N -j rule; } > rules.json and ip -N -j route show table all > routes.json\n");
+});
+
 test("--help shows an example for explain and schema", () => {
   for (const command of ["explain", "schema"]) {
     const { code, stdout } = run([command, "--help"]);
