@@ -6,7 +6,7 @@
 // warns, with the command that fixes it, whenever the file exists here.
 
 import { readFile, stat } from "node:fs/promises";
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
 
 const NETWORKD_USER = "systemd-network";
 export const INSTALL_HINT = (path: string) => `install -m 0640 -o root -g ${NETWORKD_USER} YOUR.key ${path}`;
@@ -34,6 +34,15 @@ function allows(account: Account, info: { uid: number; gid: number; mode: number
   return (info.mode & bits) !== 0;
 }
 
+/** Bigger than any key file: a file this large is not one, and is not read. */
+const MAX_KEY_FILE = 4096;
+
+/** Whether a key file's text is a WireGuard key as networkd reads it: base64 of 32 bytes, whitespace ignored. */
+function isWireguardKey(text: string): boolean {
+  const base64 = text.replace(/\s+/g, "");
+  return base64.length === 44 && Buffer.from(base64, "base64").length === 32 && Buffer.from(base64, "base64").toString("base64") === base64;
+}
+
 /** Warnings about one key file; empty when it is fine or does not exist on this machine. */
 export async function keyFileWarnings(path: string, specPath: string): Promise<string[]> {
   let info;
@@ -42,6 +51,8 @@ export async function keyFileWarnings(path: string, specPath: string): Promise<s
   } catch {
     return [];
   }
+  if (info.isDirectory()) return [`${specPath}: key file ${path} is a directory, not a file; name the key file itself, e.g. ${join(path, "wg0.key")}`];
+  if (!info.isFile()) return [`${specPath}: key file ${path} is not a regular file; networkd reads the key from a plain file`];
   const warnings: string[] = [];
   const mode = (info.mode & 0o777).toString(8).padStart(4, "0");
   if (info.mode & 0o004) {
@@ -49,14 +60,25 @@ export async function keyFileWarnings(path: string, specPath: string): Promise<s
   }
   const account = await networkdAccount();
   if (account) {
-    let blocked: string | undefined = allows(account, info, 4) ? undefined : `${path} (mode ${mode})`;
-    for (let dir = dirname(path); blocked === undefined && dir !== "/"; dir = dirname(dir)) {
+    const blocked = (what: string, fix: string) =>
+      warnings.push(`${specPath}: key file ${path} is not readable by ${NETWORKD_USER} because of ${what}; networkd would ignore the device. Fix: ${fix}`);
+    for (let dir = dirname(path); dir !== "/"; dir = dirname(dir)) {
       const dirInfo = await stat(dir);
-      if (!allows(account, dirInfo, 1)) blocked = `directory ${dir} (mode ${(dirInfo.mode & 0o777).toString(8).padStart(4, "0")})`;
+      if (allows(account, dirInfo, 1)) continue;
+      // Reinstalling the key in the same directory would not help: open the directory, or move the key out.
+      const moved = join("/etc/systemd/network", basename(path));
+      blocked(
+        `directory ${dir} (mode ${(dirInfo.mode & 0o777).toString(8).padStart(4, "0")})`,
+        `chgrp ${NETWORKD_USER} ${dir} && chmod 0750 ${dir}, or move the key: install -m 0640 -o root -g ${NETWORKD_USER} ${path} ${moved} and name ${moved} in the spec`,
+      );
+      break;
     }
-    if (blocked !== undefined) {
-      warnings.push(`${specPath}: key file ${path} is not readable by ${NETWORKD_USER} because of ${blocked}; networkd would ignore the device. Fix: ${INSTALL_HINT(path)}`);
-    }
+    if (!allows(account, info, 4)) blocked(`${path} (mode ${mode})`, INSTALL_HINT(path));
+  }
+  // The content is checked where this user may read it, and never shown.
+  const content = info.size <= MAX_KEY_FILE ? await readFile(path, "utf8").catch(() => undefined) : "";
+  if (content !== undefined && !isWireguardKey(content)) {
+    warnings.push(`${specPath}: key file ${path} does not hold a WireGuard key (32 bytes in base64, 44 characters, as \`wg genkey\` or \`wg genpsk\` print); networkd would refuse the device. Fix: wg genkey > ${path}`);
   }
   return warnings;
 }
