@@ -70,7 +70,7 @@ async function runGenerate(specPath: string, flags: GenerateFlags): Promise<numb
   for (const note of plan.notes) process.stderr.write(`gen-networkd: ${note}\n`);
   const keyFiles = [spec.tunnel.private_key_file, ...(spec.tunnel.peers ?? []).map((p) => p.preshared_key_file)];
   for (const keyFile of keyFiles) {
-    if (keyFile !== undefined) for (const warning of await keyFileWarnings(keyFile, specPath)) process.stderr.write(`warning: ${warning}\n`);
+    if (keyFile !== undefined) for (const warning of await keyFileWarnings(keyFile, specPath)) process.stderr.write(`warning: ${warning.text}\n`);
   }
 
   if (flags.stdout) {

@@ -179,8 +179,8 @@ async function checkKeys(spec: Spec, specPath: string): Promise<Check> {
       continue;
     }
     for (const warning of await keyFileWarnings(path, specPath)) {
-      details.push(warning.replace(`${specPath}: `, ""));
-      fix ??= /world-readable/.test(warning) ? `chmod 0640 ${path}` : INSTALL_HINT(path);
+      details.push(warning.text.replace(`${specPath}: `, ""));
+      fix ??= warning.fix;
     }
   }
   return fix === undefined ? pass("key-file", `${paths.join(", ")}: readable by networkd, not by everyone`) : fail("key-file", "a key file networkd needs is missing, unreadable to it, or world-readable", details, fix);

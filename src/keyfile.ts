@@ -43,25 +43,34 @@ function isWireguardKey(text: string): boolean {
   return base64.length === 44 && Buffer.from(base64, "base64").length === 32 && Buffer.from(base64, "base64").toString("base64") === base64;
 }
 
+/** A problem with a key file: the warning as printed, and the command that fixes it (doctor shows it). */
+export interface KeyFileWarning {
+  readonly text: string;
+  readonly fix: string;
+}
+
 /** Warnings about one key file; empty when it is fine or does not exist on this machine. */
-export async function keyFileWarnings(path: string, specPath: string): Promise<string[]> {
+export async function keyFileWarnings(path: string, specPath: string): Promise<KeyFileWarning[]> {
   let info;
   try {
     info = await stat(path);
   } catch {
     return [];
   }
-  if (info.isDirectory()) return [`${specPath}: key file ${path} is a directory, not a file; name the key file itself, e.g. ${join(path, "wg0.key")}`];
-  if (!info.isFile()) return [`${specPath}: key file ${path} is not a regular file; networkd reads the key from a plain file`];
-  const warnings: string[] = [];
+  if (info.isDirectory()) {
+    const example = join(path, "wg0.key");
+    return [{ text: `${specPath}: key file ${path} is a directory, not a file; name the key file itself, e.g. ${example}`, fix: `${INSTALL_HINT(example)}, and name ${example} in the spec` }];
+  }
+  if (!info.isFile()) return [{ text: `${specPath}: key file ${path} is not a regular file; networkd reads the key from a plain file`, fix: INSTALL_HINT(path) }];
+  const warnings: KeyFileWarning[] = [];
   const mode = (info.mode & 0o777).toString(8).padStart(4, "0");
   if (info.mode & 0o004) {
-    warnings.push(`${specPath}: key file ${path} is world-readable (mode ${mode}); anyone on this machine can read the key and networkd warns it is too permissive: chmod 0640 ${path}`);
+    warnings.push({ text: `${specPath}: key file ${path} is world-readable (mode ${mode}); anyone on this machine can read the key and networkd warns it is too permissive: chmod 0640 ${path}`, fix: `chmod 0640 ${path}` });
   }
   const account = await networkdAccount();
   if (account) {
     const blocked = (what: string, fix: string) =>
-      warnings.push(`${specPath}: key file ${path} is not readable by ${NETWORKD_USER} because of ${what}; networkd would ignore the device. Fix: ${fix}`);
+      warnings.push({ text: `${specPath}: key file ${path} is not readable by ${NETWORKD_USER} because of ${what}; networkd would ignore the device. Fix: ${fix}`, fix });
     for (let dir = dirname(path); dir !== "/"; dir = dirname(dir)) {
       const dirInfo = await stat(dir);
       if (allows(account, dirInfo, 1)) continue;
@@ -78,7 +87,10 @@ export async function keyFileWarnings(path: string, specPath: string): Promise<s
   // The content is checked where this user may read it, and never shown.
   const content = info.size <= MAX_KEY_FILE ? await readFile(path, "utf8").catch(() => undefined) : "";
   if (content !== undefined && !isWireguardKey(content)) {
-    warnings.push(`${specPath}: key file ${path} does not hold a WireGuard key (32 bytes in base64, 44 characters, as \`wg genkey\` or \`wg genpsk\` print); networkd would refuse the device. Fix: wg genkey > ${path}`);
+    warnings.push({
+      text: `${specPath}: key file ${path} does not hold a WireGuard key (32 bytes in base64, 44 characters, as \`wg genkey\` or \`wg genpsk\` print); networkd would refuse the device. Fix: wg genkey > ${path}`,
+      fix: `wg genkey > ${path}`,
+    });
   }
   return warnings;
 }

@@ -5,7 +5,9 @@ import * as assert from "uvu/assert";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { keyFileWarnings } from "../src/keyfile.js";
+import { keyFileWarnings as keyFileProblems } from "../src/keyfile.js";
+
+const keyFileWarnings = async (path: string, specPath: string) => (await keyFileProblems(path, specPath)).map((w) => w.text);
 
 const KEY = "4kQT3smJgD94joC+o+whDz6zEdg42kZIryzw0Rw2w24=";
 const hasNetworkdUser = readFileSync("/etc/passwd", "utf8").includes("\nsystemd-network:");
@@ -27,6 +29,8 @@ test.after.each(() => rmSync(work, { recursive: true, force: true }));
   assert.match(warning!, new RegExp(`not readable by systemd-network because of directory ${dir} \\(mode 0700\\)`));
   assert.ok(warning!.includes(`Fix: chgrp systemd-network ${dir} && chmod 0750 ${dir}, or move the key: install -m 0640 -o root -g systemd-network ${key} /etc/systemd/network/wg0.key`), warning);
   assert.not.ok(warning!.includes(`YOUR.key ${key}`), warning);
+  const [problem] = await keyFileProblems(key, "spec.toml");
+  assert.is(problem!.fix, `chgrp systemd-network ${dir} && chmod 0750 ${dir}, or move the key: install -m 0640 -o root -g systemd-network ${key} /etc/systemd/network/wg0.key and name /etc/systemd/network/wg0.key in the spec`);
 });
 
 test("a directory given as the key file is named as such, without a chmod", async () => {
