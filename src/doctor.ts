@@ -158,7 +158,9 @@ async function checkFiles(specPath: string, files: readonly OutputFile[], dirs: 
     problems.length === 0
       ? pass("files", `${files.length} generated files present, ours and current`)
       : fail("files", `${problems.length} of the generated files are not what ${specPath} generates`, problems, changes.foreign.length ? `${applyCommand} --force (after checking the files not ours)` : applyCommand),
-    fixes.length === 0
+    present.length === 0
+      ? skip("file-modes", "no generated file present to check (see files)")
+      : fixes.length === 0
       ? pass("file-modes", `generated files have mode 0644, networkd can enter every directory on their paths`)
       : fail("file-modes", `networkd cannot read ${badModes.length + badDirectories.details.length} of the generated files or their directories (they hold no secrets)`, [...badDirectories.details, ...badModes], fixes.join(" && ")),
   ];
@@ -301,6 +303,7 @@ function checkTailscale(planned: PlannedRouting, live: LiveHost): Check {
 
 async function checkReversePath(spec: Spec, live: LiveHost): Promise<Check> {
   const iface = spec.tunnel.interface;
+  if (!live.links.has(iface)) return skip("rp-filter", `${iface} does not exist, so its filter cannot be read (see links)`);
   const all = Number(await live.sysctl("net", "ipv4", "conf", "all", "rp_filter"));
   const own = Number((await live.sysctl("net", "ipv4", "conf", iface, "rp_filter")) ?? (await live.sysctl("net", "ipv4", "conf", "default", "rp_filter")));
   // The kernel uses the larger of conf/all and conf/IFACE.

@@ -233,4 +233,20 @@ test("resolvectl dns output is read with its suffixes (%ifindex, #server name) d
   assert.equal([...parseResolvectlDns(text)], [["Global", ["10.253.0.1"]], ["lan0", ["192.168.50.1", "fd00::1"]], ["wg0-split", []]]);
 });
 
+test("item 16: with no generated file, file-modes does not pass (it has nothing to vouch for)", async () => {
+  const w = await world();
+  rmSync(join(w.work, "net"), { recursive: true, force: true });
+  const all = await checks(w);
+  assert.is(all.files!.status, "fail");
+  assert.is(all["file-modes"]!.status, "skip");
+  assert.match(all["file-modes"]!.summary, /no generated file present/);
+});
+
+test("item 16: rp-filter does not pass when the tunnel interface does not exist", async () => {
+  const all = await checks(await world((s) => s.live.links!.delete("wg0")));
+  assert.is(all.links!.status, "fail");
+  assert.is(all["rp-filter"]!.status, "skip");
+  assert.match(all["rp-filter"]!.summary, /wg0 does not exist/);
+});
+
 test.run();
