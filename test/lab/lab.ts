@@ -737,10 +737,10 @@ export class Lab {
 /** networkd's manager state file: it writes it once it has started (enumerated the links). */
 const NETWORKD_STATE = "/run/systemd/netif/state";
 
-/** Waits until networkd (PROC) has written STATEFILE, or fails with its output. */
+/** Waits until networkd (PROC) has written STATEFILE, or fails with its output. Generous: a loaded machine starts a chroot's networkd slowly. */
 async function waitStarted(proc: Proc, stateFile: string): Promise<void> {
   await poll("networkd to start (its state file)", () => (existsSync(stateFile) ? true : proc.running ? undefined : Promise.reject(new Error(`networkd exited:\n${proc.tail()}`))), {
-    timeoutMs: 10_000,
+    timeoutMs: 30_000,
     describe: () => `networkd:\n${proc.tail()}`,
   });
 }
