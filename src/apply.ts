@@ -429,7 +429,7 @@ async function awaitDecision(stateDir: string, trying: TryState, seconds: number
   const deadline = Date.now() + seconds * 1000;
   // The user gets the full time once the new configuration is live; had this process died
   // before this point, the revert would come at the earlier deadline set when the try began.
-  if (!(await setDeadline(trying, deadline))) return reportClaimed(stateDir, trying.id);
+  if (!(await setDeadline(trying, deadline))) return reportClaimed(stateDir, trying.id, healthy);
   const tty = process.stdin.isTTY === true;
   out.write(
     `${paint("bold", `Keep this configuration?`)} ${tty ? "Press Enter to keep it, " : ""}run \`gen-networkd apply --confirm${stateDir === DEFAULT_STATE_DIR ? "" : ` --state-dir ${stateDir}`}\` from another shell to keep it, or Ctrl-C to revert now.\n` +
@@ -466,7 +466,7 @@ async function awaitDecision(stateDir: string, trying: TryState, seconds: number
       if (state !== "pending" && state !== "reverting") {
         prompt?.close();
         if (tty) out.write("\n");
-        return reportClaimed(stateDir, trying.id);
+        return reportClaimed(stateDir, trying.id, healthy);
       }
       const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
       if (tty && left !== shown) {
@@ -491,12 +491,12 @@ async function tryState(stateDir: string, id: string): Promise<"pending" | "reve
   return (await readResult(stateDir, id)) ? "reverted" : "confirmed";
 }
 
-/** The try is no longer pending here: someone confirmed it, or the watcher reverted it. */
-async function reportClaimed(stateDir: string, id: string): Promise<number> {
+/** The try is no longer pending here: someone confirmed it (then doctor's verdict, HEALTHY, stands), or the watcher reverted it. */
+async function reportClaimed(stateDir: string, id: string, healthy: number): Promise<number> {
   const result = await readResult(stateDir, id);
   if (!result) {
     process.stdout.write(`${painter(process.stdout)("green", "confirmed")} from another shell: keeping the new configuration\n`);
-    return 0;
+    return healthy;
   }
   await dropResult(stateDir, id);
   process.stdout.write(`${revertReport(result)}\n`);

@@ -404,6 +404,22 @@ t.test("apply --try confirmed with `apply --confirm` from another shell: the new
   steps.push("--try confirmed by `apply --confirm` from another shell: state kept 2 s past the deadline; a second --confirm: nothing pending (exit 1)");
 });
 
+t.test("apply --try interrupted with Ctrl-C on its terminal: reverted at once, before the deadline, by the apply itself", async (c) => {
+  await setInbound(c, "capture");
+  const before = await hostState(c, tables);
+  const trying = await startTry(c, { terminal: true });
+  const pending = await pendingTry(c);
+  trying.write("\x03"); // the terminal turns it into SIGINT for the apply
+  await trying.waitForLine(/reverted the try of .*spec\.toml \(as requested\):/, 10_000);
+  assert.is(await trying.exited, 1, trying.tail());
+  assert.ok(Date.now() < pending.deadline, "reverted before the deadline");
+  assert.ok(same(await hostState(c, tables), before), `the files and the kernel are as before the try:\n${stateDiff(before, await hostState(c, tables))}`);
+  assert.equal(await sshFailures(c), []);
+  await poll("the watcher to stop", () => (alive(pending.watcher) ? undefined : true), { timeoutMs: 5000 });
+  assert.equal((await readdir(stateDir(c))).filter((n) => !n.startsWith(".")), [], "nothing of the try is left, no report for later");
+  steps.push("--try interrupted with Ctrl-C: reverted by the apply before the deadline (exit 1), watcher stopped, nothing left");
+});
+
 t.test("a try whose watcher is gone (as after a reboot): applies are refused with what to do, and `apply --revert` restores the old state", async (c) => {
   await setInbound(c, "capture");
   const before = await hostState(c, tables);
