@@ -377,21 +377,32 @@ function fileChanges(changes: Changes): FileChange[] {
 
 // ------------------------------------------------------------------- --try
 
-/** Whether systemd runs this machine (sd_booted(3)): then the watcher gets a transient unit of its own. */
-const systemdBooted = () => existsSync("/run/systemd/system");
+/**
+ * Whether the watcher can be a transient unit: systemd runs this machine (sd_booted(3)),
+ * and we are in its network and mount namespaces. A unit runs in PID 1's, so from
+ * `ip netns exec` or a private mount namespace it would revert (and reload) the wrong host.
+ */
+async function watcherUnderSystemd(): Promise<boolean> {
+  if (!existsSync("/run/systemd/system")) return false;
+  for (const ns of ["net", "mnt"]) {
+    const [ours, init] = await Promise.all([readlink(`/proc/self/ns/${ns}`), readlink(`/proc/1/ns/${ns}`)].map((p) => p.catch(() => undefined)));
+    if (ours === undefined || ours !== init) return false;
+  }
+  return true;
+}
 
 /**
  * Starts the process that reverts the try at its deadline, detached from this one:
  * it must outlive the terminal, the SSH session and this process. Under systemd it is a
  * transient service (systemd-run): a process merely detached with setsid stays in the
  * session's cgroup, which logind kills with the session when KillUserProcesses=yes.
- * Elsewhere (containers, namespaces without systemd) it is a new session (setsid) whose
- * parent is not waited for. Returns once the watcher has recorded its PID.
+ * Elsewhere (containers and namespaces without systemd, or other namespaces than
+ * PID 1's) it is a new session (setsid) whose parent is not waited for. Returns once the watcher has recorded its PID.
  */
 async function startWatcher(stateDir: string, trying: TryState): Promise<void> {
   const argv = [...process.execArgv, process.argv[1]!, "apply", "--watch-try", trying.id, "--state-dir", resolve(stateDir)];
   try {
-    if (systemdBooted()) {
+    if (await watcherUnderSystemd()) {
       await new Promise<void>((done, fail) =>
         execFile(
           "systemd-run",
