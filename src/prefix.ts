@@ -654,6 +654,40 @@ function forEachBlock(ranges: Ranges, visit: (network: Float64Array, length: num
   }
 }
 
+/**
+ * The minimal cover of maximal ranges cut into consecutive pieces: the first of `first` blocks,
+ * the others of `size` (the last of what is left). A range cut at a block boundary keeps its
+ * blocks (the greedy cover of each part is the whole's), so the pieces' covers, in order, are
+ * exactly the whole cover.
+ */
+function splitCover(ranges: Ranges, first: number, size: number): Ranges[] {
+  const { limbs } = ranges;
+  const pieces: Ranges[] = [];
+  const network = new Float64Array(limbs);
+  const pieceStart = new Float64Array(limbs);
+  let quota = first;
+  let taken = 0;
+  let writer = new RangeWriter(limbs, Math.min(quota, ranges.count));
+  for (let i = 0; i < ranges.count; i++) {
+    copyRow(ranges.starts, i, network, 0, limbs);
+    copyRow(network, 0, pieceStart, 0, limbs);
+    while (compare(network, 0, ranges.ends, i, limbs) < 0) {
+      addPowerOfTwo(network, 0, largestBlock(network, 0, ranges.ends, i, limbs), limbs);
+      if (++taken === quota) {
+        writer.push(pieceStart, 0, network, 0);
+        pieces.push(writer.ranges());
+        quota = size;
+        taken = 0;
+        writer = new RangeWriter(limbs, Math.min(quota, ranges.count - i));
+        copyRow(network, 0, pieceStart, 0, limbs);
+      }
+    }
+    if (compare(pieceStart, 0, ranges.ends, i, limbs) < 0) writer.push(pieceStart, 0, ranges.ends, i);
+  }
+  if (taken > 0) pieces.push(writer.ranges());
+  return pieces;
+}
+
 /** Subtracts 2^k from row i, whose lowest set bit is at k or above (k at most the space's bits, then only from its end). */
 function subtractPowerOfTwo(x: Float64Array, i: number, k: number, limbs: number): void {
   const top = i * limbs;
@@ -815,6 +849,15 @@ export class AddressSet {
    */
   forEachPartitionBlockDown(family: Family, visit: (length: number, inside: boolean) => void): void {
     forEachPartitionBlockDown(family === 4 ? this.v4 : this.v6, visit);
+  }
+
+  /**
+   * The family's minimal cover cut into consecutive sets: the first with `first` prefixes, the
+   * others with `size` each, the last with what is left. Their covers, in order, are this cover.
+   */
+  chunks(family: Family, size: number, first = size): AddressSet[] {
+    if (!(Number.isInteger(size) && size > 0 && Number.isInteger(first) && first > 0)) throw new RangeError(`chunk sizes must be positive integers, not ${first} and ${size}`);
+    return splitCover(family === 4 ? this.v4 : this.v6, first, size).map((ranges) => (family === 4 ? new AddressSet(ranges, EMPTY[6]) : new AddressSet(EMPTY[4], ranges)));
   }
 
   /** The unique minimal CIDR cover: IPv4 first, then IPv6, each in address order. */

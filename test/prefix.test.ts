@@ -279,6 +279,24 @@ property(
 );
 
 property(
+  "chunks cut the cover into consecutive pieces of the asked sizes, whose covers are the cover",
+  fc.property(arbitrarySet, fc.constantFrom<Family>(4, 6), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), (x, family, size, first) => {
+    const set = AddressSet.of(x).only(family);
+    const chunks = set.chunks(family, size, first);
+    const counts = chunks.map((c) => c.prefixCount(family));
+    const total = set.prefixCount(family);
+    assert.is(counts.reduce((a, b) => a + b, 0), total);
+    assert.equal(chunks.flatMap((c) => c.cidrs()), set.cidrs());
+    counts.forEach((count, i) => {
+      const quota = i === 0 ? first : size;
+      if (i < counts.length - 1) assert.is(count, quota, `chunk ${i} of ${counts.join(",")}`);
+      else assert.ok(count > 0 && count <= quota, `last chunk ${count} of ${counts.join(",")}`);
+    });
+    assert.is(chunks.length, total === 0 ? 0 : total <= first ? 1 : 1 + Math.ceil((total - first) / size));
+  }),
+);
+
+property(
   "subtract: x = (x ∩ y) ∪ (x \\ y), and x \\ y shares no address with y",
   fc.property(arbitrarySet, arbitrarySet, (x, y) => {
     const difference = subtract(x, y);
