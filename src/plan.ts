@@ -26,6 +26,12 @@
 // The policy (rules, throws, unreachable routes) lives on the anchor, an always-present
 // port-less bridge: networkd removes a link's routes and rules when the link goes
 // down, so policy kept on wg0 would vanish with the tunnel, and the kill switch with it.
+//
+// networkd applies at most 8,192 static routes per .network file (ROUTES_PER_NETWORK below),
+// so which routes the table holds (tableRoutes) and which file carries them (carryPolicy)
+// are separate steps: policy routes beyond one file's share go to further anchors, each a
+// port-less bridge of its own; the tunnel's link cannot be split, so its share is a limit
+// the table's form must respect.
 
 import { createHash } from "node:crypto";
 import { entry, section, sectionSeries, type Entry, type Plan, type Section, type SectionSeries, type TextSequence, type Unit } from "./model.js";
@@ -72,11 +78,34 @@ interface FamilyRoute {
   readonly captured: AddressSet;
 }
 
-/** Routes of the split table, split by the link that carries them. */
+/**
+ * How many static routes one .network file may hold, on every networkd version.
+ *
+ * networkd (src/network/networkd-route.c, route_new_static()) refuses a file's routes past
+ * routes_max() = max(4096, net.ipv4.route.max_size) + max(4096, net.ipv6.route.max_size), where
+ * the kernel's "no limit" value 2147483647 counts as 4096 (for IPv6 since 257; checked in the
+ * sources of 252, 254 and 257) and net.ipv4.route.max_size exists only in the initial network
+ * namespace. That is 8,192 on 257 and later, and on every version with a kernel before 6.3
+ * (IPv6 default 4096); the rest are dropped with "Failed to allocate route, ignoring assignment:
+ * Argument list too long". 252 also holds back a link's unicast route while the link has that
+ * many routes, the kernel's own (local and multicast routes of its addresses) included: the
+ * 192 kept free here are for those.
+ */
+export const ROUTES_PER_NETWORK = 8000;
+
+/**
+ * networkd 252 and 254 send every ready request at once, and their netlink socket takes at most
+ * 65,535 outstanding replies (sd-netlink's REPLY_CALLBACKS_MAX): past that a link fails with
+ * "Failed to configure route: Numerical result out of range", however the routes are spread over
+ * files. 257 sends them 128 at a time.
+ */
+export const ROUTES_AT_ONCE_OLD_NETWORKD = 65_000;
+
+/** Routes of the split table, by the kind of link that must carry them. */
 interface TableRoutes {
   /** Routes through the tunnel: on the tunnel's link, gone when it goes. */
   readonly path: SectionSeries[];
-  /** Throws and unreachable routes: on the anchor, always there. */
+  /** Throws and unreachable routes: on anchors, always there. */
   readonly policy: SectionSeries[];
 }
 
@@ -157,11 +186,6 @@ function familyRoutes(spec: Spec, ipv6: Ipv6Policy, lists: PlanLists): FamilyRou
   });
 }
 
-/**
- * The most routes networkd keeps from one .network file (from 257 on, and 252 with the
- * kernels before 6.3): the tunnel's own routes must stay under it, as its link cannot be split.
- */
-const TUNNEL_ROUTE_LIMIT = 8192;
 
 /** The mode of a family's table: what captured traffic gets, and whether a downed tunnel must fail closed. */
 function tableMode(route: FamilyRoute, spec: Spec): TableMode {
@@ -178,7 +202,7 @@ function tableRoutes(routes: readonly FamilyRoute[], spec: Spec): TableRoutes[] 
   // The resolvers' host routes (resolverRoutes) share the tunnel's link.
   const tables = cheapestTables(
     routes.map((route) => ({ family: route.family, captured: route.captured, mode: tableMode(route, spec) })),
-    TUNNEL_ROUTE_LIMIT - (spec.tunnel.dns ?? []).length,
+    ROUTES_PER_NETWORK - (spec.tunnel.dns ?? []).length,
   );
   return routes.map((route, i) => familyTableRoutes(route, tables[i]!, spec));
 }
@@ -243,6 +267,49 @@ function familyTableRoutes(route: FamilyRoute, lpm: LpmTable, spec: Spec): Table
     policy.push(routes(THROW, throwComment, [entry("Type", "throw")], []));
   }
   return target.kind === "tunnel" ? { path: [targetRoutes], policy } : { path: [], policy: [targetRoutes, ...policy] };
+}
+
+/** Policy routes in the order they fill the anchors, each run with how many routes it holds. */
+interface CarriedRun {
+  readonly series: SectionSeries;
+  readonly count: number;
+}
+
+/**
+ * Which anchor carries which policy routes: in order, at most ROUTES_PER_NETWORK per anchor
+ * (a run cut where a file is full continues on the next anchor, its comment repeated with a
+ * note). Always at least one anchor: the first also carries the rules. A run's destinations are
+ * walked once, into the pieces the anchors take.
+ */
+function carryPolicy(policy: readonly SectionSeries[]): CarriedRun[][] {
+  const anchors: CarriedRun[][] = [[]];
+  let room = ROUTES_PER_NETWORK;
+  for (const series of policy) {
+    if (room === 0) {
+      anchors.push([]);
+      room = ROUTES_PER_NETWORK;
+    }
+    const pieces: string[][] = [[]];
+    let quota = room;
+    series.values.forEach((text) => {
+      if (pieces.at(-1)!.length === quota) {
+        pieces.push([]);
+        quota = ROUTES_PER_NETWORK;
+      }
+      pieces.at(-1)!.push(text);
+    });
+    if (pieces[0]!.length === 0) continue;
+    pieces.forEach((values, i) => {
+      if (i > 0) {
+        anchors.push([]);
+        room = ROUTES_PER_NETWORK;
+      }
+      const comment = i === 0 ? series.comment : [...series.comment, `Continued from the previous anchor: one .network holds at most ${ROUTES_PER_NETWORK} routes here.`];
+      anchors.at(-1)!.push({ series: { ...series, comment, values }, count: values.length });
+      room -= values.length;
+    });
+  }
+  return anchors;
 }
 
 /**
@@ -481,27 +548,38 @@ function tunnelNetwork(spec: Spec, fileName: string, path: readonly SectionSerie
   };
 }
 
-function anchorNetdev(anchor: string, fileName: string): Unit {
+/** Why the policy may span several anchors, for the comments of the files that show it. */
+const SPREAD_COMMENT = [
+  `networkd applies at most 8,192 static routes per .network file and drops the rest, so the policy's routes are spread`,
+  `over anchors of at most ${ROUTES_PER_NETWORK} routes each (one .netdev and one .network per anchor); the rules stay on the first.`,
+];
+
+function anchorNetdev(anchor: string, fileName: string, part: { index: number; of: number; first: string }): Unit {
+  const role =
+    part.index === 0
+      ? [`${anchor} anchors the split's policy. It carries no traffic: a bridge without ports (the dummy driver is not on every kernel),`]
+      : [`${anchor} carries part ${part.index + 1} of ${part.of} of the split's routes (the rules are on ${part.first}). It carries no traffic: a bridge without ports,`];
   return {
     kind: "netdev",
     fileName,
-    comment: [
-      `${anchor} anchors the split's policy. It carries no traffic: a bridge without ports (the dummy driver is not on every kernel),`,
-      "always present, so the rules and routes configured on it stay while the tunnel goes down and comes back.",
-    ],
+    comment: [...role, "always present, so the rules and routes configured on it stay while the tunnel goes down and comes back.", ...(part.of > 1 ? SPREAD_COMMENT : [])],
     sections: [section("NetDev", [entry("Name", anchor), entry("Kind", "bridge")])],
   };
 }
 
-function anchorNetwork(spec: Spec, fileName: string, anchor: string, policy: readonly SectionSeries[], routes: readonly FamilyRoute[]): Unit {
+function anchorNetwork(spec: Spec, fileName: string, anchor: string, policy: readonly CarriedRun[], rules: readonly Section[], routes: readonly FamilyRoute[], part: { index: number; of: number; first: string }): Unit {
   const { split, tunnel } = spec;
   const families = routes.map((r) => LABEL[r.family]).join(" and ");
   const protocols = split.protocols.map(String).join(", ");
+  const count = policy.reduce((sum, run) => sum + run.count, 0);
   return {
     kind: "network",
     fileName,
     comment: [
-      `Split tunnel: ${protocols} over ${families} to destinations outside the excluded sets leaves through ${tunnel.interface} (table ${split.table}); all other traffic follows the main table.`,
+      part.index === 0
+        ? `Split tunnel: ${protocols} over ${families} to destinations outside the excluded sets leaves through ${tunnel.interface} (table ${split.table}); all other traffic follows the main table.`
+        : `Part ${part.index + 1} of ${part.of} of the split's routes in table ${split.table} (${count} routes); the rules are on ${part.first}.`,
+      ...(part.of > 1 ? SPREAD_COMMENT : []),
     ],
     sections: [
       section("Match", [entry("Name", anchor)]),
@@ -509,9 +587,8 @@ function anchorNetwork(spec: Spec, fileName: string, anchor: string, policy: rea
         "No ports means no carrier: configure the policy anyway, and give the link no addresses of its own.",
       ]),
       section("Link", [entry("RequiredForOnline", false)], ["Never hold up network-online.target for a link that carries no traffic."]),
-      ...policy,
-      ...resolverRules(spec),
-      ...rules(spec, routes),
+      ...policy.map((run) => run.series),
+      ...rules,
     ],
   };
 }
@@ -549,19 +626,51 @@ function resolvedConf(spec: Spec, fileName: string): Unit | undefined {
   };
 }
 
+/**
+ * The anchors' names: split.anchor, then split.anchor-2, -3, ... (interface names: 15 bytes at most).
+ * networkd's own netdev names must be unique, so a name that does not fit is an error, never cut short.
+ */
+export function anchorNames(anchor: string, count: number): string[] {
+  const names = Array.from({ length: count }, (_, i) => (i === 0 ? anchor : `${anchor}-${i + 1}`));
+  const longest = names.at(-1)!;
+  if (Buffer.byteLength(longest) > 15) {
+    const room = 15 - `-${count}`.length;
+    throw new PlanError(
+      "split.anchor",
+      `the table's routes need ${count} anchor links (at most ${ROUTES_PER_NETWORK} routes per .network), but "${longest}" is longer than the 15 bytes of an interface name; set split.anchor to a name of at most ${room} bytes`,
+    );
+  }
+  return names;
+}
+
 export function buildPlan(spec: Spec, options: PlanOptions): Plan {
   const { policy: ipv6, note } = chooseIpv6(spec);
   const routes = familyRoutes(spec, ipv6, options.lists ?? {});
-  const anchor = anchorName(spec)!;
   const table = [...tableRoutes(routes, spec), resolverRoutes(spec)];
+  const path = table.flatMap((t) => t.path);
+  const carried = carryPolicy(table.flatMap((t) => t.policy));
+  const anchors = anchorNames(anchorName(spec)!, carried.length);
   const stem = `${options.prefix}-${spec.tunnel.interface}`;
   const units: Unit[] = [];
   if (spec.tunnel.manage) units.push(tunnelNetdev(spec, `${stem}.netdev`));
-  units.push(tunnelNetwork(spec, `${stem}.network`, table.flatMap((t) => t.path), anchor));
-  units.push(anchorNetdev(anchor, `${options.prefix}-${anchor}.netdev`));
-  units.push(anchorNetwork(spec, `${options.prefix}-${anchor}.network`, anchor, table.flatMap((t) => t.policy), routes));
+  units.push(tunnelNetwork(spec, `${stem}.network`, path, anchors[0]!));
+  carried.forEach((policy, index) => {
+    const part = { index, of: anchors.length, first: anchors[0]! };
+    const anchor = anchors[index]!;
+    units.push(anchorNetdev(anchor, `${options.prefix}-${anchor}.netdev`, part));
+    units.push(anchorNetwork(spec, `${options.prefix}-${anchor}.network`, anchor, policy, index === 0 ? [...resolverRules(spec), ...rules(spec, routes)] : [], routes, part));
+  });
   units.push(networkdConf(`${stem}.conf`));
   const resolved = resolvedConf(spec, `${stem}-dns.conf`);
   if (resolved) units.push(resolved);
-  return { identity: spec.tunnel.interface, specHash: specHash(spec, options.lists), units, notes: note ? [note] : [] };
+  let total = carried.flat().reduce((sum, run) => sum + run.count, 0);
+  for (const series of path) series.values.forEach(() => total++);
+  const notes = [
+    ...(note ? [note] : []),
+    ...(anchors.length > 1 ? [`table ${spec.split.table}: ${total} routes, spread over ${anchors.length} anchor links (${anchors[0]} … ${anchors.at(-1)}) of at most ${ROUTES_PER_NETWORK} routes each, since networkd drops routes past 8,192 per .network file`] : []),
+    ...(total > ROUTES_AT_ONCE_OLD_NETWORKD
+      ? [`table ${spec.split.table}: ${total} routes: networkd 252 and 254 (Debian 12 and its backports) fail links with "Numerical result out of range" past about 65,000 routes at once; this needs networkd 257 or later (gen-networkd doctor names the cause)`]
+      : []),
+  ];
+  return { identity: spec.tunnel.interface, specHash: specHash(spec, options.lists), units, notes };
 }

@@ -3,14 +3,14 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
 import { sectionsOf, type Plan, type Section, type Unit } from "../src/model.js";
-import { buildPlan } from "../src/plan.js";
-import { containsAddress, formatPrefix, type Family } from "../src/prefix.js";
+import { buildPlan, PlanError, ROUTES_PER_NETWORK, type PlanLists } from "../src/plan.js";
+import { AddressSet, containsAddress, formatPrefix, type Family, type Prefix } from "../src/prefix.js";
 import { prefixOf } from "./prefix-of.js";
 import { validateSpec } from "../src/spec.js";
 
 const KEY = "4kQT3smJgD94joC+o+whDz6zEdg42kZIryzw0Rw2w24=";
 
-function plan(split: Record<string, unknown>, tunnel: Record<string, unknown> = {}): Plan {
+function plan(split: Record<string, unknown>, tunnel: Record<string, unknown> = {}, lists: PlanLists = {}): Plan {
   const result = validateSpec({
     version: 1,
     tunnel: {
@@ -23,7 +23,7 @@ function plan(split: Record<string, unknown>, tunnel: Record<string, unknown> = 
     split,
   });
   if (!result.ok) throw new Error(result.problems.map((p) => `${p.path}: ${p.message}`).join("\n"));
-  return buildPlan(result.spec, { prefix: "50" });
+  return buildPlan(result.spec, { prefix: "50", lists });
 }
 
 const unit = (p: Plan, fileName: string): Unit => {
@@ -181,6 +181,48 @@ test("unmanaged tunnel capturing UDP: its endpoints are thrown, no mark rule", (
   const throws = named(unit(p, "50-wg0-split.network"), "Route").map((s) => value(s, "Destination"));
   assert.ok(throws.includes("192.0.2.44/32"));
   assert.not.ok(rules(p).some((r) => r.includes("FirewallMark")));
+});
+
+/** N non-adjacent IPv4 /24s from 1.0.0.0 on: exactly N prefixes in any minimal cover. */
+const disjoint24s = (n: number): AddressSet =>
+  AddressSet.of(Array.from({ length: n }, (_, i): Prefix => ({ family: 4, network: BigInt(0x01000000 + i * 512), length: 24 })));
+const destinations = (u: Unit) => named(u, "Route").map((s) => String(value(s, "Destination")));
+
+test("a long exclusion list: its throws spread over anchors of at most ROUTES_PER_NETWORK routes, in order, rules on the first only", () => {
+  const list = disjoint24s(2 * ROUTES_PER_NETWORK + 5);
+  const p = plan({ exclude: [], exclude_files: ["list.txt"], ipv6: "direct" }, {}, { exclude: list });
+  const anchors = ["wg0-split", "wg0-split-2", "wg0-split-3"];
+  assert.equal(p.units.map((u) => u.fileName), ["50-wg0.netdev", "50-wg0.network", ...anchors.flatMap((a) => [`50-${a}.netdev`, `50-${a}.network`]), "50-wg0.conf"]);
+  const networks = anchors.map((a) => unit(p, `50-${a}.network`));
+  assert.equal(networks.map((u) => named(u, "Route").length), [ROUTES_PER_NETWORK, ROUTES_PER_NETWORK, 5]);
+  assert.equal(networks.flatMap(destinations), list.cidrs());
+  assert.equal(networks.map((u) => named(u, "RoutingPolicyRule").length), [2, 0, 0]);
+  assert.equal(networks.map((u) => value(named(u, "Match")[0]!, "Name")), anchors);
+  assert.equal(anchors.map((a) => value(named(unit(p, `50-${a}.netdev`), "NetDev")[0]!, "Name")), anchors);
+  assert.match(networks[1]!.comment.join(" "), /Part 2 of 3 .* the rules are on wg0-split/);
+  assert.ok(p.notes.some((n) => /16006 routes, spread over 3 anchor links/.test(n)), p.notes.join("\n"));
+});
+
+test("captured prefixes too many for the tunnel's own .network: a default route on it, the throws on anchors", () => {
+  const p = plan({ include: [], include_files: ["list.txt"], exclude: [], ipv6: "direct" }, {}, { include: disjoint24s(ROUTES_PER_NETWORK + 1) });
+  const path = named(unit(p, "50-wg0.network"), "Route");
+  assert.equal(path.map((s) => value(s, "Destination")), ["0.0.0.0/0"]);
+  assert.match(path[0]!.comment.join(" "), /Listing the 8001 captured prefixes would take fewer routes/);
+  const anchors = p.units.filter((u) => u.kind === "network" && u.fileName.startsWith("50-wg0-split"));
+  assert.ok(anchors.length > 1);
+  for (const u of anchors) assert.ok(named(u, "Route").length <= ROUTES_PER_NETWORK, u.fileName);
+  // Up to the limit the captured form stays on the tunnel.
+  const fits = plan({ include: [], include_files: ["list.txt"], exclude: [], ipv6: "direct" }, {}, { include: disjoint24s(ROUTES_PER_NETWORK) });
+  assert.is(named(unit(fits, "50-wg0.network"), "Route").length, ROUTES_PER_NETWORK);
+});
+
+test("anchor names that would pass 15 bytes are refused on split.anchor, with the longest name that fits", () => {
+  const list = disjoint24s(ROUTES_PER_NETWORK + 1);
+  assert.throws(
+    () => plan({ exclude: [], exclude_files: ["list.txt"], ipv6: "direct", anchor: "split-anchor-15" }, {}, { exclude: list }),
+    (error: unknown) => error instanceof PlanError && error.path === "split.anchor" && /need 2 anchor links.*at most 13 bytes/.test(error.message),
+  );
+  assert.is(plan({ exclude: [], exclude_files: ["list.txt"], ipv6: "direct", anchor: "split-anchor1" }, {}, { exclude: list }).units.filter((u) => u.kind === "netdev").length, 3);
 });
 
 // The table's meaning, read back from the plan: longest prefix match among its routes;
