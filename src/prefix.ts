@@ -800,6 +800,17 @@ export class AddressSet {
     return family === 4 ? new AddressSet(whole, EMPTY[6]) : new AddressSet(EMPTY[4], whole);
   }
 
+  /** The addresses first to last (both included) of one family. */
+  static ofRange(family: Family, first: bigint, last: bigint): AddressSet {
+    const bits = BigInt(BITS[family]);
+    if (first < 0n || first > last || last >> bits !== 0n) throw new RangeError(`not a range of IPv${family} addresses: ${first} to ${last}`);
+    const limbs = family === 4 ? V4_LIMBS : V6_LIMBS;
+    // The top limb may hold the end of the space (2^32), so it is not masked.
+    const row = (value: bigint) => Float64Array.from({ length: limbs }, (_, k) => Number(k === 0 ? value >> BigInt(32 * (limbs - 1)) : (value >> BigInt(32 * (limbs - 1 - k))) & 0xffffffffn));
+    const range: Ranges = { limbs, count: 1, starts: row(first), ends: row(last + 1n) };
+    return family === 4 ? new AddressSet(range, EMPTY[6]) : new AddressSet(EMPTY[4], range);
+  }
+
   static of(prefixes: Iterable<Prefix>): AddressSet {
     const builder = new AddressSetBuilder();
     for (const p of prefixes) builder.add(p);

@@ -152,6 +152,14 @@ test("aggregate splits an unaligned union into the fewest blocks", () => {
   assert.equal(texts(aggregate(input.map(prefixOf))), ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]);
 });
 
+test("ofRange: the whole space, one address, a range across word boundaries", () => {
+  assert.equal(AddressSet.ofRange(6, 0n, (1n << 128n) - 1n).cidrs(), ["::/0"]);
+  assert.equal(AddressSet.ofRange(4, 0n, 0xffffffffn).cidrs(), ["0.0.0.0/0"]);
+  assert.equal(AddressSet.ofRange(4, 0x01020304n, 0x01020304n).cidrs(), ["1.2.3.4/32"]);
+  assert.equal(AddressSet.ofRange(6, (1n << 64n) - 1n, 1n << 64n).cidrs(), ["::ffff:ffff:ffff:ffff/128", "0:0:0:1::/128"]);
+  assert.throws(() => AddressSet.ofRange(4, 2n, 1n), /not a range/);
+});
+
 test("complement of a set and of nothing", () => {
   assert.equal(texts(complement([prefixOf("128.0.0.0/1")], 4)), ["0.0.0.0/1"]);
   assert.equal(texts(complement([], 4)), ["0.0.0.0/0"]);
@@ -275,6 +283,22 @@ property(
     assertMinimalSorted(output);
     assert.equal(aggregate(output), output);
     assert.equal(aggregate([...input].reverse()), output);
+  }),
+);
+
+property(
+  "ofRange is the range's addresses: the same set as its prefixes, first and last inside, neighbours outside",
+  fc.property(fc.constantFrom<Family>(4, 6), fc.bigInt(0n, (1n << 128n) - 1n), fc.bigInt(0n, (1n << 128n) - 1n), (family, a, b) => {
+    const top = SPACE_END[family] - 1n;
+    const [first, last] = [a % (top + 1n), b % (top + 1n)].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)) as [bigint, bigint];
+    const set = AddressSet.ofRange(family, first, last);
+    const cover = set.prefixes();
+    assertSameAddresses(cover, (f, x) => f === family && x >= first && x <= last, [
+      { family, network: first, length: BITS[family] },
+      { family, network: last, length: BITS[family] },
+    ]);
+    assertMinimalSorted(cover);
+    assert.equal(AddressSet.of(cover).cidrs(), set.cidrs());
   }),
 );
 
