@@ -3,8 +3,8 @@
 // compares it with the plan, and on failure names one concrete fix.
 
 import { execFile } from "node:child_process";
-import { readFile, readlink, stat } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { readdir, readFile, readlink, stat } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { CommandError } from "./command-error.js";
 import { ruleText, simulationState } from "./explain.js";
 import { generate } from "./generate.js";
@@ -17,6 +17,8 @@ import { columns, painter } from "./terminal.js";
 import type { Spec } from "./spec.js";
 import type { Plan } from "./model.js";
 import { diffAgainstDisk, pathOf, type OutputFile } from "./write.js";
+import { ownerOf } from "./ownership.js";
+import { ROUTES_AT_ONCE_OLD_NETWORKD } from "./plan.js";
 
 export interface Check {
   readonly id: string;
@@ -110,6 +112,10 @@ const familyName = (family: 4 | 6) => (family === 4 ? "ipv4" : "ipv6");
 const ruleKey = (rule: Rule) => `${familyName(rule.family)} ${rule.priority}: ${ruleText(rule)}`;
 const routeKey = (route: Route) =>
   `${familyName(route.family)} table ${tableName(route.table)}: ${route.type === "unicast" ? "" : `${route.type} `}${formatPrefix(route.dst)}${route.type === "unicast" && route.dev ? ` dev ${route.dev}` : ""} metric ${route.metric}`;
+/** The first lines of a long list of evidence, and how many more there are. */
+const atMost = (lines: string[], count = 20) => (lines.length <= count ? lines : [...lines.slice(0, count), `… and ${lines.length - count} more`]);
+/** What networkd applies of one .network file's routes on every version (the plan's limit has headroom below it). */
+const NETWORKD_ROUTES_PER_FILE = 8192;
 const ruleDelete = (rule: Rule) => `ip -${rule.family} rule del priority ${rule.priority} ${ruleText(rule)}`;
 const reconfigure = (links: Iterable<string>) => `networkctl reconfigure ${[...new Set(links)].sort().join(" ")}`;
 
@@ -193,6 +199,10 @@ function checkLinks(spec: Spec, planned: PlannedRouting, live: LiveHost): Check 
   let fix: string | undefined;
   for (const link of planned.links) {
     const info = live.links.get(link.name);
+    if (info?.networkdState === "failed") {
+      details.push(`${link.name}: networkd failed configuring it (its link state is "failed"; networkd's log says why)`);
+      fix ??= `journalctl -b -u systemd-networkd | grep ${link.name}, fix the cause (see route-count), then networkctl reconfigure ${link.name}`;
+    }
     if (!info) {
       details.push(`${link.name} does not exist`);
       fix ??= link.name === spec.tunnel.interface && !spec.tunnel.manage ? `bring your tunnel ${link.name} up (e.g. wg-quick up ${link.name}), then networkctl reconfigure ${link.name}` : "networkctl reload";
@@ -235,9 +245,71 @@ function checkTables(planned: PlannedRouting, live: LiveHost): Check {
   const extra = live.state.routes.filter((r) => tables.has(r.table) && !plannedKeys.has(routeKey(r)));
   const names = [...tables].map(tableName).join(", ");
   if (missing.length === 0 && extra.length === 0) return pass("tables", `table ${names} holds exactly the ${planned.routes.length} planned routes`);
-  const details = [...missing.map((r) => `missing: ${routeKey(r)}`), ...extra.map((r) => `not planned: ${routeKey(r)}`)];
+  const details = atMost([...missing.map((r) => `missing: ${routeKey(r)}`), ...extra.map((r) => `not planned: ${routeKey(r)}`)]);
   const fix = reconfigure(missing.length ? missing.map((r) => planned.linkOf.get(r)!) : planned.links.map((l) => l.name));
   return fail("tables", `${missing.length} planned routes missing, ${extra.length} unplanned routes in table ${names}`, details, fix);
+}
+
+/** `[Route]` sections per .network file of this owner in DIR (what networkd was given, whatever generated it). */
+async function routesPerFile(dir: string, owner: string): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  let names: string[] = [];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith(".network")).sort();
+  } catch {
+    return counts;
+  }
+  for (const name of names) {
+    const text = await readFile(join(dir, name), "utf8");
+    if (ownerOf(text.slice(0, 1024)) !== owner) continue;
+    counts.set(join(dir, name), text.match(/^\[Route\]\s*$/gm)?.length ?? 0);
+  }
+  return counts;
+}
+
+/**
+ * The kernel's route count per table and family against the plan's: a networkd that truncated
+ * a .network (past 8,192 routes) or failed a link leaves the table short, which the rules
+ * cannot show. Names the cause it can see (an oversized file, a failed link) and its fix.
+ */
+async function checkRouteCounts(planned: PlannedRouting, live: LiveHost, dir: string, owner: string, applyCommand: string): Promise<Check> {
+  const key = (table: number, family: 4 | 6) => `${tableName(table)} ${familyName(family)}`;
+  const plannedCounts = new Map<string, number>();
+  for (const r of planned.routes) plannedCounts.set(key(r.table, r.family), (plannedCounts.get(key(r.table, r.family)) ?? 0) + 1);
+  const liveCounts = new Map<string, number>();
+  for (const r of live.state.routes) if (planned.ownTables.has(r.table)) liveCounts.set(key(r.table, r.family), (liveCounts.get(key(r.table, r.family)) ?? 0) + 1);
+  const rows = [...new Set([...plannedCounts.keys(), ...liveCounts.keys()])].sort().map((k) => ({ k, plan: plannedCounts.get(k) ?? 0, kernel: liveCounts.get(k) ?? 0 }));
+  const line = (r: (typeof rows)[number]) => `table ${r.k.replace(" ", ", ")}: ${r.kernel} routes in the kernel, ${r.plan} planned`;
+  const short = rows.filter((r) => r.kernel < r.plan);
+  if (rows.every((r) => r.kernel === r.plan)) return pass("route-count", `the kernel holds the planned number of routes: ${rows.map((r) => `${r.plan} ${r.k}`).join(", ")}`);
+  if (short.length === 0) return pass("route-count", `every planned route can be there (more routes than planned: see tables)`, rows.map(line));
+  const details = rows.map(line);
+  const oversized = [...(await routesPerFile(dir, owner))].filter(([, count]) => count > NETWORKD_ROUTES_PER_FILE);
+  const failed = planned.links.filter((l) => live.links.get(l.name)?.networkdState === "failed").map((l) => l.name);
+  const total = planned.routes.length;
+  let fix: string;
+  if (oversized.length > 0) {
+    details.push(
+      ...oversized.map(([path, count]) => `cause: ${path} holds ${count} routes; networkd 257 and later (and every version on a kernel before 6.3) applies at most ${NETWORKD_ROUTES_PER_FILE} per .network and drops the rest ("Failed to allocate route … Argument list too long")`),
+    );
+    fix = `${applyCommand} (this version spreads the routes over several anchor links of at most 8000 routes each)`;
+  } else if (failed.length > 0) {
+    details.push(
+      `cause: networkd failed ${failed.join(", ")}` +
+        (total > ROUTES_AT_ONCE_OLD_NETWORKD
+          ? `; with ${total} routes, networkd 252 and 254 ("Failed to configure route: Numerical result out of range") send more requests at once than their netlink socket takes (65,535); 257 and later send them in small batches`
+          : ""),
+    );
+    fix =
+      total > ROUTES_AT_ONCE_OLD_NETWORKD
+        ? `networkd 257 or later, or a spec with fewer than ${ROUTES_AT_ONCE_OLD_NETWORKD} routes (a shorter list); then networkctl reconfigure ${failed.join(" ")}`
+        : `journalctl -b -u systemd-networkd | grep -E '${failed.join("|")}', fix what it names, then networkctl reconfigure ${failed.join(" ")}`;
+  } else {
+    details.push("cause: not visible here: routes were deleted after networkd added them, or networkd is still adding them");
+    // networkctl reconfigure did not re-add a throw deleted by hand (networkd 252 in the lab); a start adds every route of the files.
+    fix = "systemctl restart systemd-networkd (it adds every route of its files when it starts; a reconfigure may not re-add a deleted throw)";
+  }
+  return fail("route-count", `the kernel holds fewer routes than planned (${short.map((r) => `${r.kernel} of ${r.plan} ${r.k}`).join(", ")})`, details, fix);
 }
 
 /** Flows the plan sends into the tunnel: a public address per family, for each kind of captured flow. */
@@ -389,6 +461,7 @@ export async function doctorChecks(specPath: string, options: DoctorOptions, liv
     await checkKeys(spec, specPath),
     checkLinks(spec, planned, live),
     checkRules(planned, live),
+    await checkRouteCounts(planned, live, options.output, plan.identity, applyCommand),
     checkTables(planned, live),
     checkShadowing(spec, planned, live),
     checkTailscale(planned, live),

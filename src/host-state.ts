@@ -247,22 +247,36 @@ export interface LinkInfo {
   readonly up: boolean;
   /** "10.253.0.2/32", canonical. */
   readonly addresses: readonly string[];
+  /** networkd's state of the link (ADMIN_STATE in /run/systemd/netif/links/IFINDEX), e.g. "configured" or "failed"; absent when networkd has none. */
+  readonly networkdState?: string;
+}
+
+/** networkd's state of the link with this index, from its state file. */
+async function networkdLinkState(ifindex: number): Promise<string | undefined> {
+  try {
+    return /^ADMIN_STATE=(.*)$/m.exec(await readFile(`/run/systemd/netif/links/${ifindex}`, "utf8"))?.[1];
+  } catch {
+    return undefined;
+  }
 }
 
 export async function readLinks(ip: IpRunner = localIp): Promise<Map<string, LinkInfo>> {
-  const links = JSON.parse(await ip(["-j", "address", "show"])) as { ifname: string; flags?: string[]; addr_info?: { local: string; prefixlen: number }[] }[];
+  const links = JSON.parse(await ip(["-j", "address", "show"])) as { ifindex: number; ifname: string; flags?: string[]; addr_info?: { local: string; prefixlen: number }[] }[];
   return new Map(
-    links.map((link) => [
-      link.ifname,
-      {
-        name: link.ifname,
-        up: (link.flags ?? []).includes("UP"),
-        addresses: (link.addr_info ?? []).map((a) => {
-          const parsed = parseAddress(a.local);
-          return `${parsed.ok ? formatAddress(parsed.value.family, parsed.value.value) : a.local}/${a.prefixlen}`;
-        }),
-      },
-    ]),
+    await Promise.all(
+      links.map(async (link): Promise<[string, LinkInfo]> => {
+        const networkdState = await networkdLinkState(link.ifindex);
+        const info: LinkInfo = {
+          name: link.ifname,
+          up: (link.flags ?? []).includes("UP"),
+          addresses: (link.addr_info ?? []).map((a) => {
+            const parsed = parseAddress(a.local);
+            return `${parsed.ok ? formatAddress(parsed.value.family, parsed.value.value) : a.local}/${a.prefixlen}`;
+          }),
+        };
+        return [link.ifname, networkdState === undefined ? info : { ...info, networkdState }];
+      }),
+    ),
   );
 }
 

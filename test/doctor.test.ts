@@ -69,7 +69,7 @@ const statuses = (all: Record<string, Check>) => Object.fromEntries(Object.entri
 
 test("a healthy host: every check passes (key-file depends on this machine: the lab checks it); tailscale is skipped when absent", async () => {
   const all = await checks(await world());
-  assert.equal(statuses(all), { files: "pass", "file-modes": "pass", links: "pass", rules: "pass", tables: "pass", shadowing: "pass", tailscale: "skip", "rp-filter": "pass", handshake: "pass" });
+  assert.equal(statuses(all), { files: "pass", "file-modes": "pass", links: "pass", rules: "pass", "route-count": "pass", tables: "pass", shadowing: "pass", tailscale: "skip", "rp-filter": "pass", handshake: "pass" });
 });
 
 test("an earlier foreign rule that takes the captured traffic: shadowing, with the rule and the fix", async () => {
@@ -129,6 +129,38 @@ test("rules and tables: missing and unplanned entries, fixed by reconfiguring th
   assert.is(all.rules!.fix, "networkctl reconfigure wg0-split");
   assert.equal(all.tables!.details, ["missing: ipv4 table 10086: 0.0.0.0/0 dev wg0 metric 0", "not planned: ipv4 table 10086: throw 198.18.0.0/15 metric 0"]);
   assert.is(all.tables!.fix, "networkctl reconfigure wg0");
+});
+
+test("route-count: a table short of routes, with the cause doctor can see", async () => {
+  const dropThrows = ({ routes }: { routes: Route[] }) => {
+    for (let i = routes.length - 1; i >= 0; i--) if (routes[i]!.type === "throw" && routes[i]!.family === 4) routes.splice(i, 1);
+  };
+  // Deleted by hand: nothing on disk or in networkd explains it.
+  const deleted = await checks(await world(dropThrows));
+  assert.is(deleted["route-count"]!.status, "fail");
+  assert.match(deleted["route-count"]!.summary, /fewer routes than planned \(1 of 9 10086 ipv4\)/);
+  assert.match(deleted["route-count"]!.details.join("\n"), /cause: not visible here: routes were deleted/);
+  assert.match(deleted["route-count"]!.fix!, /^systemctl restart systemd-networkd /);
+
+  // A failed anchor link: its state file says so, links and route-count both name it.
+  const failed = await checks(
+    await world((state) => {
+      dropThrows(state);
+      (state.live.links as Map<string, unknown>).set("wg0-split", { name: "wg0-split", up: true, addresses: [], networkdState: "failed" });
+    }),
+  );
+  assert.is(failed.links!.status, "fail");
+  assert.match(failed.links!.details.join("\n"), /wg0-split: networkd failed configuring it/);
+  assert.match(failed["route-count"]!.details.join("\n"), /cause: networkd failed wg0-split/);
+
+  // The old single-file output: one .network with more routes than networkd takes from a file.
+  const w = await world(dropThrows);
+  const anchorFile = join(w.work, "net", "50-wg0-split.network");
+  const extra = Array.from({ length: 8193 }, (_, i) => `[Route]\nType=throw\nDestination=10.${i >> 8}.${i & 255}.0/24\nTable=10086\n`).join("\n");
+  writeFileSync(anchorFile, `${readFileSync(anchorFile, "utf8")}\n${extra}`);
+  const oversized = await checks(w);
+  assert.match(oversized["route-count"]!.details.join("\n"), /cause: .*50-wg0-split\.network holds 8206 routes; networkd 257 and later .* at most 8192/);
+  assert.match(oversized["route-count"]!.fix!, /^gen-networkd apply .* spreads the routes over several anchor links/);
 });
 
 test("links: down, missing, without an address", async () => {
