@@ -7,20 +7,30 @@
 #     rules other programs add (tailscale's);
 #   systemd/resolved.conf.d: NN-<interface>-dns.conf, the DNS kill switch (only with
 #     tunnel.dns, split.killswitch and "~." among tunnel.dns_domains, by default there).
+# A long prefix list needs more anchors (networkd applies at most 8,192 routes per
+# .network file, so gen-networkd puts at most 8,000 on each): <anchor>-2, -3, ... up to
+# `anchors`. How many depends on the lists' contents, which Nix cannot work out without
+# running the generator, so it is given (services.gen-networkd.tunnels.<name>.anchors);
+# the build names the right number when it is wrong.
 # Plain builtins only: the tests evaluate it with a bare Nix evaluator against the
 # generator's own output.
-{ spec, prefix }:
+{
+  spec,
+  prefix,
+  anchors ? 1,
+}:
 let
   inherit (spec.tunnel) interface;
   anchor = spec.split.anchor or "${interface}-split";
+  anchorNames = builtins.genList (i: if i == 0 then anchor else "${anchor}-${toString (i + 1)}") anchors;
   stem = name: "systemd/network/${prefix}-${name}";
   dnsKillswitch = spec.tunnel ? dns && (spec.split.killswitch or false) && builtins.elem "~." (spec.tunnel.dns_domains or [ "~." ]);
 in
 (if spec.tunnel.manage or true then [ "${stem interface}.netdev" ] else [ ])
-++ [
-  "${stem interface}.network"
-  "${stem anchor}.netdev"
-  "${stem anchor}.network"
-  "systemd/networkd.conf.d/${prefix}-${interface}.conf"
-]
+++ [ "${stem interface}.network" ]
+++ builtins.concatMap (name: [
+  "${stem name}.netdev"
+  "${stem name}.network"
+]) anchorNames
+++ [ "systemd/networkd.conf.d/${prefix}-${interface}.conf" ]
 ++ (if dnsKillswitch then [ "systemd/resolved.conf.d/${prefix}-${interface}-dns.conf" ] else [ ])

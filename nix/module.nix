@@ -27,7 +27,7 @@ let
   secretsIn = import ./secrets.nix;
 
   # Where the generator's files go under /etc, computed from the spec (nix/files.nix).
-  etcPaths = tunnel: import ./files.nix { inherit (tunnel) spec prefix; };
+  etcPaths = tunnel: import ./files.nix { inherit (tunnel) spec prefix anchors; };
 
   generated =
     name: tunnel:
@@ -51,7 +51,12 @@ let
           -o "$out/systemd/network" --conf-dir "$out/systemd/networkd.conf.d"
         if ! diff <(sort "$expectedPath") <(cd "$out" && find . -type f -printf '%P\n' | sort); then
           echo "gen-networkd wrote other files than services.gen-networkd expects (above: < expected, > written):" >&2
-          echo "nix/files.nix no longer matches the generator's naming" >&2
+          written=$(find "$out/systemd/network" -name '*.netdev' -exec grep -l '^Kind=bridge$' {} + | wc -l)
+          if [ "$written" != ${toString tunnel.anchors} ]; then
+            echo "this spec's routes need $written anchor links: set services.gen-networkd.tunnels.${name}.anchors = $written;" >&2
+          else
+            echo "nix/files.nix no longer matches the generator's naming" >&2
+          fi
           exit 1
         fi
       '';
@@ -96,6 +101,19 @@ let
               exclude = [ "@local" ];
             };
           }
+        '';
+      };
+
+      anchors = lib.mkOption {
+        type = lib.types.ints.positive;
+        default = 1;
+        description = ''
+          How many anchor links the spec's routes take: networkd applies at most 8,192
+          routes per .network file, so gen-networkd spreads a long prefix list over
+          anchors of at most 8,000 routes each (split.anchor, then split.anchor-2, ...).
+          The count depends on the lists' contents, so Nix cannot compute the file names
+          without building first; the build fails naming the right number when this is wrong
+          (`gen-networkd SPEC --stdout` also reports it).
         '';
       };
 

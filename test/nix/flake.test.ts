@@ -35,7 +35,7 @@ nixTest(test, "flake.nix: pinned nixpkgs input, outputs taking self and nixpkgs"
 });
 
 nixTest(test, "nix/module.nix is a NixOS module function; nix/package.nix a callPackage function; nix/files.nix takes spec and prefix", () => {
-  assert.equal(nix.evalJson(`builtins.functionArgs (import ${at("nix/files.nix")})`), { prefix: false, spec: false });
+  assert.equal(nix.evalJson(`builtins.functionArgs (import ${at("nix/files.nix")})`), { anchors: true, prefix: false, spec: false });
   assert.equal(nix.evalJson(`builtins.functionArgs (import ${at("nix/module.nix")})`), { config: false, lib: false, pkgs: false });
   assert.equal(nix.evalJson(`builtins.functionArgs (import ${at("nix/package.nix")})`), {
     buildNpmPackage: false,

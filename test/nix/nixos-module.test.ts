@@ -10,7 +10,9 @@ import { join } from "node:path";
 import { generate } from "../../src/generate.js";
 import { loadSpec } from "../../src/load.js";
 import type { Plan } from "../../src/model.js";
-import { buildPlan } from "../../src/plan.js";
+import { buildPlan, ROUTES_PER_NETWORK } from "../../src/plan.js";
+import { AddressSet } from "../../src/prefix.js";
+import { validateSpec } from "../../src/spec.js";
 import { Nix, nixTest } from "./nix.js";
 import { generatable, validSpec } from "./spec-arbitrary.js";
 
@@ -29,9 +31,11 @@ function etcPaths(plan: Plan): string[] {
 }
 
 /** nix/files.nix over spec documents as a user writes them (defaults left out), in one evaluation. */
-function nixEtcPaths(cases: readonly { document: unknown; prefix: string }[]): string[][] {
+function nixEtcPaths(cases: readonly { document: unknown; prefix: string; anchors?: number }[]): string[][] {
   cases.forEach((c, i) => nix.file(`spec${i}.json`, JSON.stringify(c.document)));
-  const calls = cases.map((c, i) => `(import ${filesNix} { spec = builtins.fromJSON (builtins.readFile ./spec${i}.json); prefix = ${JSON.stringify(c.prefix)}; })`);
+  const calls = cases.map(
+    (c, i) => `(import ${filesNix} { spec = builtins.fromJSON (builtins.readFile ./spec${i}.json); prefix = ${JSON.stringify(c.prefix)};${c.anchors === undefined ? "" : ` anchors = ${c.anchors};`} })`,
+  );
   return (nix.evalJson(`[\n${calls.join("\n")}\n]`) as string[][]).map((paths) => [...paths].sort());
 }
 
@@ -48,6 +52,17 @@ nixTest(test, "nix/files.nix names exactly the files the generator writes, for e
   }
   const fromNix = nixEtcPaths(cases);
   cases.forEach((c, i) => assert.equal(fromNix[i], c.expected, `examples/${c.name}`));
+});
+
+nixTest(test, "nix/files.nix with the anchor count of a long list names the generator's files for it", async () => {
+  const document = { version: 1, tunnel: { interface: "wg0", addresses: ["10.253.0.2/32"], manage: false }, split: { exclude: [], exclude_files: ["long.txt"], ipv6: "direct" } };
+  const validated = validateSpec(document);
+  if (!validated.ok) throw new Error(JSON.stringify(validated.problems));
+  const spec = validated.spec;
+  const exclude = AddressSet.of(Array.from({ length: 2 * ROUTES_PER_NETWORK + 1 }, (_, i) => ({ family: 4 as const, network: BigInt(0x01000000 + i * 512), length: 24 })));
+  const expected = etcPaths(buildPlan(spec, { prefix: "50", lists: { exclude } }));
+  assert.equal(expected.filter((p) => p.endsWith(".netdev")).length, 3);
+  assert.equal(nixEtcPaths([{ document, prefix: "50", anchors: 3 }])[0], expected);
 });
 
 nixTest(test, "nix/files.nix names exactly the files the generator writes, for random specs", () => {
