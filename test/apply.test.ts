@@ -37,6 +37,9 @@ test("networkd 257 and later: the reload applies a changed .netdev in place, unl
 test("a .netdev removed from the spec is deleted on every version (networkd never deletes it); .network changes name none", () => {
   for (const version of [252, 257, undefined]) {
     assert.equal(netdevSteps({ ...none, stale: [{ path: "/d/50-wg0.netdev", old: netdev("x", 1) }] }, version), { recreate: ["wg0"], updatedByReload: [] });
+    // An anchor a shrunk list no longer needs: its port-less bridge goes with its files.
+    const anchor = "# x\n[NetDev]\nName=wg0-split-3\nKind=bridge\n";
+    assert.equal(netdevSteps({ ...none, stale: [{ path: "/d/50-wg0-split-3.netdev", old: anchor }] }, version), { recreate: ["wg0-split-3"], updatedByReload: [] });
     assert.equal(netdevSteps({ ...none, update: [{ dir: "/d", fileName: "50-wg0.network", content: "[Match]\nName=wg0\n", old: "[Match]\nName=wg1\n" }] }, version), { recreate: [], updatedByReload: [] });
   }
 });

@@ -52,6 +52,22 @@ test("a shrinking spec removes its stale files (manage = false drops the .netdev
   assert.equal(units(join(workspace(), "net")), ["50-wg0-split.netdev", "50-wg0-split.network", "50-wg0.network"]);
 });
 
+test("a list that shrinks to fewer anchors: the extra anchors' files go as stale, the rest stay ours", () => {
+  const list = (n: number) => Array.from({ length: n }, (_, i) => `${1 + (i >> 15)}.${(i >> 7) & 255}.${(i & 127) * 2}.0/24`).join("\n") + "\n";
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", '[split]\nexclude_files = ["list.txt"]'));
+  writeFileSync(join(workspace(), "list.txt"), list(17_000));
+  const long = run(["spec.toml", "-o", "net"], workspace());
+  assert.is(long.code, 0, long.stderr);
+  assert.match(long.stderr, /spread over 3 anchor links \(wg0-split … wg0-split-3\)/);
+  const anchors = (n: number) => ["", ...Array.from({ length: n - 1 }, (_, i) => `-${i + 2}`)].flatMap((s) => [`50-wg0-split${s}.netdev`, `50-wg0-split${s}.network`]);
+  assert.equal(units(join(workspace(), "net")), [...anchors(3), "50-wg0.netdev", "50-wg0.network"].sort());
+  writeFileSync(join(workspace(), "list.txt"), list(9_000));
+  const shorter = run(["spec.toml", "-o", "net"], workspace());
+  assert.is(shorter.code, 0, shorter.stderr);
+  assert.match(shorter.stdout, /50-wg0-split-3\.netdev\s+removed/);
+  assert.equal(units(join(workspace(), "net")), [...anchors(2), "50-wg0.netdev", "50-wg0.network"].sort());
+});
+
 test("files of another spec (another owner) in the same directory are left alone", () => {
   run(["spec.toml", "-o", "net"], workspace());
   writeFileSync(join(workspace(), "wg1.toml"), seed.replaceAll("wg0", "wg1").replace("table = 10086", "table = 10087").replace("priority = 10086", "priority = 10096"));
