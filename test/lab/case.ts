@@ -18,6 +18,7 @@ import {
   publicKey,
   wireguardFromNetdev,
   writeKeyFile,
+  type LabOptions,
   type ProbeResult,
   type RouteDecision,
 } from "./lab.js";
@@ -88,9 +89,9 @@ export class SplitCase {
     }
   }
 
-  static async create(tag: string, raw?: Record<string, any>, generator: Generator = cliGenerator): Promise<SplitCase> {
+  static async create(tag: string, raw?: Record<string, any>, generator: Generator = cliGenerator, options: Pick<LabOptions, "hostSysctls"> = {}): Promise<SplitCase> {
     const ports = raw ? (specView(raw).ports ?? []).flatMap(([a, b]) => [a, b]) : [];
-    const lab = await Lab.create({ tag, host: "networkd", echoPorts: [...new Set(ports)].filter((p) => p !== ECHO_PORT) });
+    const lab = await Lab.create({ tag, host: "networkd", echoPorts: [...new Set(ports)].filter((p) => p !== ECHO_PORT), ...options });
     const c = new SplitCase(lab, generator);
     c.keyFile = join(lab.keyDir, "wg0.key");
     try {

@@ -90,6 +90,8 @@ export interface LabOptions {
   host: "networkd" | "manual";
   /** Extra echo ports on L and I (ECHO_PORT is always there). */
   echoPorts?: number[];
+  /** Kernel settings for H's namespace, set before networkd starts, e.g. "net.ipv6.route.max_size=4096" (the default of kernels before 6.3). */
+  hostSysctls?: string[];
 }
 
 export interface RouteDecision {
@@ -246,7 +248,7 @@ export class Lab {
       this.sysctl("P", [...noDad, ...forward]),
       this.sysctl("L", noDad),
       this.sysctl("I", noDad),
-      this.sysctl("H", [...noDad, "net.ipv4.conf.all.rp_filter=2", "net.ipv4.conf.default.rp_filter=2"]),
+      this.sysctl("H", [...noDad, "net.ipv4.conf.all.rp_filter=2", "net.ipv4.conf.default.rp_filter=2", ...(this.options.hostSysctls ?? [])]),
     ]);
     // Links, created between lab namespaces only.
     await this.batch("R", [
@@ -523,7 +525,8 @@ export class Lab {
   }
 
   /** Starts a private system D-Bus (for networkctl) and networkd inside H. */
-  async startNetworkd(): Promise<void> {
+  /** Starts networkd in H; TIMEOUT_MS bounds its start (reading a few hundred thousand routes takes 252 a while). */
+  async startNetworkd(timeoutMs = 30_000): Promise<void> {
     if (!this.dbus?.running) {
       this.dbus = await this.startProc(
         "dbus-H",
@@ -544,7 +547,7 @@ export class Lab {
     await rm(this.hostPath(NETWORKD_STATE), { force: true });
     const networkd = systemdArgv(this.systemd, [SYSTEMD_BINARIES.networkd]);
     this.networkd = await this.startProc("networkd-H", this.hostArgv(["python3", join(HELPERS, "fdstore.py"), "exec", FDSTORE_DIR, ...networkd]), { env: { SYSTEMD_LOG_LEVEL: "info" } });
-    await waitStarted(this.networkd, this.hostPath(NETWORKD_STATE));
+    await waitStarted(this.networkd, this.hostPath(NETWORKD_STATE), timeoutMs);
   }
 
   async stopNetworkd(): Promise<void> {
@@ -562,40 +565,52 @@ export class Lab {
 
   /** networkd's state of LINK (its link state file), or undefined when it has none. */
   async linkState(link: string): Promise<Record<string, string> | undefined> {
-    let index: number;
-    try {
-      index = JSON.parse(await this.ip("H", ["-j", "link", "show", "dev", link]))[0].ifindex;
-    } catch {
-      return undefined;
-    }
-    try {
-      const text = await readFile(this.hostPath(`/run/systemd/netif/links/${index}`), "utf8");
-      return Object.fromEntries(
-        text
-          .split("\n")
-          .filter((l) => l.includes("="))
-          .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
-      );
-    } catch {
-      return undefined;
-    }
+    return (await this.linkStates([link]))[0];
   }
 
-  /** Polls networkd's link state files until every link in LINKS is "configured". */
+  /** networkd's states of LINKS, in order, from one `ip link` call (a link without state file: undefined). */
+  async linkStates(links: readonly string[]): Promise<(Record<string, string> | undefined)[]> {
+    const indexes = new Map((JSON.parse(await this.ip("H", ["-j", "link", "show"])) as { ifname: string; ifindex: number }[]).map((l) => [l.ifname, l.ifindex]));
+    return Promise.all(
+      links.map(async (link) => {
+        const index = indexes.get(link);
+        if (index === undefined) return undefined;
+        try {
+          const text = await readFile(this.hostPath(`/run/systemd/netif/links/${index}`), "utf8");
+          return Object.fromEntries(
+            text
+              .split("\n")
+              .filter((l) => l.includes("="))
+              .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+          );
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+  }
+
+  /**
+   * Polls networkd's link state files until every link in LINKS is "configured". Long waits
+   * (big route sets) poll less often, so that the lab does not take the CPU networkd needs.
+   */
   async waitConfigured(links: string[], timeoutMs = 15_000): Promise<void> {
     const started = Date.now();
     await poll(
       `networkd to configure ${links.join(", ")}`,
       async () => {
-        const states = await Promise.all(links.map((l) => this.linkState(l)));
+        const states = await this.linkStates(links);
         const failed = states.findIndex((s) => s?.ADMIN_STATE === "failed");
         if (failed >= 0) throw new Error(`networkd failed to configure ${links[failed]}:\n${this.networkd?.tail()}`);
         return states.every((s) => s?.ADMIN_STATE === "configured") ? true : undefined;
       },
       {
         timeoutMs,
-        describe: async () =>
-          `${(await Promise.all(links.map(async (l) => `${l}: ${(await this.linkState(l))?.ADMIN_STATE ?? "no state"}`))).join(", ")}\nnetworkd:\n${this.networkd?.tail()}`,
+        intervalMs: timeoutMs > 60_000 ? 1000 : 50,
+        describe: async () => {
+          const states = await this.linkStates(links);
+          return `${links.map((l, i) => `${l}: ${states[i]?.ADMIN_STATE ?? "no state"}`).join(", ")}\nnetworkd:\n${this.networkd?.tail()}`;
+        },
       },
     );
     this.timings.lastConfigured = Date.now() - started;
@@ -738,9 +753,9 @@ export class Lab {
 const NETWORKD_STATE = "/run/systemd/netif/state";
 
 /** Waits until networkd (PROC) has written STATEFILE, or fails with its output. Generous: a loaded machine starts a chroot's networkd slowly. */
-async function waitStarted(proc: Proc, stateFile: string): Promise<void> {
+async function waitStarted(proc: Proc, stateFile: string, timeoutMs = 30_000): Promise<void> {
   await poll("networkd to start (its state file)", () => (existsSync(stateFile) ? true : proc.running ? undefined : Promise.reject(new Error(`networkd exited:\n${proc.tail()}`))), {
-    timeoutMs: 30_000,
+    timeoutMs,
     describe: () => `networkd:\n${proc.tail()}`,
   });
 }
