@@ -196,7 +196,7 @@ test("a long exclusion list: its throws spread over anchors of at most ROUTES_PE
   const networks = anchors.map((a) => unit(p, `50-${a}.network`));
   assert.equal(networks.map((u) => named(u, "Route").length), [ROUTES_PER_NETWORK, ROUTES_PER_NETWORK, 5]);
   assert.equal(networks.flatMap(destinations), list.cidrs());
-  assert.equal(networks.map((u) => named(u, "RoutingPolicyRule").length), [2, 0, 0]);
+  assert.equal(networks.map((u) => named(u, "RoutingPolicyRule").length > 0), [true, false, false]);
   assert.equal(networks.map((u) => value(named(u, "Match")[0]!, "Name")), anchors);
   assert.equal(anchors.map((a) => value(named(unit(p, `50-${a}.netdev`), "NetDev")[0]!, "Name")), anchors);
   assert.match(networks[1]!.comment.join(" "), /Part 2 of 3 .* the rules are on wg0-split/);

@@ -60,7 +60,8 @@ export async function kernelState(lab: Lab, tables: readonly string[]): Promise<
   const rules = (await lab.rules()).map(canonKernelRule).sort();
   const routes: string[] = [];
   for (const table of tables) {
-    for (const family of ["ipv4", "ipv6"] as const) routes.push(...(await lab.routes(table, family)).map((r) => canonKernelRoute(r, table, family)));
+    // One at a time: a spread of a few hundred thousand arguments overflows the stack.
+    for (const family of ["ipv4", "ipv6"] as const) for (const r of await lab.routes(table, family)) routes.push(canonKernelRoute(r, table, family));
   }
   return { rules, routes: routes.sort() };
 }
