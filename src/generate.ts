@@ -99,7 +99,7 @@ export async function generate(specPath: string, options: GenerateOptions): Prom
     files.push(...renderNetworkd(plan, loaded.name).map(({ unit, content }) => ({ dir: dirOf[unit.kind], fileName: unit.fileName, content })));
   }
   if (format !== "networkd") {
-    files.push({ dir: options.outputDir, fileName: `${plan.identity}.nix`, content: renderNix(plan, headerLines(plan, loaded.name)) });
+    files.push({ dir: options.outputDir, fileName: `${plan.identity}.nix`, content: renderNix(plan, headerLines(plan.identity, loaded.name, plan.specHash)) });
   }
   return { spec: validated.spec, plan, files, dirs, lists };
 }

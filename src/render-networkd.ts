@@ -1,7 +1,7 @@
 // Render: the plan spelt as systemd unit files (.netdev, .network, networkd.conf drop-ins).
 
 import { isSeries, type Entry, type Plan, type Section, type SectionSeries, type Unit, type Value } from "./model.js";
-import { headerLines } from "./ownership.js";
+import { contentHash, headerLines } from "./ownership.js";
 import { renderTemplate } from "./templates.js";
 
 /** Booleans as true/false: networkd accepts them, and NixOS writes them the same way. */
@@ -43,13 +43,14 @@ function renderSeries(series: SectionSeries): string {
 /** Sections per chunk: a chunk (some 200 kB) is past the size the collector moves. */
 const SERIES_CHUNK = 4096;
 
-export function renderUnit(unit: Unit, header: readonly string[]): string {
+/** A unit as file text under header lines made (by header) from the hash of its own comment and sections. */
+export function renderUnit(unit: Unit, header: (sha256: string) => readonly string[]): string {
   const sections = unit.sections.map((s) => (isSeries(s) ? renderSeries(s) : renderSection(s))).join("");
-  return renderTemplate("networkd/unit.njk", { header, comment: unit.comment, sections });
+  const sha256 = contentHash(`${JSON.stringify(unit.comment)}\n${sections}`);
+  return renderTemplate("networkd/unit.njk", { header: header(sha256), comment: unit.comment, sections });
 }
 
 /** Every unit of the plan, rendered, keyed by file name. */
 export function renderNetworkd(plan: Plan, specName: string): { unit: Unit; content: string }[] {
-  const header = headerLines(plan, specName);
-  return plan.units.map((unit) => ({ unit, content: renderUnit(unit, header) }));
+  return plan.units.map((unit) => ({ unit, content: renderUnit(unit, (sha256) => headerLines(plan.identity, specName, sha256)) }));
 }

@@ -316,4 +316,17 @@ test("two specs in one directory with the same table, priority or fwmark: refuse
   assert.is(run(["wg1.toml", "-o", "net"], workspace()).code, 0, "distinct table, priority and fwmark share the directory");
 });
 
+test("a file's bytes depend only on what it configures: an exclude edit leaves the .netdev files and the drop-in as they were", () => {
+  assert.is(run(["spec.toml", "-o", "net"], workspace()).code, 0);
+  const kept = ["50-wg0.netdev", "50-wg0-split.netdev", "50-wg0.network", "networkd.conf.d/50-wg0.conf"];
+  const before = kept.map((name) => readFileSync(join(workspace(), "net", name), "utf8"));
+  writeFileSync(join(workspace(), "spec.toml"), seed.replace('exclude = ["@local"]', 'exclude = ["@local", "198.18.0.0/15"]'));
+  const { code, stdout, stderr } = run(["spec.toml", "-o", "net"], workspace());
+  assert.is(code, 0, stderr);
+  assert.match(stdout, /net\/50-wg0-split\.network\s+updated/);
+  for (const name of kept) assert.match(stdout, new RegExp(`net/${name.replaceAll(".", "\\.")}\\s+unchanged`), name);
+  assert.equal(kept.map((name) => readFileSync(join(workspace(), "net", name), "utf8")), before);
+  assert.match(before[0]!, /^# gen-networkd: owner=wg0 sha256=[0-9a-f]{64}$/m);
+});
+
 test.run();

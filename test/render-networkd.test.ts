@@ -7,7 +7,7 @@ import { loadTemplates } from "../src/templates.js";
 
 await loadTemplates();
 
-const header = ["header line"];
+const header = () => ["header line"];
 
 function unitWith(count: number): Unit {
   const values = Array.from({ length: count }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}/32`);

@@ -53,7 +53,7 @@ function directFiles({ plan, specName }: Case): Map<string, ReturnType<typeof co
  * its networkd files; with `parse`, first parses each module on its own too.
  */
 function assertEquivalent(cases: readonly Case[], { parse = false } = {}): void {
-  const paths = cases.map((c, i) => nix.file(`case${i}.nix`, renderNix(c.plan, headerLines(c.plan, c.specName))));
+  const paths = cases.map((c, i) => nix.file(`case${i}.nix`, renderNix(c.plan, headerLines(c.plan.identity, c.specName, c.plan.specHash))));
   if (parse) for (const path of paths) nix.parse(path);
   const imports = cases.map((_, i) => `((import ./case${i}.nix) {})`).join("\n");
   const values = nix.evalJson(`[\n${imports}\n]`) as { networking: unknown; services?: never; systemd: { network: never } }[];
