@@ -68,6 +68,21 @@ test("a list that shrinks to fewer anchors: the extra anchors' files go as stale
   assert.equal(units(join(workspace(), "net")), [...anchors(2), "50-wg0.netdev", "50-wg0.network"].sort());
 });
 
+test("the DNS kill switch's resolved drop-in goes beside networkd.conf.d, and is removed as stale when the spec no longer needs it", () => {
+  const spec = join(workspace(), "spec.toml");
+  const seedText = readFileSync(spec, "utf8");
+  writeFileSync(spec, seedText.replace(/^\[tunnel\]\n/m, '[tunnel]\ndns = ["10.253.0.1"]\n').replace(/^\[split\]\n/m, "[split]\nkillswitch = true\n"));
+  const first = run(["spec.toml", "-o", "net"], workspace());
+  assert.is(first.code, 0, first.stderr);
+  assert.equal(listing(join(workspace(), "net/resolved.conf.d")), ["50-wg0-dns.conf"]);
+  assert.match(readFileSync(join(workspace(), "net/resolved.conf.d/50-wg0-dns.conf"), "utf8"), /\[Resolve\]\nDNS=10\.253\.0\.1\nDomains=~\.\n/);
+  writeFileSync(spec, seedText.replace(/^\[tunnel\]\n/m, '[tunnel]\ndns = ["10.253.0.1"]\n'));
+  const second = run(["spec.toml", "-o", "net"], workspace());
+  assert.is(second.code, 0, second.stderr);
+  assert.match(second.stdout, /resolved\.conf\.d\/50-wg0-dns\.conf\s+removed/);
+  assert.equal(listing(join(workspace(), "net/resolved.conf.d")), []);
+});
+
 test("files of another spec (another owner) in the same directory are left alone", () => {
   run(["spec.toml", "-o", "net"], workspace());
   writeFileSync(join(workspace(), "wg1.toml"), seed.replaceAll("wg0", "wg1").replace("table = 10086", "table = 10087").replace("priority = 10086", "priority = 10096"));
