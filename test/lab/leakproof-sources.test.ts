@@ -7,7 +7,7 @@
 
 import * as assert from "uvu/assert";
 import { labSuite } from "./harness.js";
-import { ADDR } from "./lab.js";
+import { ADDR, ECHO_PORT } from "./lab.js";
 import { LeakproofHost, setUpAll } from "./leakproof.js";
 
 const verbose = !!process.env.GEN_NETWORKD_LAB_VERBOSE;
@@ -15,13 +15,16 @@ const say = (lines: string[]) => verbose && console.log("\n" + lines.join("\n"))
 
 const TUNNEL_SOURCE = "10.253.0.2";
 const CONTAINER = "172.17.0.2";
+const PUBLISHED = 8080;
 
 async function hostWithContainer(tag: string, sources: "all" | "local"): Promise<{ host: LeakproofHost; container: string }> {
   const host = await LeakproofHost.create(tag);
   try {
     await host.generate([{ version: 1, tunnel: { interface: "wg0", addresses: [`${TUNNEL_SOURCE}/32`] }, split: { protocols: ["tcp"], sources } }]);
     await host.start();
-    const container = await host.addContainer();
+    const container = await host.addContainer({ echo: true });
+    // A port published as docker does it: H's 8080 on lan0 forwarded to the container's echo port.
+    await host.nft("H", "ip", "labdnat", [`chain pre { type nat hook prerouting priority dstnat; iifname "lan0" tcp dport ${PUBLISHED} dnat to ${CONTAINER}:${ECHO_PORT}; }`]);
     return { host, container };
   } catch (err) {
     await host.destroy();
@@ -107,5 +110,28 @@ t.test("sources = \"local\": the container's TCP to the internet arrives directl
     { label: "H's own TCP to the internet server", kernel: "table 10086 dev wg0", saw: TUNNEL_SOURCE },
   ]);
 });
+
+// A container's reply to a published port is forwarded traffic like any other: the kernel
+// routes it (from the container's address, in from ctr0) before conntrack rewrites it back
+// to H's LAN address, and split.inbound cannot tell it from the container's own connections.
+t.test("a port published with DNAT: answered with sources = \"local\"; with \"all\" the container's reply is captured and never arrives", async ({ all, local }) => {
+  const published = async (h: LeakproofHost) => {
+    const [r] = await h.probe([{ proto: "tcp", host: ADDR.hostLan4, port: PUBLISHED, timeoutMs: 3000 }], { ns: h.lab.ns.I });
+    return r!.ok ? `saw ${r!.saw}` : `failed: ${r!.error}`;
+  };
+  const [viaAll, viaLocal] = [await published(all.host), await published(local.host)];
+  const reply = async (h: LeakproofHost) => forwardedRouteFrom(h, ADDR.serverInet4);
+  say([`published port ${PUBLISHED} from the internet server:`, `  sources = "all":   ${viaAll}, the reply's route: ${await reply(all.host)}`, `  sources = "local": ${viaLocal}, the reply's route: ${await reply(local.host)}`]);
+  assert.equal(viaLocal, `saw ${ADDR.serverInet4}`);
+  assert.equal(await reply(local.host), "table main dev lan0");
+  assert.equal(viaAll, "failed: timeout");
+  assert.equal(await reply(all.host), "table 10086 dev wg0");
+});
+
+/** The kernel's answer for the container's reply to DST (from its address, in from ctr0, from the echo port). */
+async function forwardedRouteFrom(host: LeakproofHost, dst: string): Promise<string> {
+  const [route] = JSON.parse(await host.lab.ip("H", ["-j", "route", "get", dst, "from", CONTAINER, "iif", "ctr0", "ipproto", "tcp", "sport", String(ECHO_PORT)]));
+  return `${route.table ? `table ${route.table} ` : "table main "}dev ${route.dev}`;
+}
 
 t.run();

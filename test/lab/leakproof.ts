@@ -255,10 +255,11 @@ export class LeakproofHost {
 
   /**
    * A container as docker makes one: namespace C behind bridge ctr0 (172.17.0.1/16)
-   * on H, default route via H, H forwarding and masquerading its traffic (nft).
+   * on H, default route via H, H forwarding and masquerading its traffic (nft); an echo
+   * server in it when ECHO.
    */
-  async addContainer(): Promise<string> {
-    const ns = await this.attachNamespace("C", { hostLink: "vethc", bridge: "ctr0", hostAddress: "172.17.0.1/16", address: "172.17.0.2/16", routes: [["default", "via", "172.17.0.1"]] });
+  async addContainer(options: { echo?: boolean } = {}): Promise<string> {
+    const ns = await this.attachNamespace("C", { hostLink: "vethc", bridge: "ctr0", hostAddress: "172.17.0.1/16", address: "172.17.0.2/16", routes: [["default", "via", "172.17.0.1"]], ...options });
     await run(["ip", "netns", "exec", this.lab.ns.H, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     await this.nft("H", "ip", "labnat", ["chain post { type nat hook postrouting priority srcnat; ip saddr 172.17.0.0/16 oifname != \"ctr0\" masquerade; }"]);
     return ns;
