@@ -136,6 +136,14 @@ test("human output: one line per flow with its verdict, the matching rules under
   assert.match(stdout, /\nudp \[2001:db8::1\]:53 {2}→ {2}direct \(main table, eth0\)\n/);
 });
 
+test("from=: the host's reply to a connection that came in on its uplink is direct (split.inbound), a new connection is captured", () => {
+  const { code, stdout } = run(["explain", seed, "--rules", "rules.json", "--routes", "routes.json", "--json", "tcp:203.0.113.200:51234", "sport=22", "from=192.0.2.2", "tcp:203.0.113.200:443"]);
+  assert.is(code, 0);
+  const [reply, connect] = JSON.parse(stdout) as { verdict: string; rule_priority: number }[];
+  assert.equal([reply!.verdict, reply!.rule_priority], ["direct", 10088]);
+  assert.equal([connect!.verdict, connect!.rule_priority], ["tunnel", 10086]);
+});
+
 test("colors on a terminal, never with NO_COLOR (run under script(1) for a terminal)", () => {
   const onTerminal = (env: string) => spawnSync("script", ["-qec", `${env} ${process.execPath} ${cli} explain ${seed} --offline`, "/dev/null"], { cwd: work, encoding: "utf8", env: { ...process.env, NO_COLOR: undefined } });
   const colored = onTerminal("");
