@@ -22,8 +22,10 @@ function start(args: string[], cwd: string): Promise<{ code: number | null; stdo
 }
 
 /** A second tunnel for the same directory: another interface, table and priority. */
+// Before spec.toml's rules, and with split.inbound = "capture": only the spec with the highest
+// priority may answer this host's source-bound lookups from main (see the last test).
 const otherSpec = (n: number) =>
-  seed.replaceAll("wg0", `wg${n}`).replace("table = 10086", `table = ${10086 + n}`).replace("priority = 10086", `priority = ${10086 + 10 * n}`);
+  seed.replaceAll("wg0", `wg${n}`).replace("table = 10086", `table = ${10086 + n}`).replace("priority = 10086", `priority = ${10086 - 10 * n}\ninbound = "capture"`);
 
 test("concurrent runs on one directory: every run exits 0, one generation per spec at the end", async () => {
   writeFileSync(join(workspace(), "wg1.toml"), otherSpec(1));
@@ -327,6 +329,19 @@ test("a file's bytes depend only on what it configures: an exclude edit leaves t
   for (const name of kept) assert.match(stdout, new RegExp(`net/${name.replaceAll(".", "\\.")}\\s+unchanged`), name);
   assert.equal(kept.map((name) => readFileSync(join(workspace(), "net", name), "utf8")), before);
   assert.match(before[0]!, /^# gen-networkd: owner=wg0 sha256=[0-9a-f]{64}$/m);
+});
+
+test("two specs in one directory: split.inbound = \"direct\" only in the one with the highest priority, else refused naming both", () => {
+  assert.is(run(["spec.toml", "-o", "net"], workspace()).code, 0);
+  const before = listing(join(workspace(), "net"));
+  // wg1 after wg0 (priority 10096): wg0's rule at 10088 would answer wg1's second lookups from main.
+  writeFileSync(join(workspace(), "wg1.toml"), seed.replaceAll("wg0", "wg1").replace("table = 10086", "table = 10087").replace("priority = 10086", "priority = 10096"));
+  const { code, stderr } = run(["wg1.toml", "-o", "net"], workspace());
+  assert.is(code, 3, stderr);
+  assert.match(stderr, /wg1\.toml: split\.inbound: wg0 sends this host's source-bound lookups to main at priority 10088, before this spec's capture rules \(net\/50-wg0-split\.network, from spec\.toml\).*set split\.inbound = "capture" in every spec but the one with the highest split\.priority/);
+  assert.equal(listing(join(workspace(), "net")), before, "nothing written");
+  writeFileSync(join(workspace(), "wg1.toml"), otherSpec(1));
+  assert.is(run(["wg1.toml", "-o", "net"], workspace()).code, 0, "before wg0 and capturing every source: accepted");
 });
 
 test.run();

@@ -21,7 +21,8 @@ const specs = (wg1Exclude: string[]) => [
   {
     version: 1,
     tunnel: { interface: "wg1", addresses: ["10.254.0.2/32"] },
-    split: { protocols: ["udp"], ipv6: "direct", table: 20000, priority: 9000, killswitch: true, exclude: wg1Exclude },
+    // Before wg0's rules, so it captures every source: its inbound rules would answer wg0's lookups from main.
+    split: { protocols: ["udp"], ipv6: "direct", table: 20000, priority: 9000, killswitch: true, exclude: wg1Exclude, inbound: "capture" },
   },
 ];
 

@@ -93,7 +93,8 @@ const wg0Spec = { version: 1, tunnel: { interface: "wg0", addresses: [`${WG0_SOU
 const wg1Spec = {
   version: 1,
   tunnel: { interface: "wg1", addresses: [`${WG1_SOURCE}/32`] },
-  split: { protocols: ["tcp"], killswitch: true, ipv6: "direct", table: 20000, priority: 9000, include: [`${WG1_DESTINATION}/32`] },
+  // Before wg0's rules, so it captures every source: its inbound rules would answer wg0's lookups from main.
+  split: { protocols: ["tcp"], killswitch: true, ipv6: "direct", table: 20000, priority: 9000, include: [`${WG1_DESTINATION}/32`], inbound: "capture" },
 };
 const TWO_FLOWS: Flow[] = [
   { label: "TCP to 203.0.113.80 (wg0's)", proto: "tcp", dst: ADDR.server4 },

@@ -96,7 +96,8 @@ t.test("networkd warns about none of the files; the kernel holds User= as uidran
   const captureRules = (await range.lab.rules()).filter((r) => r.table === "10086");
   assert.equal(
     // `ip -j rule` shows a single port as dport, a range as dport_start/dport_end.
-    captureRules.map((r) => `uidrange ${r.uid_start}-${r.uid_end} dport ${r.dport ?? `${r.dport_start}-${r.dport_end}`}`).sort(),
+    // One selector set per uid range and port, in each capture rule (split.inbound gives a set several, one per source).
+    [...new Set(captureRules.map((r) => `uidrange ${r.uid_start}-${r.uid_end} dport ${r.dport ?? `${r.dport_start}-${r.dport_end}`}`))].sort(),
     ["uidrange 1000-1000 dport 440-444", "uidrange 1000-1000 dport 80", "uidrange 3000-3999 dport 440-444", "uidrange 3000-3999 dport 80"],
   );
 });
