@@ -85,7 +85,7 @@ test("the DNS kill switch's resolved drop-in goes beside networkd.conf.d, and is
 
 test("files of another spec (another owner) in the same directory are left alone", () => {
   run(["spec.toml", "-o", "net"], workspace());
-  writeFileSync(join(workspace(), "wg1.toml"), seed.replaceAll("wg0", "wg1").replace("table = 10086", "table = 10087").replace("priority = 10086", "priority = 10096"));
+  writeFileSync(join(workspace(), "wg1.toml"), seed.replaceAll("wg0", "wg1").replace("table = 10086", "table = 10087").replace("priority = 10086", 'priority = 10076\ninbound = "capture"'));
   assert.is(run(["wg1.toml", "-o", "net"], workspace()).code, 0);
   run(["spec.toml", "-o", "net", "--prefix", "60"], workspace());
   assert.equal(units(join(workspace(), "net")), [

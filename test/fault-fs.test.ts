@@ -57,7 +57,8 @@ function cli(args: string[], cwd: string, onStart?: (pid: number) => void): Prom
 function specText(n: number, variant: number): string {
   return SEED.replaceAll("wg0", `wg${n}`)
     .replace("table = 10086", `table = ${10086 + 100 * n + variant}`)
-    .replace("priority = 10086", `priority = ${10086 + 10 * n}`);
+    // Before wg0's rules and capturing every source: only the spec with the highest priority may have split.inbound = "direct".
+    .replace("priority = 10086", n === 0 ? "priority = 10086" : `priority = ${10086 - 10 * n}\ninbound = "capture"`);
 }
 
 const STACK = /\n\s+at |node:internal|Error:/;
