@@ -326,6 +326,13 @@ export interface TableRequest {
   readonly mode: TableMode;
 }
 
+/**
+ * The grid of tunnel route prices searched. A price changes the tables only where a tunnel
+ * route saved costs routes elsewhere, in whole numbers per tunnel route in practice; each step
+ * is a pass over the whole trie, so the grid is coarse.
+ */
+const PRICE_STEP = 1 / 8;
+
 export class TunnelRouteLimitError extends Error {}
 
 /**
@@ -333,8 +340,8 @@ export class TunnelRouteLimitError extends Error {}
  * most `tunnelRouteLimit` routes through the tunnel over all of them (they share the
  * tunnel's link). Unconstrained, each table is the optimum. When the optimum puts more
  * routes on the tunnel than the limit allows, each route through the tunnel is charged
- * a price on top (the same in every family), the least price on a grid of 1/64 for which
- * the tables fit: then the tables are the cheapest of all tables with no more tunnel
+ * a price on top (the same in every family), the least price on a grid of PRICE_STEP for
+ * which the tables fit: then the tables are the cheapest of all tables with no more tunnel
  * routes than they have (a Lagrangian relaxation: exact for the count it lands on, which
  * may be below the limit).
  */
@@ -349,25 +356,24 @@ export function cheapestTables(requests: readonly TableRequest[], tunnelRouteLim
   const tunnelRoutes = (tables: LpmTable[]) => tables.reduce((n, t) => n + t.counts[TUNNEL], 0);
   const tables = run(0);
   if (tunnelRoutes(tables) <= tunnelRouteLimit) return tables;
-  // The fewest tunnel routes there can be: at a price above any table's size, every tunnel route saved pays.
+  // Doubling the price from 1/8 until the tables fit, then halving the gap down to 1/8. At a price
+  // above any table's size every tunnel route saved pays: if the tables do not fit then, none do.
   const ceiling = 2 ** Math.ceil(Math.log2(sizeHint * requests.length * 2));
-  const fewest = run(ceiling);
-  if (tunnelRoutes(fewest) > tunnelRouteLimit) {
-    throw new TunnelRouteLimitError(`the split needs at least ${tunnelRoutes(fewest)} routes through the tunnel, more than its link's limit of ${tunnelRouteLimit}`);
-  }
   let low = 0;
-  let high = 1 / 64;
-  let fits = fewest;
-  for (; high < ceiling; high *= 2) {
-    const attempt = run(high);
+  let high = PRICE_STEP;
+  let fits: LpmTable[] | undefined;
+  for (; ; high *= 2) {
+    const attempt = run(Math.min(high, ceiling));
     if (tunnelRoutes(attempt) <= tunnelRouteLimit) {
       fits = attempt;
       break;
     }
+    if (high >= ceiling) {
+      throw new TunnelRouteLimitError(`the split needs at least ${tunnelRoutes(attempt)} routes through the tunnel, more than its link's limit of ${tunnelRouteLimit}`);
+    }
     low = high;
   }
-  high = Math.min(high, ceiling);
-  while (high - low > 1 / 64) {
+  while (high - low > PRICE_STEP) {
     const middle = (low + high) / 2;
     const attempt = run(middle);
     if (tunnelRoutes(attempt) <= tunnelRouteLimit) {

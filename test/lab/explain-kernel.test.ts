@@ -17,7 +17,7 @@ import { readSpec } from "./expect.js";
 import { ADDR } from "./lab.js";
 import { CommandError, run } from "./proc.js";
 import { routesFromText, rulesFromText } from "../../src/host-state.js";
-import { containsAddress, formatAddress, parseAddress, type Family, type Prefix } from "../../src/prefix.js";
+import { AddressSet, containsAddress, formatAddress, parseAddress, type Family, type Prefix } from "../../src/prefix.js";
 import { prefixOf } from "../prefix-of.js";
 // The seeded generator the benchmark uses too, so a failing run can be replayed.
 import { random } from "../../bench/synthetic.mjs";
@@ -27,7 +27,29 @@ const FLOWS = Number(process.env.GEN_NETWORKD_EXPLAIN_FLOWS ?? 1000);
 const FORWARDED = Math.ceil(FLOWS / 5);
 const SEED = Number(process.env.GEN_NETWORKD_LAB_SEED ?? Date.now() % 2 ** 31);
 
-/** The specs pinned: every example, and one with direct_connected off, a custom exclusion and IPv6 left alone. */
+/**
+ * A list-heavy exclusion whose fewest routes nest, in both families: 60 IPv4 /14s and 60 IPv6 /28s,
+ * each excluded but for a hole (the minimal cover of the rest, about 1,700 prefixes), so the table
+ * holds a throw per block with the hole through the tunnel inside it.
+ */
+function nestedExclusions(): string[] {
+  const allBut = (block: string, hole: string) => AddressSet.of([prefixOf(block)]).minus(AddressSet.of([prefixOf(hole)])).cidrs();
+  const hex = (n: number) => n.toString(16);
+  return Array.from({ length: 60 }, (_, i) => [
+    ...allBut(`44.${4 * i}.0.0/14`, `44.${4 * i + (i % 4)}.${16 * (i % 16)}.0/20`),
+    ...allBut(`2a02:${hex(i * 16)}0::/28`, `2a02:${hex(i * 256 + (i % 16))}:${hex(((i * 37) % 256) * 256)}::/40`),
+  ]).flat();
+}
+const nestedSpec = (killswitch: boolean) => ({
+  version: 1,
+  tunnel: { interface: "wg0", addresses: ["10.253.0.2/24", "fd00:253::2/64"], peers: [{ allowed_ips: ["0.0.0.0/0", "::/0"] }] },
+  split: { exclude: ["@local", ...nestedExclusions()], killswitch, ipv6: "tunnel" },
+});
+
+/**
+ * The specs pinned: every example, one with direct_connected off, a custom exclusion and IPv6 left
+ * alone, and the nested list-heavy exclusion with the kill switch off and on.
+ */
 const SPECS: { tag: string; raw: () => Promise<Record<string, any>> }[] = [
   ...["seed.toml", "laptop.toml", "per-user.toml", "unmanaged.toml"].map((name) => ({
     tag: `x${name.slice(0, 6).replace(/[^a-z]/g, "")}`,
@@ -41,6 +63,8 @@ const SPECS: { tag: string; raw: () => Promise<Record<string, any>> }[] = [
       split: { table: 300, priority: 30000, exclude: ["@rfc1918", "203.0.113.0/25", "2001:db8:99::/48"], direct_connected: false, ipv6: "direct" },
     }),
   },
+  { tag: "xnest", raw: async () => nestedSpec(false) },
+  { tag: "xnestks", raw: async () => nestedSpec(true) },
 ];
 
 interface Sample {

@@ -4,6 +4,9 @@
 // Two hosts side by side:
 //   - examples/laptop.toml (TCP and UDP, IPv4 and IPv6 through the tunnel): wg0 down,
 //     then deleted, then recreated with wireguard-go;
+//   - laptop.toml with the internet server's /24 (and /120) excluded but for a small block
+//     around the server: the fewest routes nest that block through wg0 inside a throw, with
+//     an unreachable twin; wg0 down must fail closed there too, not fall through the throw;
 //   - two specs applied together, each with its own tunnel, anchor, table and
 //     priority: wg1 (priority 9000, table 20000) takes TCP to 198.51.100.80 only,
 //     wg0 (priority 10086, table 10086) all other TCP; each tunnel is deleted in
@@ -18,6 +21,8 @@ import { labSuite } from "./harness.js";
 import { ADDR } from "./lab.js";
 import { LeakproofHost, setUpAll } from "./leakproof.js";
 import { readSpec } from "./expect.js";
+import { AddressSet } from "../../src/prefix.js";
+import { prefixOf } from "../prefix-of.js";
 
 const verbose = !!process.env.GEN_NETWORKD_LAB_VERBOSE;
 const say = (lines: string[]) => verbose && console.log("\n" + lines.join("\n"));
@@ -102,17 +107,62 @@ const TWO_FLOWS: Flow[] = [
   { label: "TCP to the LAN host", proto: "tcp", dst: ADDR.lanHost4 },
 ];
 
+/** The minimal cover of BLOCK without HOLE: excluded so, the fewest routes put HOLE through the tunnel inside a throw of BLOCK. */
+const allBut = (block: string, hole: string) => AddressSet.of([prefixOf(block)]).minus(AddressSet.of([prefixOf(hole)])).cidrs();
+const NESTED_HOLE4 = "203.0.113.80/28";
+const NESTED_HOLE6 = "2001:db8:99::80/124";
+const nestedSpec = (laptop: Record<string, any>) => ({
+  ...laptop,
+  split: { ...laptop.split, exclude: [...laptop.split.exclude, ...allBut("203.0.113.0/24", NESTED_HOLE4), ...allBut("2001:db8:99::/120", NESTED_HOLE6)] },
+});
+
 const t = labSuite(
   "lab: leak-proof 4, the kill switch: tunnels down, deleted and recreated",
   async () => {
     const laptop = await readSpec(fileURLToPath(new URL("../../examples/laptop.toml", import.meta.url)));
-    const [single, two] = await setUpAll([killswitchHost("kslaptop", [laptop]), killswitchHost("kstwo", [wg0Spec, wg1Spec])], (c) => c.host.destroy());
-    return { single, two };
+    const [single, two, nested] = await setUpAll(
+      [killswitchHost("kslaptop", [laptop]), killswitchHost("kstwo", [wg0Spec, wg1Spec]), killswitchHost("ksnest", [nestedSpec(laptop)])],
+      (c) => c.host.destroy(),
+    );
+    return { single, two, nested };
   },
-  async ({ single, two }) => {
-    await Promise.all([single.host.destroy(), two.host.destroy()]);
+  async ({ single, two, nested }) => {
+    await Promise.all([single.host.destroy(), two.host.destroy(), nested.host.destroy()]);
   },
 );
+
+t.test("nested: the server's block goes through wg0 inside a throw, with its unreachable twin", async ({ nested }) => {
+  const plan = await nested.host.planned();
+  for (const [block, hole] of [["203.0.113.0/24", NESTED_HOLE4], ["2001:db8:99::/120", NESTED_HOLE6]]) {
+    assert.ok(plan.routes.some((r) => r.includes(`throw ${block}`)), `a throw for ${block}: ${plan.routes.join("; ")}`);
+    assert.ok(plan.routes.some((r) => r.includes(`${hole} dev wg0`)), `${hole} through wg0: ${plan.routes.join("; ")}`);
+    assert.ok(plan.routes.some((r) => r.includes(`unreachable ${hole}`)), `${hole}'s unreachable twin: ${plan.routes.join("; ")}`);
+  }
+  assert.equal(await nested.host.networkdWarnings(), []);
+  const rows = await observe(nested, LAPTOP_FLOWS);
+  say(["nested, wg0 up:", ...rows.map((r) => `  ${r.label.padEnd(34)} kernel: ${r.kernel.padEnd(40)} ${r.result}`)]);
+  assert.equal(rows.map((r) => r.result), [WG0_SOURCE, WG0_SOURCE, WG0_SOURCE6, ADDR.hostLan4]);
+  await assertNoLeak(nested, "nested, wg0 up");
+});
+
+t.test("nested: wg0 down: the nested block fails at once instead of falling through its throw; the rest of the block is direct", async ({ nested }) => {
+  const { host } = nested;
+  await host.lab.ip("H", ["link", "set", "wg0", "down"]);
+  await policyKept(host, ["wg0"]);
+  const rows = await observe(nested, LAPTOP_FLOWS);
+  say(["nested, wg0 down:", ...rows.map((r) => `  ${r.label.padEnd(34)} kernel: ${r.kernel.padEnd(40)} ${r.result}`)]);
+  for (const row of rows.slice(0, 3)) {
+    assert.match(row.kernel, /^unreachable \((No route to host|Network is unreachable)\)$/, row.label);
+    assert.ok(FAST_ERRORS.includes(row.result.replace("failed: ", "")), `${row.label}: ${row.result}`);
+  }
+  assert.equal(rows[3]!.result, ADDR.hostLan4, "the LAN host is still reached directly");
+  await assertNoLeak(nested, "nested, wg0 down");
+  // Outside the nested block the throw answers (`ip route get` sends nothing).
+  for (const outside of ["203.0.113.1", "2001:db8:99::1"]) {
+    const d = await host.lab.routeGet(outside, { ipproto: "tcp", tunnel: "wg0" });
+    assert.ok(d.verdict !== "unreachable" && (d.table ?? "main") === "main", `${outside}: ${JSON.stringify(d)}`);
+  }
+});
 
 t.test("networkd warns about none of the files, with one spec and with two in one directory", async ({ single, two }) => {
   assert.equal(await single.host.networkdWarnings(), []);
