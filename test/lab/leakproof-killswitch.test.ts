@@ -107,13 +107,13 @@ const TWO_FLOWS: Flow[] = [
   { label: "TCP to the LAN host", proto: "tcp", dst: ADDR.lanHost4 },
 ];
 
-/** The minimal cover of BLOCK without HOLE: excluded so, the fewest routes put HOLE through the tunnel inside a throw of BLOCK. */
+/** The minimal cover of BLOCK without HOLE (added to the laptop's exclusions, which default to @local): excluded so, the fewest routes put HOLE through the tunnel inside a throw of BLOCK. */
 const allBut = (block: string, hole: string) => AddressSet.of([prefixOf(block)]).minus(AddressSet.of([prefixOf(hole)])).cidrs();
 const NESTED_HOLE4 = "203.0.113.80/28";
 const NESTED_HOLE6 = "2001:db8:99::80/124";
 const nestedSpec = (laptop: Record<string, any>) => ({
   ...laptop,
-  split: { ...laptop.split, exclude: [...laptop.split.exclude, ...allBut("203.0.113.0/24", NESTED_HOLE4), ...allBut("2001:db8:99::/120", NESTED_HOLE6)] },
+  split: { ...laptop.split, exclude: [...(laptop.split.exclude ?? ["@local"]), ...allBut("203.0.113.0/24", NESTED_HOLE4), ...allBut("2001:db8:99::/120", NESTED_HOLE6)] },
 });
 
 const t = labSuite(
