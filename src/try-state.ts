@@ -131,15 +131,19 @@ export interface TryState {
   readonly watcher?: string;
 }
 
-/** Every try that is pending or being reverted (normally at most one). */
-export async function activeTries(stateDir: string): Promise<TryState[]> {
-  let names: string[];
+/** The state directory's entries; none when it does not exist yet. */
+async function stateEntries(stateDir: string): Promise<string[]> {
   try {
-    names = await readdir(stateDir);
+    return await readdir(stateDir);
   } catch (error) {
     if (errno(error) === "ENOENT") return [];
     throw error;
   }
+}
+
+/** Every try that is pending or being reverted (normally at most one). */
+export async function activeTries(stateDir: string): Promise<TryState[]> {
+  const names = await stateEntries(stateDir);
   const tries: TryState[] = [];
   for (const name of names.sort()) {
     const match = /^(pending|reverting)-([0-9a-z-]+)$/.exec(name);
@@ -375,13 +379,7 @@ export async function readResult(stateDir: string, id: string): Promise<RevertRe
 
 /** Revert results nobody has been shown yet (the terminal that started the try was gone), oldest first; removed once returned. */
 export async function takeUnseenResults(stateDir: string): Promise<RevertResult[]> {
-  let names: string[];
-  try {
-    names = await readdir(stateDir);
-  } catch (error) {
-    if (errno(error) === "ENOENT") return [];
-    throw error;
-  }
+  const names = await stateEntries(stateDir);
   const results: RevertResult[] = [];
   for (const name of names.filter((n) => /^reverted-.*\.json$/.test(n)).sort()) {
     const path = join(stateDir, name);
