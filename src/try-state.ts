@@ -14,7 +14,8 @@
 // a confirmation and a revert that race at the deadline exactly one wins.
 
 import { createHash, randomBytes } from "node:crypto";
-import { lchown, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, symlink, unlink } from "node:fs/promises";
+import { lchown, lstat, mkdir, open, readFile, readlink, rename, rm, symlink, unlink } from "node:fs/promises";
+import { entriesOf } from "./write.js";
 import { readFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CommandError } from "./command-error.js";
@@ -131,19 +132,9 @@ export interface TryState {
   readonly watcher?: string;
 }
 
-/** The state directory's entries; none when it does not exist yet. */
-async function stateEntries(stateDir: string): Promise<string[]> {
-  try {
-    return await readdir(stateDir);
-  } catch (error) {
-    if (errno(error) === "ENOENT") return [];
-    throw error;
-  }
-}
-
 /** Every try that is pending or being reverted (normally at most one). */
 export async function activeTries(stateDir: string): Promise<TryState[]> {
-  const names = await stateEntries(stateDir);
+  const names = await entriesOf(stateDir);
   const tries: TryState[] = [];
   for (const name of names.sort()) {
     const match = /^(pending|reverting)-([0-9a-z-]+)$/.exec(name);
@@ -379,7 +370,7 @@ export async function readResult(stateDir: string, id: string): Promise<RevertRe
 
 /** Revert results nobody has been shown yet (the terminal that started the try was gone), oldest first; removed once returned. */
 export async function takeUnseenResults(stateDir: string): Promise<RevertResult[]> {
-  const names = await stateEntries(stateDir);
+  const names = await entriesOf(stateDir);
   const results: RevertResult[] = [];
   for (const name of names.filter((n) => /^reverted-.*\.json$/.test(n)).sort()) {
     const path = join(stateDir, name);

@@ -408,15 +408,19 @@ async function markedOwner(path: string): Promise<string | undefined> {
   return stats?.isFile() ? ownerOf(await readHead(path)) : undefined;
 }
 
-/** Our files for this owner already in a directory (regular files of our names whose head carries our mark). */
-async function ownedFiles(dir: string, owner: string): Promise<string[]> {
-  let names: string[];
+/** A directory's entries; none when it does not exist (yet). */
+export async function entriesOf(dir: string): Promise<string[]> {
   try {
-    names = await readdir(dir);
+    return await readdir(dir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw error;
   }
+}
+
+/** Our files for this owner already in a directory (regular files of our names whose head carries our mark). */
+async function ownedFiles(dir: string, owner: string): Promise<string[]> {
+  const names = await entriesOf(dir);
   const owned: string[] = [];
   for (const name of names.sort()) {
     const path = join(dir, name);
@@ -427,13 +431,7 @@ async function ownedFiles(dir: string, owner: string): Promise<string[]> {
 
 /** Our temporary files in a directory whose writing process is gone. */
 async function leftoverTemps(dir: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw error;
-  }
+  const names = await entriesOf(dir);
   return names
     .sort()
     .filter((name) => {
