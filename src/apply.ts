@@ -442,15 +442,16 @@ async function awaitDecision(stateDir: string, trying: TryState, seconds: number
   // before this point, the revert would come at the earlier deadline set when the try began.
   if (!(await setDeadline(trying, deadline))) return reportClaimed(stateDir, trying.id, healthy);
   const tty = process.stdin.isTTY === true;
-  out.write(
-    `${paint("bold", `Keep this configuration?`)} ${tty ? "Press Enter to keep it, " : ""}run \`gen-networkd apply --confirm${stateDir === DEFAULT_STATE_DIR ? "" : ` --state-dir ${stateDir}`}\` from another shell to keep it, or Ctrl-C to revert now.\n` +
-      `Otherwise the previous files come back at ${new Date(deadline).toLocaleTimeString()} (in ${seconds} s), also if this session dies.\n`,
-  );
+  // Listen before the prompt is out: a Ctrl-C typed the moment it appears must revert, not kill us.
   let decision: "confirm" | "revert" | undefined;
   const prompt = tty ? createInterface({ input: process.stdin }) : undefined;
   prompt?.on("line", () => (decision ??= "confirm"));
   const onInterrupt = () => (decision ??= "revert");
   process.on("SIGINT", onInterrupt);
+  out.write(
+    `${paint("bold", `Keep this configuration?`)} ${tty ? "Press Enter to keep it, " : ""}run \`gen-networkd apply --confirm${stateDir === DEFAULT_STATE_DIR ? "" : ` --state-dir ${stateDir}`}\` from another shell to keep it, or Ctrl-C to revert now.\n` +
+      `Otherwise the previous files come back at ${new Date(deadline).toLocaleTimeString()} (in ${seconds} s), also if this session dies.\n`,
+  );
   try {
     let shown = -1;
     for (;;) {

@@ -254,8 +254,8 @@ async function pendingTry(c: SplitCase): Promise<{ id: string; deadline: number;
 }
 
 /** Starts `apply --try` in H (optionally on a terminal, as script(1) gives one); resolves once it waits for a decision. */
-async function startTry(c: SplitCase, options: { terminal?: boolean } = {}): Promise<Proc> {
-  const argv = applyArgv(c, ["--try", String(TRY_SECONDS)]);
+async function startTry(c: SplitCase, options: { terminal?: boolean; seconds?: number } = {}): Promise<Proc> {
+  const argv = applyArgv(c, ["--try", String(options.seconds ?? TRY_SECONDS)]);
   const command = options.terminal ? ["script", "-qfec", argv.map((a) => `'${a}'`).join(" "), "/dev/null"] : argv;
   return Proc.start(`apply-try-${++tries}`, c.lab.hostArgv(command), {
     logFile: c.lab.log(`apply-try-${tries}`),
@@ -407,10 +407,11 @@ t.test("apply --try confirmed with `apply --confirm` from another shell: the new
 t.test("apply --try interrupted with Ctrl-C on its terminal: reverted at once, before the deadline, by the apply itself", async (c) => {
   await setInbound(c, "capture");
   const before = await hostState(c, tables);
-  const trying = await startTry(c, { terminal: true });
+  // A long try: "before the deadline" must not depend on how loaded the machine is.
+  const trying = await startTry(c, { terminal: true, seconds: 120 });
   const pending = await pendingTry(c);
   trying.write("\x03"); // the terminal turns it into SIGINT for the apply
-  await trying.waitForLine(/reverted the try of .*spec\.toml \(as requested\):/, 10_000);
+  await trying.waitForLine(/reverted the try of .*spec\.toml \(as requested\):/, 60_000);
   assert.is(await trying.exited, 1, trying.tail());
   assert.ok(Date.now() < pending.deadline, "reverted before the deadline");
   assert.ok(same(await hostState(c, tables), before), `the files and the kernel are as before the try:\n${stateDiff(before, await hostState(c, tables))}`);
