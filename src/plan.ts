@@ -423,21 +423,36 @@ interface InboundRules {
   readonly captured: readonly string[];
   /** From= of the rules that send this host's other source-bound lookups to main (undefined: any source). */
   readonly sourceBound: readonly (string | undefined)[];
+  /** SourcePort= of those rules, when only lookups that already have a source port may go to main. */
+  readonly sourcePort?: string;
   /** Whether source-bound lookups first meet the kill switch (priority+1). */
   readonly guarded: boolean;
 }
 
 const ANY_IPV6_SOURCE = ["::/1", "8000::/1"];
+/**
+ * Every source port a rule can name: the kernel refuses a port range that starts at 0 or ends
+ * at 65535 (fib_rule_port_range_valid), so a reply from port 65535 stays blocked.
+ */
+const ANY_SOURCE_PORT = "1-65534";
 
 /**
- * undefined: capture every source. That is split.inbound = "capture", and also a blocked
- * family: when an unbound IPv6 socket's lookup fails, the kernel picks a source by address
- * selection (a LAN address) and looks up again (ip6_dst_lookup_tail), so a block that let
- * source-bound lookups through would let every unbound connection through. The kill switch
- * answers the same way while the tunnel is down, hence the guard for IPv6.
+ * undefined: capture every source. That is split.inbound = "capture", and a blocked family
+ * for protocols other than TCP. When an unbound IPv6 socket's lookup fails, the kernel picks
+ * a source by address selection (a LAN address) and looks up again (ip6_dst_lookup_tail), so
+ * a block that let every source-bound lookup through would let every unbound connection
+ * through. TCP tells the two apart by the source port: a connecting socket looks up its route
+ * before it has a port (tcp_v6_connect), both times, while a reply to a connection that came
+ * in (the SYN-ACK, every later segment) carries the port it listens on. UDP binds its port
+ * before the first lookup, so its replies and its new datagrams look alike: blocked UDP stays
+ * captured from every source. The kill switch answers like a block while the tunnel is down,
+ * hence the guard for IPv6.
  */
-function inboundRules(spec: Spec, route: FamilyRoute): InboundRules | undefined {
-  if (spec.split.inbound !== "direct" || route.target.kind !== "tunnel") return undefined;
+function inboundRules(spec: Spec, route: FamilyRoute, protocol: Protocol): InboundRules | undefined {
+  if (spec.split.inbound !== "direct") return undefined;
+  if (route.target.kind === "unreachable") {
+    return route.family === 6 && protocol === "tcp" ? { captured: [], sourceBound: ANY_IPV6_SOURCE, sourcePort: ANY_SOURCE_PORT, guarded: false } : undefined;
+  }
   const own = [...new Set(spec.tunnel.addresses.filter((a) => addressFamily(a) === route.family).map((a) => `${a.split("/")[0]}/${route.family === 4 ? 32 : 128}`))];
   return route.family === 4
     ? { captured: ["0.0.0.0/32", ...own], sourceBound: [undefined], guarded: false }
@@ -452,7 +467,6 @@ function rules(spec: Spec, routes: readonly FamilyRoute[]): Section[] {
   const sections: Section[] = [];
   for (const route of routes) {
     const { family } = route;
-    const inbound = inboundRules(spec, route);
     if (markTunnelPackets) {
       const mark = tunnelFwmark(spec);
       sections.push(
@@ -462,6 +476,7 @@ function rules(spec: Spec, routes: readonly FamilyRoute[]): Section[] {
       );
     }
     for (const protocol of protocols.filter((p) => protocolFamilies(p).includes(family))) {
+      const inbound = inboundRules(spec, route, protocol);
       for (const user of users ?? [undefined]) {
         for (const port of ports ?? [undefined]) {
           const selectors: Entry[] = [
@@ -494,10 +509,17 @@ function rules(spec: Spec, routes: readonly FamilyRoute[]): Section[] {
               sections.push(rule([entry("Table", table), entry("SuppressPrefixLength", 128)], 1, `${what} from this host's other addresses${from ? ` (${from})` : ""}: only the kill switch's "unreachable" counts here, since while ${tunnel} is down the kernel retries an unbound socket's failed lookup from a LAN address; the path through ${tunnel} is suppressed.`, fromEntries(from)));
             }
           }
+          const { sourcePort } = inbound;
           for (const from of inbound.sourceBound) {
-            sections.push(rule([entry("Table", "main")], 2, `${what} from this host's other addresses${from ? ` (${from})` : ""} (replies to connections that came in on another link, sockets bound to it) stays direct.`, fromEntries(from)));
+            const which = from ? ` (${from})` : "";
+            const comment =
+              sourcePort === undefined
+                ? `${what} from this host's other addresses${which} (replies to connections that came in on another link, sockets bound to it) stays direct.`
+                : `${what} from this host's addresses${which} with a source port (replies to connections that came in on another link; a connecting socket has no port yet when it looks up its route) stays direct.`;
+            sections.push(rule([entry("Table", "main")], 2, comment, [...fromEntries(from), ...(sourcePort === undefined ? [] : [entry("SourcePort", sourcePort)])]));
           }
-          const rest = family === 4 ? "forwarded (containers, VMs: their own source addresses)" : local ? "without a source yet" : "without a source yet, and forwarded (containers, VMs)";
+          const unsourced = sourcePort === undefined ? "without a source yet" : "from a connecting socket (also the kernel's retry from a LAN address after the table refused it)";
+          const rest = family === 4 ? "forwarded (containers, VMs: their own source addresses)" : local ? unsourced : `${unsourced}, and forwarded (containers, VMs)`;
           sections.push(rule([entry("Table", table)], 3, `${what}, ${rest}: looked up in table ${table}.`));
         }
       }

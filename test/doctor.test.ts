@@ -120,12 +120,12 @@ test("tailscale present: its rules must be there and before ours", async () => {
 test("rules and tables: missing and unplanned entries, fixed by reconfiguring the link that carries them", async () => {
   const all = await checks(
     await world(({ rules, routes }) => {
-      rules.splice(rules.findIndex((r) => r.family === 6 && r.priority === 10086), 1);
+      rules.splice(rules.findIndex((r) => r.family === 6 && r.priority === 10089), 1);
       routes.splice(routes.findIndex((r) => r.table === 10086 && r.type === "unicast"), 1);
       routes.push({ family: 4, table: 10086, dst: prefixOf("198.18.0.0/15"), type: "throw", metric: 0, origin: "host" });
     }),
   );
-  assert.equal(all.rules!.details, ["missing: ipv6 10086: from all ipproto tcp lookup 10086"]);
+  assert.equal(all.rules!.details, ["missing: ipv6 10089: from all ipproto tcp lookup 10086"]);
   assert.is(all.rules!.fix, "networkctl reconfigure wg0-split");
   assert.equal(all.tables!.details, ["missing: ipv4 table 10086: 0.0.0.0/0 dev wg0 metric 0", "not planned: ipv4 table 10086: throw 198.18.0.0/15 metric 0"]);
   assert.is(all.tables!.fix, "networkctl reconfigure wg0");

@@ -70,7 +70,7 @@ test("--json with the host's tables from files: tunnel, connected LANs direct, t
     ["tcp", "2001:db8:50::9", 22, 0, "direct", "eth0", "main", 10085],
     ["udp", "203.0.113.9", 53, 0, "direct", "eth0", "main", 32766],
     ["tcp", "100.100.100.100", 80, 0, "direct", "tailscale0", "52", 5270],
-    ["tcp", "2001:db8:99::1", 443, 0, "unreachable", null, "10086", 10086],
+    ["tcp", "2001:db8:99::1", 443, 0, "unreachable", null, "10086", 10089],
     ["tcp", "192.168.1.7", 8080, 0, "direct", "eth0", "main", 10085],
   ]);
   for (const row of rows) assert.equal(row.assumes, [], "files describe the host: nothing is assumed");

@@ -46,9 +46,11 @@ test("seed: the path on wg0, the policy on the anchor, rules at priority-1, prio
     "Table=10086 From=10.253.0.2/32 IPProtocol=tcp Family=ipv4 Priority=10086",
     "Table=main IncomingInterface=lo IPProtocol=tcp Family=ipv4 Priority=10088",
     "Table=10086 IPProtocol=tcp Family=ipv4 Priority=10089",
-    // Blocked IPv6 is captured from every source: see the IPv6 fallback test below.
+    // Blocked IPv6 TCP: lookups with a source and a source port (replies) go to main, the rest stays blocked.
     "Table=main SuppressPrefixLength=0 IPProtocol=tcp Family=ipv6 Priority=10085",
-    "Table=10086 IPProtocol=tcp Family=ipv6 Priority=10086",
+    "Table=main From=::/1 IncomingInterface=lo SourcePort=1-65534 IPProtocol=tcp Family=ipv6 Priority=10088",
+    "Table=main From=8000::/1 IncomingInterface=lo SourcePort=1-65534 IPProtocol=tcp Family=ipv6 Priority=10088",
+    "Table=10086 IPProtocol=tcp Family=ipv6 Priority=10089",
   ]);
   assert.equal(p.notes.length, 1);
   assert.match(p.notes[0]!, /^ipv6: "block"/);
@@ -113,6 +115,24 @@ test("inbound = direct with sources = local: no rules after the capture rules (f
     "Table=10086 From=0.0.0.0/32 IncomingInterface=lo IPProtocol=tcp Family=ipv4 Priority=10086",
     "Table=10086 From=10.253.0.2/32 IncomingInterface=lo IPProtocol=tcp Family=ipv4 Priority=10086",
   ]);
+});
+
+test("ipv6 = block, inbound = direct: TCP lookups with a source port (replies) go to main, UDP stays captured from every source", () => {
+  const v6 = (r: string[]) => r.filter((x) => x.includes("Family=ipv6"));
+  assert.equal(v6(rules(plan({ protocols: ["tcp", "udp"], direct_connected: false, ipv6: "block" }))), [
+    "Table=main FirewallMark=10086 Family=ipv6 Priority=10084",
+    "Table=main From=::/1 IncomingInterface=lo SourcePort=1-65534 IPProtocol=tcp Family=ipv6 Priority=10088",
+    "Table=main From=8000::/1 IncomingInterface=lo SourcePort=1-65534 IPProtocol=tcp Family=ipv6 Priority=10088",
+    "Table=10086 IPProtocol=tcp Family=ipv6 Priority=10089",
+    "Table=10086 IPProtocol=udp Family=ipv6 Priority=10086",
+  ]);
+  // From this host only: nothing is forwarded, so the rule needs no IncomingInterface of its own.
+  assert.equal(v6(rules(plan({ direct_connected: false, ipv6: "block", sources: "local" }))), [
+    "Table=main From=::/1 SourcePort=1-65534 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10088",
+    "Table=main From=8000::/1 SourcePort=1-65534 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10088",
+    "Table=10086 IncomingInterface=lo IPProtocol=tcp Family=ipv6 Priority=10089",
+  ]);
+  assert.equal(v6(rules(plan({ direct_connected: false, ipv6: "block", inbound: "capture" }))), ["Table=10086 IPProtocol=tcp Family=ipv6 Priority=10086"]);
 });
 
 test("inbound = direct with the kill switch: IPv6 source-bound lookups meet only the kill switch's unreachable answer (priority+1)", () => {

@@ -76,6 +76,8 @@ interface Sample {
   dst: string;
   proto: "tcp" | "udp" | "icmp" | "ipv6-icmp";
   dport?: number;
+  /** Of a bound source: 0 for a connecting socket before it has a port, else a reply's (listening) port. */
+  sport?: number;
   uid: number;
   mark: number;
 }
@@ -114,13 +116,14 @@ function flowWords(s: Sample): string[] {
   const target = s.dport === undefined ? s.dst : s.family === 6 ? `[${s.dst}]:${s.dport}` : `${s.dst}:${s.dport}`;
   const words = [`${s.proto}:${target}`, `mark=${s.mark}`];
   if (s.forwardedFrom) return [...words, "iif=lan0", `from=${s.forwardedFrom}`];
-  return [...words, `uid=${s.uid}`, ...(s.boundFrom ? [`from=${s.boundFrom}`] : [])];
+  return [...words, `uid=${s.uid}`, ...(s.boundFrom ? [`from=${s.boundFrom}`] : []), ...(s.sport ? [`sport=${s.sport}`] : [])];
 }
 
 /** `ip route get` for a sample, as H's kernel answers it. */
 async function kernelAnswer(c: SplitCase, s: Sample): Promise<string> {
   const args = ["-n", c.lab.ns.H, "-j", "route", "get", s.dst, "ipproto", s.proto, "mark", String(s.mark)];
   if (s.dport !== undefined) args.push("dport", String(s.dport));
+  if (s.sport) args.push("sport", String(s.sport));
   args.push(...(s.forwardedFrom ? ["from", s.forwardedFrom, "iif", "lan0"] : ["uid", String(s.uid), ...(s.boundFrom ? ["from", s.boundFrom] : [])]));
   let raw: { type?: string; dev?: string; table?: string };
   try {
@@ -182,9 +185,15 @@ async function pin(tag: string, raw: Record<string, any>): Promise<Pinned> {
     // A third of the local flows come from a bound source (H's LAN or tunnel address of the flow's
     // family), as a socket bound to it or a reply sent from it: the lookups split.inbound sorts.
     const ownAddresses = [ADDR.hostLan4, ADDR.hostLan6, ...c.spec.addresses.map((a) => a.split("/")[0]!)];
+    // Half of those carry a source port (a reply from a listening port; the rules for blocked
+    // IPv6 tell replies from connects by it), at the edges of what a rule can name.
+    const sourcePorts = [1, 22, 2222, 40000, 65534, 65535];
     const bind = (sample: Sample, roll: number): Sample => {
       const mine = ownAddresses.filter((a) => a.includes(":") === (sample.family === 6));
-      return roll < 1 / 3 ? { ...sample, boundFrom: mine[Math.floor(roll * 3 * mine.length)]! } : sample;
+      if (roll >= 1 / 3) return sample;
+      const bound = { ...sample, boundFrom: mine[Math.floor(roll * 3 * mine.length)]! };
+      const ported = sample.dport !== undefined && Math.floor(roll * 3 * 64) % 2 === 1;
+      return ported ? { ...bound, sport: sourcePorts[Math.floor(roll * 3 * 64 * sourcePorts.length) % sourcePorts.length]! } : bound;
     };
     const rollBound = random(SEED ^ 0x5eed);
     const samples = Array.from({ length: FLOWS }, () => bind(next(), rollBound()));

@@ -123,11 +123,24 @@ t.test('seed, inbound = "direct": TCP from the internet and the LAN to H is answ
   assert.ok((await direct.capturedLeaving()) > 0, "the counter counts: the bound connection's packets left through lan0");
 });
 
-t.test('seed, inbound = "direct": blocked IPv6 is captured from every source, so inbound IPv6 TCP from the internet gets no answer', async ({ direct }) => {
-  const [v6] = await send(direct, [inbound("internet → H's LAN address, IPv6 TCP", "tcp", "I", ADDR.hostLan6)]);
-  assert.equal(shown(v6!), "failed: timeout", "the kernel retries a failed unbound IPv6 lookup from a LAN source, so a block gated by source would not block");
-  const kernel = await direct.host.lab.routeGet(ADDR.serverInet6, { ipproto: "tcp", tunnel: "wg0", from: ADDR.hostLan6, sport: WILDCARD_PORT });
-  assert.equal(kernel.verdict, "unreachable", "the reply's lookup: " + JSON.stringify(kernel.raw ?? kernel.error));
+t.test('seed, inbound = "direct": inbound IPv6 TCP from the internet is answered although IPv6 is blocked; H\'s own IPv6 TCP stays blocked', async ({ direct }) => {
+  const before = await direct.capturedLeaving();
+  const [v6, out6] = await send(direct, [
+    inbound("internet → H's LAN address, IPv6 TCP", "tcp", "I", ADDR.hostLan6),
+    outbound("H → internet, IPv6 TCP (blocked)", "tcp", ADDR.server6),
+  ]);
+  assert.equal(shown(v6!), `saw ${I6}`, "the reply (it has a source port) left through lan0, where the connection came in");
+  // The kernel retries the refused unbound connect from a LAN address: it has no source port yet, so it stays blocked.
+  assert.ok(fastFailure(out6!), `unbound: ${shown(out6!)}`);
+  assert.equal(await direct.capturedLeaving(), before, "no blocked IPv6 packet left through lan0");
+  const reply = await direct.host.lab.routeGet(ADDR.serverInet6, { ipproto: "tcp", tunnel: "wg0", from: ADDR.hostLan6, sport: WILDCARD_PORT });
+  assert.equal(reply.verdict, "direct", "the reply's lookup: " + JSON.stringify(reply.raw ?? reply.error));
+  const retry = await direct.host.lab.routeGet(ADDR.serverInet6, { ipproto: "tcp", tunnel: "wg0", from: ADDR.hostLan6 });
+  assert.equal(retry.verdict, "unreachable", "a connect's lookup from the LAN address, before it has a port: " + JSON.stringify(retry.raw ?? retry.error));
+  // The escape hatch of IPv4 holds for IPv6 too: bind() to an address also picks the socket's port.
+  const [bound6] = await send(direct, [outbound("H → internet, IPv6 TCP bound to H's LAN address", "tcp", ADDR.server6, ADDR.hostLan6)]);
+  assert.equal(shown(bound6!), `saw ${ADDR.hostLan6}`, "a socket bound to the LAN address goes direct");
+  assert.ok((await direct.capturedLeaving()) > before, "the counter counts: the bound connection's packets left through lan0");
 });
 
 t.test('seed, inbound = "capture": the reply to the internet client is captured and never arrives (the issue\'s report)', async ({ captured }) => {
