@@ -290,7 +290,8 @@ export class SplitCase {
         // With inbound = "direct" the capture rules at the priority take lookups by source, and up to three
         // rules after it follow (an IPv6 kill-switch guard, other sources to main, the rest into the table).
         const priority = spec.priority ?? 10086;
-        const gated = spec.inbound === "direct" && !(family === "ipv6" && spec.ipv6 === "block");
+        // Blocked IPv6 is gated for TCP only (replies carry a source port); other protocols stay captured from every source.
+        const gated = spec.inbound === "direct" && !(family === "ipv6" && spec.ipv6 === "block" && proto !== "tcp");
         const atPriority = rules.filter((r) => r.includes(`pref ${priority} `));
         const ownSources = spec.addresses.filter((a) => a.includes(":") === (family === "ipv6")).map((a) => parsePrefix(`${a.split("/")[0]}/${family === "ipv6" ? 128 : 32}`).text);
         const wantSources = gated ? [...(family === "ipv4" ? ["0.0.0.0/32"] : []), ...ownSources].sort() : [undefined];
