@@ -11,6 +11,8 @@ import { CommandError } from "./command-error.js";
 import { doctorChecks, printChecks, readLiveHost, type DoctorOptions } from "./doctor.js";
 import { generate } from "./generate.js";
 import { localIp } from "./host-state.js";
+import type { Plan } from "./model.js";
+import { ROUTES_AT_ONCE_OLD_NETWORKD } from "./plan.js";
 import { plannedRouting } from "./plan-routing.js";
 import { columns, painter, type Painter } from "./terminal.js";
 import { parseUnitFile } from "./unitfile.js";
@@ -89,6 +91,8 @@ function netdevName(text: string): string | undefined {
 
 /** The first networkd whose `networkctl reload` applies a changed .netdev to the link that exists (systemd 257's NEWS). */
 export const RELOAD_UPDATES_NETDEVS = 257;
+/** The first networkd version read to send route requests in batches (128 replies outstanding at most). */
+const BATCHING_NETWORKD = 257;
 
 /** networkd's major version from `networkctl --version` ("systemd 257 (257.13-1~deb13u1)"), or undefined when it cannot be read. */
 export async function networkdVersion(): Promise<number | undefined> {
@@ -226,6 +230,20 @@ export async function networkdRunning(): Promise<boolean> {
   return false;
 }
 
+/**
+ * networkd 252 and 254 fail links past about 65,000 routes at once (ROUTES_AT_ONCE_OLD_NETWORKD),
+ * however they are spread over files: refuse before anything is written, naming the way out.
+ */
+async function refuseTooManyRoutes(plan: Plan, table: number): Promise<void> {
+  if (plan.routes <= ROUTES_AT_ONCE_OLD_NETWORKD) return;
+  const version = await networkdVersion();
+  if (version === undefined || version >= BATCHING_NETWORKD) return;
+  throw new CommandError(
+    `apply: the plan has ${plan.routes} routes (table ${table}), and networkd ${version} sends every route at once and fails links past about ${ROUTES_AT_ONCE_OLD_NETWORKD} ("Failed to configure route: Numerical result out of range"); nothing was written; use networkd ${BATCHING_NETWORKD} or later (it sends routes in batches), or a shorter list`,
+    3,
+  );
+}
+
 async function refuseWithoutNetworkd(): Promise<void> {
   if (await networkdRunning()) return;
   throw new CommandError(
@@ -298,8 +316,9 @@ export async function runApply(specPath: string, options: ApplyOptions): Promise
   await checkOutputDir(options.output, options.anyDir ?? false);
   for (const result of await takeUnseenResults(stateDir)) out.write(`${paint("yellow", "an earlier try was reverted while nobody watched:")}\n${revertReport(result)}\n`);
   await refuseIfTrying(stateDir);
-  const { plan, files, dirs } = await generate(specPath, { outputDir: options.output, confDir: options.confDir, prefix: options.prefix });
+  const { spec, plan, files, dirs } = await generate(specPath, { outputDir: options.output, confDir: options.confDir, prefix: options.prefix });
   for (const note of plan.notes) process.stderr.write(`gen-networkd: ${note}\n`);
+  await refuseTooManyRoutes(plan, spec.split.table);
   const changes = await diffAgainstDisk(files, plan.identity, { alsoPrune: dirs });
 
   if (!hasDrift(changes)) {

@@ -62,6 +62,8 @@ export interface Plan {
   readonly units: readonly Unit[];
   /** Decisions the CLI reports in one line each (e.g. which IPv6 policy was chosen and why). */
   readonly notes: readonly string[];
+  /** Static routes the units configure, all links together (what networkd sends the kernel). */
+  readonly routes: number;
 }
 
 export function entry(key: string, value: Value): Entry {

@@ -694,5 +694,5 @@ export function buildPlan(spec: Spec, options: PlanOptions): Plan {
       ? [`table ${spec.split.table}: ${total} routes: networkd 252 and 254 (Debian 12 and its backports) fail links with "Numerical result out of range" past about 65,000 routes at once; this needs networkd 257 or later (gen-networkd doctor names the cause)`]
       : []),
   ];
-  return { identity: spec.tunnel.interface, specHash: specHash(spec, options.lists), units, notes };
+  return { identity: spec.tunnel.interface, specHash: specHash(spec, options.lists), units, notes, routes: total };
 }

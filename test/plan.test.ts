@@ -221,6 +221,8 @@ test("a long exclusion list: its throws spread over anchors of at most ROUTES_PE
   assert.equal(anchors.map((a) => value(named(unit(p, `50-${a}.netdev`), "NetDev")[0]!, "Name")), anchors);
   assert.match(networks[1]!.comment.join(" "), /Part 2 of 3 .* the rules are on wg0-split/);
   assert.ok(p.notes.some((n) => /16006 routes, spread over 3 anchor links/.test(n)), p.notes.join("\n"));
+  assert.is(p.routes, p.units.flatMap((u) => named(u, "Route")).length, "the plan counts every route it configures");
+  assert.is(p.routes, 16006);
 });
 
 test("captured prefixes too many for the tunnel's own .network: it stays under the limit, the rest on anchors", () => {

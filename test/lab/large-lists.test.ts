@@ -10,12 +10,13 @@
 //     (geoip-country: 270,013 routes). networkd 252 sends every route request at once and
 //     its netlink socket takes 65,535 outstanding replies, so there a link fails however
 //     the routes are spread: on 252 the case asserts exactly that failure, and that doctor
-//     names it with its cause.
+//     names it with its cause;
+//   - 70,000 routes: `apply` refuses them on 252 before writing anything; 257 and later apply them.
 // The two large cases take minutes and need a machine networkd is not starved on: under a load
 // average of 15-20 on 2 cores, networkd (252 at 20,000 routes, 262 at 409,090) waited more than
 // netlink's 25 s for replies ("Failed to sync link information: Connection timed out") and failed
 // links. They run with GEN_NETWORKD_LAB_LARGE=1 (and in bench/apply-lab.ts).
-import { writeFile } from "node:fs/promises";
+import { readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import { countryLists } from "../../bench/geoip-lists.js";
@@ -24,7 +25,7 @@ import { CLI, SplitCase } from "./case.js";
 import { labSuite } from "./harness.js";
 import { applyLarge, DROPPED_OR_FAILED } from "./large.js";
 import { labSystemd } from "./systemd.js";
-import { CommandError, poll } from "./proc.js";
+import { CommandError, poll, run } from "./proc.js";
 
 const LIMIT_MS = 5 * 60_000;
 const LARGE = process.env.GEN_NETWORKD_LAB_LARGE === "1";
@@ -117,6 +118,44 @@ for (const [label, sysctls] of [
     }
   });
 }
+
+t.test("70,000 routes: apply refuses them on networkd before 257, writing nothing; from 257 on networkd applies them in full", async () => {
+  const { version } = labSystemd();
+  // 70,000 IPv4 /24s: past the 65,000 that networkd 252 and 254 send at once.
+  const c = await generate("l70k", disjointLines(70_000, 0));
+  try {
+    if (version >= BATCHING_NETWORKD) {
+      await appliedInFull("70k", c, (planned) => assert.equal(planned, { ipv4: 70_000 + 1 + 8, ipv6: 1 + 4 }, "planned routes per family"));
+    }
+    // Where the lab's networkd reads them (H's /run/systemd/network is c.lab.genDir).
+    const argv = [process.execPath, CLI, "apply", c.specPath, "-o", "/run/systemd/network", "--conf-dir", "/run/systemd/network/networkd.conf.d", "--state-dir", join(c.lab.work, "state"), "--yes"];
+    if (version < BATCHING_NETWORKD) {
+      // The generated files are not there yet: apply is what would write them.
+      const written = async () => (await readdir(c.lab.genDir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+      for (const entry of await readdir(c.lab.genDir, { recursive: true, withFileTypes: true })) if (entry.isFile()) await rm(join(entry.parentPath, entry.name));
+      await c.lab.startNetworkd(LIMIT_MS);
+      const refused = await run(c.lab.hostArgv(argv), { timeoutMs: LIMIT_MS }).then(
+        (): never => {
+          throw new Error(`apply accepted 70,000 routes on networkd ${version}`);
+        },
+        (error) => {
+          if (!(error instanceof CommandError)) throw error;
+          return error;
+        },
+      );
+      assert.is(refused.code, 3, refused.stderr);
+      assert.match(refused.stderr, new RegExp(`apply: the plan has 70\\d{3} routes \\(table 10086\\), and networkd ${version} sends every route at once and fails links past about 65000 .*; nothing was written; use networkd 257 or later`), refused.stderr);
+      assert.equal(await written(), [], "nothing was written");
+      report("70k: apply refused (exit 3), nothing written");
+    } else {
+      // apply finds the files in place: no refusal for the route count on this version.
+      const { stdout } = await run(c.lab.hostArgv(argv), { timeoutMs: LIMIT_MS }).catch((error) => (error instanceof CommandError ? error : Promise.reject(error)));
+      assert.match(stdout, /already holds what .* generates; nothing to write or reload/, stdout);
+    }
+  } finally {
+    await c.destroy();
+  }
+});
 
 t.test("the 1M-prefix synthetic list (409,090 throws over 52 anchors): in full from 257 on; 252 fails as documented", async () => {
   if (!LARGE) return report("1M synthetic: not run (GEN_NETWORKD_LAB_LARGE=1 runs it)");

@@ -71,6 +71,7 @@ nixTest(test, "through the renderer: hostile values, names and comments leave th
         identity: "wg0",
         specHash: "0".repeat(64),
         notes: [],
+        routes: strings.length,
         units: [
           {
             kind: "network",

@@ -185,6 +185,8 @@ const CHECKED_AGAINST_NIXOS: Readonly<Record<string, Readonly<Record<string, rea
     IncomingInterface: ["string"],
     User: ["int", "string"],
     DestinationPort: ["int", "string"],
+    // assertPortOrPortRange, like DestinationPort: a port or "A-B" (blocked IPv6 TCP's "1-65534").
+    SourcePort: ["int", "string"],
     // In assertOnlyFields, with no value assertion: any string (an address prefix, e.g. "0.0.0.0/32").
     From: ["string"],
   },

@@ -6,6 +6,7 @@ export const seedPlan: Plan = {
   identity: "wg0",
   specHash: "0".repeat(64),
   notes: [],
+  routes: 4,
   units: [
     {
       kind: "netdev",
