@@ -345,45 +345,54 @@ export async function runApply(specPath: string, options: ApplyOptions): Promise
   // Under the lock of every directory written, and of the state directory: runs writing the
   // same directories, tries and their reverts go one after another.
   let trying: TryState | undefined;
-  const failed = await withDirectoryLock(
-    [...new Set([...files.map((f) => f.dir), ...dirs]), stateDir],
-    async (): Promise<unknown> => {
-      await refuseIfTrying(stateDir); // another try may have begun while the diff was shown
-      const now = await diffAgainstDisk(files, plan.identity, { alsoPrune: dirs });
-      if (unifiedDiff(now) !== unifiedDiff(changes)) {
-        throw new CommandError(`apply: ${options.output} changed while the diff was shown; nothing was written; run apply again to see the new diff`, 3);
-      }
-      if (options.try !== undefined) {
-        trying = await beginTry(stateDir, { id: newTryId(), spec: resolve(specPath), output: resolve(options.output), seconds: options.try, started: Date.now() }, fileChanges(now));
-        await startWatcher(stateDir, trying);
-      }
-      try {
-        await applyChanges(now, { force: options.force ?? false });
-        out.write(`${columns(changeRows(now)).join("\n")}\n`);
-        await activate(now, links, say);
-        return undefined;
-      } catch (error) {
-        if (!trying) throw error;
-        return error;
-      }
-    },
-    lockOptions(options.wait),
-  );
-  if (failed !== undefined && trying) {
-    // A try that could not even be applied is reverted at once, not at its deadline.
-    process.stderr.write(`gen-networkd: ${(failed as Error).message}\n`);
-    const claimed = await claim(stateDir, trying.id, "revert");
-    if (!claimed) throw failed;
-    stopWatcher(await watcherOf(claimed));
-    const result = await revertTry(stateDir, trying.id, claimed, "requested");
-    await dropResult(stateDir, trying.id);
-    out.write(`${revertReport(result)}\n`);
-    return 1;
+  const interrupt = new InterruptLatch();
+  try {
+    const failed = await withDirectoryLock(
+      [...new Set([...files.map((f) => f.dir), ...dirs]), stateDir],
+      async (): Promise<unknown> => {
+        await refuseIfTrying(stateDir); // another try may have begun while the diff was shown
+        const now = await diffAgainstDisk(files, plan.identity, { alsoPrune: dirs });
+        if (unifiedDiff(now) !== unifiedDiff(changes)) {
+          throw new CommandError(`apply: ${options.output} changed while the diff was shown; nothing was written; run apply again to see the new diff`, 3);
+        }
+        if (options.try !== undefined) {
+          trying = await beginTry(stateDir, { id: newTryId(), spec: resolve(specPath), output: resolve(options.output), seconds: options.try, started: Date.now() }, fileChanges(now));
+          interrupt.arm();
+          await startWatcher(stateDir, trying);
+        }
+        try {
+          await applyChanges(now, { force: options.force ?? false });
+          out.write(`${columns(changeRows(now)).join("\n")}\n`);
+          await activate(now, links, say);
+          return undefined;
+        } catch (error) {
+          if (!trying) throw error;
+          return error;
+        }
+      },
+      lockOptions(options.wait),
+    );
+    if (failed !== undefined && trying) {
+      // A try that could not even be applied is reverted at once, not at its deadline.
+      process.stderr.write(`gen-networkd: ${(failed as Error).message}\n`);
+      const claimed = await claim(stateDir, trying.id, "revert");
+      if (!claimed) throw failed;
+      stopWatcher(await watcherOf(claimed));
+      const result = await revertTry(stateDir, trying.id, claimed, "requested");
+      await dropResult(stateDir, trying.id);
+      out.write(`${revertReport(result)}\n`);
+      return 1;
+    }
+    // Ctrl-C typed while the new configuration went live asks for the revert now, not a doctor's report first.
+    // `return await`: the latch must stay armed until the decision is made, not until it starts.
+    if (trying && interrupt.requested) return await awaitDecision(stateDir, trying, options.try!, 1, interrupt);
+    out.write(`${paint("bold", "doctor:")}\n`);
+    const healthy = printChecks(await doctorChecks(specPath, options, await readLiveHost()), false, out);
+    if (!trying) return healthy;
+    return await awaitDecision(stateDir, trying, options.try!, healthy, interrupt);
+  } finally {
+    interrupt.disarm();
   }
-  out.write(`${paint("bold", "doctor:")}\n`);
-  const healthy = printChecks(await doctorChecks(specPath, options, await readLiveHost()), false, out);
-  if (!trying) return healthy;
-  return awaitDecision(stateDir, trying, options.try!, healthy);
 }
 
 /** The files a try backs up: every path CHANGES writes or removes (the record of our files too). */
@@ -452,28 +461,46 @@ async function startWatcher(stateDir: string, trying: TryState): Promise<void> {
 const WATCHER_START_MS = 10_000;
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
-/** A pending try after the new configuration is live: wait for Enter, `apply --confirm`, Ctrl-C or the deadline. */
-async function awaitDecision(stateDir: string, trying: TryState, seconds: number, healthy: number): Promise<number> {
+/**
+ * Ctrl-C from the moment a try exists until it is decided. SIGINT's default would kill the
+ * apply mid-write or mid-reload and leave the revert to the watcher at the deadline; armed,
+ * the signal is remembered and answered by reverting at once, after the write in progress.
+ */
+class InterruptLatch {
+  requested = false;
+  private readonly onInterrupt = () => {
+    this.requested = true;
+  };
+  arm(): void {
+    process.on("SIGINT", this.onInterrupt);
+  }
+  disarm(): void {
+    process.off("SIGINT", this.onInterrupt);
+  }
+}
+
+/** A pending try after the new configuration is live: wait for Enter, `apply --confirm`, Ctrl-C (INTERRUPT) or the deadline. */
+async function awaitDecision(stateDir: string, trying: TryState, seconds: number, healthy: number, interrupt: InterruptLatch): Promise<number> {
   const out = process.stdout;
   const paint = painter(out);
   const deadline = Date.now() + seconds * 1000;
   // The user gets the full time once the new configuration is live; had this process died
   // before this point, the revert would come at the earlier deadline set when the try began.
   if (!(await setDeadline(trying, deadline))) return reportClaimed(stateDir, trying.id, healthy);
-  const tty = process.stdin.isTTY === true;
-  // Listen before the prompt is out: a Ctrl-C typed the moment it appears must revert, not kill us.
+  const tty = process.stdin.isTTY === true && !interrupt.requested;
   let decision: "confirm" | "revert" | undefined;
   const prompt = tty ? createInterface({ input: process.stdin }) : undefined;
   prompt?.on("line", () => (decision ??= "confirm"));
-  const onInterrupt = () => (decision ??= "revert");
-  process.on("SIGINT", onInterrupt);
-  out.write(
-    `${paint("bold", `Keep this configuration?`)} ${tty ? "Press Enter to keep it, " : ""}run \`gen-networkd apply --confirm${stateDir === DEFAULT_STATE_DIR ? "" : ` --state-dir ${stateDir}`}\` from another shell to keep it, or Ctrl-C to revert now.\n` +
-      `Otherwise the previous files come back at ${new Date(deadline).toLocaleTimeString()} (in ${seconds} s), also if this session dies.\n`,
-  );
+  if (!interrupt.requested) {
+    out.write(
+      `${paint("bold", `Keep this configuration?`)} ${tty ? "Press Enter to keep it, " : ""}run \`gen-networkd apply --confirm${stateDir === DEFAULT_STATE_DIR ? "" : ` --state-dir ${stateDir}`}\` from another shell to keep it, or Ctrl-C to revert now.\n` +
+        `Otherwise the previous files come back at ${new Date(deadline).toLocaleTimeString()} (in ${seconds} s), also if this session dies.\n`,
+    );
+  }
   try {
     let shown = -1;
     for (;;) {
+      if (interrupt.requested) decision ??= "revert";
       if (decision) {
         const claimed = await claim(stateDir, trying.id, decision);
         if (claimed && decision === "confirm") {
@@ -508,7 +535,6 @@ async function awaitDecision(stateDir: string, trying: TryState, seconds: number
     }
   } finally {
     prompt?.close();
-    process.off("SIGINT", onInterrupt);
   }
 }
 
