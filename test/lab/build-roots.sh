@@ -9,7 +9,8 @@
 # Each is built in SUITE.tmp and renamed only once debootstrap succeeded, so a
 # root that exists is complete; a SUITE.tmp left by an interrupted run is
 # started over. Suites given as arguments (default: trixie sid) are built in
-# parallel. Needs root and the debootstrap package.
+# parallel; a second run waits for the first (one lock for the directory).
+# Needs root and the debootstrap package.
 set -euo pipefail
 
 roots=${GEN_NETWORKD_LAB_ROOTS:-/var/cache/gen-networkd-lab}
@@ -18,6 +19,21 @@ suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=(trixie sid)
 
 mkdir -p "$roots"
+# Two debootstraps in one SUITE.tmp corrupt it, and one run's clean-up would remove
+# what the other is extracting.
+exec {lock}>"$roots/.lock"
+flock "$lock"
+
+# debootstrap mounts /proc (and more) inside the new root and leaves them mounted
+# when it fails or is killed: unmount them before the directory is removed, and
+# never let rm cross into a mount.
+remove_root() {
+  local dir=$1 target
+  [ -e "$dir" ] || return 0
+  awk -v prefix="$dir/" 'index($5, prefix) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+    while read -r target; do umount -l "$target"; done
+  rm -rf --one-file-system "$dir"
+}
 
 build() {
   local suite=$1 final="$roots/$1" tmp="$roots/$1.tmp" log="$roots/$1.log"
@@ -25,7 +41,7 @@ build() {
     echo "$suite: $final exists ($(chroot "$final" networkctl --version | head -n 1))"
     return 0
   fi
-  rm -rf "$tmp"
+  remove_root "$tmp"
   echo "$suite: debootstrap into $tmp (log: $log)"
   # systemd: networkd and networkctl; dbus: the private bus networkctl talks over;
   # iproute2 and systemd-resolved: what a networkd machine of that release has.
@@ -33,6 +49,7 @@ build() {
       "$suite" "$tmp" "$mirror" >"$log" 2>&1; then
     echo "$suite: debootstrap failed; the end of $log:" >&2
     tail -n 20 "$log" >&2
+    remove_root "$tmp"
     return 1
   fi
   # The lab runs these; a root without them is not worth keeping.
