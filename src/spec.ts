@@ -77,7 +77,7 @@ function prefixProblem(text: string): string | undefined {
 /** An interface address: host bits are the point here ("10.253.0.2/24"). */
 function interfaceAddressProblem(text: string): string | undefined {
   const slash = text.indexOf("/");
-  if (slash < 0) return `${quote(text)} has no prefix length; write e.g. "${text}/32" (or /128 for IPv6)`;
+  if (slash < 0) return `${quote(text)} has no prefix length; write e.g. ${quote(`${text}/32`)} (or /128 for IPv6)`;
   const address = parseAddress(text.slice(0, slash));
   if (!address.ok) return `${quote(text)}: address ${address.message}`;
   const length = text.slice(slash + 1);

@@ -241,7 +241,7 @@ function toToml(document: Json): string | undefined {
 
 /** Checks an error message: bounded lines, each naming the spec and a place. */
 function checkErrorText(message: string, specShown: string, context: string): void {
-  assert.ok(message.length <= MAX_STDERR, `${context}: ${message.length} characters of errors`);
+  assert.ok(message.length <= MAX_STDERR, `${context}: ${message.length} characters of errors, starting ${JSON.stringify(message.slice(0, 600))}`);
   const lines = message.split("\n");
   assert.ok(lines.length <= 101, `${context}: ${lines.length} lines`);
   for (const line of lines) {
