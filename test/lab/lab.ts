@@ -554,6 +554,15 @@ export class Lab {
     await this.networkd?.stop();
   }
 
+  /**
+   * As a reboot does: PID 1's file descriptor store starts empty, so the next networkd
+   * (257 and later) starts without the state it serialized when it stopped.
+   */
+  async emptyFdstore(): Promise<void> {
+    await this.fdstore?.stop();
+    this.fdstore = undefined;
+  }
+
   /** What the stand-in for PID 1's file descriptor store did so far ("stored 1 fd(s) named …", "handed out 1 fd(s)"). */
   fdstoreEvents(): string[] {
     return (this.fdstore?.lines ?? []).filter((l) => /^(stored|handed out) /.test(l));

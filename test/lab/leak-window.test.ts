@@ -63,10 +63,15 @@ async function during(h: Host, event: string, action: () => Promise<void>): Prom
   return measured;
 }
 
-/** Takes H back to before boot: networkd stopped, the tunnel and the anchor gone, our rules and table flushed, lan0 down without addresses. */
+/**
+ * Takes H back to before boot: networkd stopped and its stored state gone (a reboot empties
+ * PID 1's fd store), the tunnel and the anchor gone, our rules and table flushed, lan0 down
+ * without addresses.
+ */
 async function powerOff(h: Host): Promise<void> {
   const { lab } = h.host;
   await lab.stopNetworkd();
+  await lab.emptyFdstore();
   if (await h.host.linkExists("wg0")) await h.host.deleteTunnel("wg0");
   await lab.ip("H", ["link", "del", "wg0-split"]);
   for (const family of ["-4", "-6"]) {

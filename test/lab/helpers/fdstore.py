@@ -28,6 +28,11 @@ def fds_of(ancdata):
 
 
 def serve(directory):
+    for name in ("notify", "fds"):  # an earlier store's sockets (after a simulated reboot)
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(os.path.join(directory, "notify"))
     os.chmod(os.path.join(directory, "notify"), 0o777)  # networkd sends as systemd-network
