@@ -6,7 +6,10 @@
 #   systemd/networkd.conf.d: NN-<interface>.conf, which keeps the routing policy
 #     rules other programs add (tailscale's);
 #   systemd/resolved.conf.d: NN-<interface>-dns.conf, the DNS kill switch (only with
-#     tunnel.dns, split.killswitch and "~." among tunnel.dns_domains, by default there).
+#     tunnel.dns, split.killswitch and "~." among tunnel.dns_domains, by default there);
+#   systemd/system/<service>.d: NN-<anchor>.conf for each of split.killswitch_before,
+#     which starts that service once networkd has configured the anchors (on NixOS
+#     nix/services.nix sets the same as options; /etc/systemd/system is NixOS's own).
 # A long prefix list needs more anchors (networkd applies at most 8,192 routes per
 # .network file, so gen-networkd puts at most 8,000 on each): <anchor>-2, -3, ... up to
 # `anchors`. How many depends on the lists' contents, which Nix cannot work out without
@@ -34,3 +37,4 @@ in
 ]) anchorNames
 ++ [ "systemd/networkd.conf.d/${prefix}-${interface}.conf" ]
 ++ (if dnsKillswitch then [ "systemd/resolved.conf.d/${prefix}-${interface}-dns.conf" ] else [ ])
+++ map (service: "systemd/system/${service}.d/${prefix}-${anchor}.conf") (spec.split.killswitch_before or [ ])

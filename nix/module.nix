@@ -66,8 +66,18 @@ let
     lib.mapAttrsToList (name: tunnel: map (path: { inherit path; source = "${generated name tunnel}/${path}"; }) (etcPaths tunnel)) cfg.tunnels
   );
   isResolvedDropIn = file: lib.hasPrefix "systemd/resolved.conf.d/" file.path;
-  resolvedSources = builtins.filter isResolvedDropIn sources;
-  networkdSources = builtins.filter (file: !isResolvedDropIn file) sources;
+  # The drop-ins of split.killswitch_before: set as options instead (nix/services.nix).
+  isServiceDropIn = file: lib.hasPrefix "systemd/system/" file.path;
+  etcSources = builtins.filter (file: !isServiceDropIn file) sources;
+  resolvedSources = builtins.filter isResolvedDropIn etcSources;
+  networkdSources = builtins.filter (file: !isResolvedDropIn file) etcSources;
+  killswitchBefore = lib.mapAttrsToList (
+    _: tunnel:
+    import ./services.nix {
+      inherit (tunnel) spec anchors;
+      waitOnline = "${config.systemd.package}/lib/systemd/systemd-networkd-wait-online";
+    }
+  ) cfg.tunnels;
 
   tunnelOptions = {
     options = {
@@ -161,17 +171,24 @@ in
     # the tunnel (measured in gen-networkd's namespace lab). See docs/nixos.md.
     networking.firewall.checkReversePath = lib.mkDefault "loose";
 
-    environment.etc = lib.listToAttrs (map ({ path, source }: lib.nameValuePair path { inherit source; }) sources);
+    environment.etc = lib.listToAttrs (map ({ path, source }: lib.nameValuePair path { inherit source; }) etcSources);
 
     # NixOS reloads or restarts networkd only for the units it renders itself; these
     # files are ours, so changes to them have to trigger the same: a changed .network
     # needs a reload; a changed .netdev or networkd.conf drop-in a restart (and an
     # existing interface is only reconfigured once it is recreated, see systemd.netdev(5)).
     # resolved reads its drop-in (the DNS kill switch) only when it starts.
-    systemd.services.systemd-networkd = {
-      reloadTriggers = map (file: file.source) (builtins.filter (file: lib.hasSuffix ".network" file.path) networkdSources);
-      restartTriggers = map (file: file.source) (builtins.filter (file: !lib.hasSuffix ".network" file.path) networkdSources);
-    };
-    systemd.services.systemd-resolved.restartTriggers = map (file: file.source) resolvedSources;
+    systemd.services = lib.mkMerge (
+      [
+        {
+          systemd-networkd = {
+            reloadTriggers = map (file: file.source) (builtins.filter (file: lib.hasSuffix ".network" file.path) networkdSources);
+            restartTriggers = map (file: file.source) (builtins.filter (file: !lib.hasSuffix ".network" file.path) networkdSources);
+          };
+          systemd-resolved.restartTriggers = map (file: file.source) resolvedSources;
+        }
+      ]
+      ++ killswitchBefore
+    );
   };
 }

@@ -80,6 +80,16 @@ function networkctl(args: string[]): Promise<void> {
   );
 }
 
+/** `systemctl daemon-reload`: systemd reads a changed unit drop-in only then (or at boot). */
+function daemonReload(): Promise<void> {
+  return new Promise((resolve, reject) =>
+    execFile("systemctl", ["daemon-reload"], { encoding: "utf8", timeout: 120_000 }, (error, _stdout, stderr) => {
+      if (!error) resolve();
+      else reject(new CommandError(`apply: systemctl daemon-reload failed: ${(stderr || error.message).trim().split("\n")[0]}; the files are written, run it yourself`, 1));
+    }),
+  );
+}
+
 /** The link a .netdev text creates ([NetDev] Name=), if any. */
 function netdevName(text: string): string | undefined {
   try {
@@ -284,14 +294,26 @@ async function activate(changes: Changes, links: readonly string[], say: (line: 
   const reloaded = Date.now();
   const notes: string[] = [];
   const changedConfs = [...[...changes.create, ...changes.update, ...changes.foreign].map(pathOf), ...changes.stale.map((f) => f.path)].filter((path) => path.endsWith(".conf"));
-  const isResolved = (path: string) => basename(dirname(path)) === "resolved.conf.d";
-  if (changedConfs.some((path) => !isResolved(path))) {
+  const dropInsOf = (dir: string) => changedConfs.filter((path) => basename(dirname(path)) === dir);
+  if (dropInsOf("networkd.conf.d").length > 0) {
     notes.push("note: the networkd.conf drop-in changed; networkd reads it only when it starts (until then it may remove foreign rules such as tailscale's): systemctl restart systemd-networkd");
     say(notes.at(-1)!);
   }
-  if (changedConfs.some(isResolved)) {
+  if (dropInsOf("resolved.conf.d").length > 0) {
     notes.push("note: the resolved.conf drop-in (the DNS kill switch) changed; systemd-resolved reads it only when it starts: systemctl restart systemd-resolved");
     say(notes.at(-1)!);
+  }
+  const services = changedConfs.filter((path) => basename(dirname(path)).endsWith(".service.d")).map((path) => basename(dirname(path)).slice(0, -".d".length));
+  if (services.length > 0) {
+    // The ordering of split.killswitch_before acts at the next boot; a daemon-reload makes systemd
+    // (and `systemctl cat`) see it now. Only the systemd of this host: from another namespace it is another host's.
+    if (await underThisHostsSystemd()) {
+      say("systemctl daemon-reload");
+      await daemonReload();
+    } else {
+      notes.push(`note: the drop-ins of ${[...new Set(services)].join(", ")} changed; systemd reads them at its next daemon-reload or boot (no systemd runs this host's namespaces here)`);
+      say(notes.at(-1)!);
+    }
   }
   const states = await waitConfigured(links, CONFIGURE_TIMEOUT_MS);
   if (states.size) say([...states].map(([link, state]) => `${link}: ${state}`).join(", "));
@@ -406,11 +428,12 @@ function fileChanges(changes: Changes): FileChange[] {
 // ------------------------------------------------------------------- --try
 
 /**
- * Whether the watcher can be a transient unit: systemd runs this machine (sd_booted(3)),
- * and we are in its network and mount namespaces. A unit runs in PID 1's, so from
- * `ip netns exec` or a private mount namespace it would revert (and reload) the wrong host.
+ * Whether systemd runs this host: it runs the machine (sd_booted(3)), and we are in its
+ * network and mount namespaces. Its units run in PID 1's namespaces, so from `ip netns exec`
+ * or a private mount namespace a transient unit would revert (and reload) the wrong host, and
+ * a daemon-reload would read another host's drop-ins.
  */
-async function watcherUnderSystemd(): Promise<boolean> {
+async function underThisHostsSystemd(): Promise<boolean> {
   if (!existsSync("/run/systemd/system")) return false;
   for (const ns of ["net", "mnt"]) {
     const [ours, init] = await Promise.all([readlink(`/proc/self/ns/${ns}`), readlink(`/proc/1/ns/${ns}`)].map((p) => p.catch(() => undefined)));
@@ -430,7 +453,7 @@ async function watcherUnderSystemd(): Promise<boolean> {
 async function startWatcher(stateDir: string, trying: TryState): Promise<void> {
   const argv = [...process.execArgv, process.argv[1]!, "apply", "--watch-try", trying.id, "--state-dir", resolve(stateDir)];
   try {
-    if (await watcherUnderSystemd()) {
+    if (await underThisHostsSystemd()) {
       await new Promise<void>((done, fail) =>
         execFile(
           "systemd-run",

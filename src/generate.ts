@@ -1,7 +1,7 @@
 // The pipeline, read → validate → plan → render, as one call the CLI (and tests) use.
 
 import { basename, dirname, join, resolve } from "node:path";
-import type { Plan, UnitKind } from "./model.js";
+import type { Plan, Unit } from "./model.js";
 import { loadSpec } from "./load.js";
 import { displayName } from "./text.js";
 import { headerLines } from "./ownership.js";
@@ -65,6 +65,11 @@ export function resolvedConfDir(confDir: string): string {
   return join(dirname(confDir), "resolved.conf.d");
 }
 
+/** systemd reads unit drop-ins from <dir>/system/NAME.d beside <dir>/networkd.conf.d (/etc/systemd, /run/systemd). */
+export function serviceDropInDir(confDir: string, service: string): string {
+  return join(dirname(confDir), "system", `${service}.d`);
+}
+
 /** A spec that validates can still ask for the impossible (capture nothing): reported like any spec problem. */
 function planOrReport(specPath: string, spec: Spec, options: PlanOptions): Plan {
   try {
@@ -92,11 +97,23 @@ export async function generate(specPath: string, options: GenerateOptions): Prom
   const format = options.format ?? "networkd";
   const files: OutputFile[] = [];
   const confDir = options.confDir ?? defaultConfDir(options.outputDir);
-  const dirOf: Record<UnitKind, string> = { netdev: options.outputDir, network: options.outputDir, "networkd-conf": confDir, "resolved-conf": resolvedConfDir(confDir) };
+  const dirOf = (unit: Unit): string => {
+    switch (unit.kind) {
+      case "netdev":
+      case "network":
+        return options.outputDir;
+      case "networkd-conf":
+        return confDir;
+      case "resolved-conf":
+        return resolvedConfDir(confDir);
+      case "service-drop-in":
+        return serviceDropInDir(confDir, unit.service!);
+    }
+  };
   // Also the drop-in directories under --format nix: their files from a networkd run are then stale.
-  const dirs = [...new Set(Object.values(dirOf))];
+  const dirs = [...new Set(plan.units.map(dirOf).concat(options.outputDir, confDir, resolvedConfDir(confDir)))];
   if (format !== "nix") {
-    files.push(...renderNetworkd(plan, loaded.name).map(({ unit, content }) => ({ dir: dirOf[unit.kind], fileName: unit.fileName, content })));
+    files.push(...renderNetworkd(plan, loaded.name).map(({ unit, content }) => ({ dir: dirOf(unit), fileName: unit.fileName, content })));
   }
   if (format !== "networkd") {
     files.push({ dir: options.outputDir, fileName: `${plan.identity}.nix`, content: renderNix(plan, headerLines(plan.identity, loaded.name, plan.specHash)) });

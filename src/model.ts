@@ -43,12 +43,14 @@ export interface SectionSeries {
 }
 
 /** Which directory a unit belongs in; each kind has its own output directory. */
-export type UnitKind = "netdev" | "network" | "networkd-conf" | "resolved-conf";
+export type UnitKind = "netdev" | "network" | "networkd-conf" | "resolved-conf" | "service-drop-in";
 
 export interface Unit {
   readonly kind: UnitKind;
   /** File name without directory, e.g. "50-wg0.network". */
   readonly fileName: string;
+  /** A service-drop-in's service, e.g. "NetworkManager.service" (its drop-in directory is NAME.d). */
+  readonly service?: string;
   /** Comment lines under the ownership header explaining the unit as a whole. */
   readonly comment: readonly string[];
   readonly sections: readonly (Section | SectionSeries)[];

@@ -13,6 +13,7 @@
 // into the world-readable Nix store.
 
 import { sectionsOf, type Entry, type Plan, type Section, type Unit, type UnitKind, type Value } from "./model.js";
+import { WAIT_ONLINE } from "./plan.js";
 import { renderTemplate } from "./templates.js";
 
 /** A section the plan used but NixOS offers no option for (or the renderer does not map yet). */
@@ -29,8 +30,10 @@ type Placement =
 
 interface UnitMapping {
   /** The Nix attribute path of the unit, given its name (the file name without extension). */
-  readonly path: (name: string) => string[];
+  readonly path: (name: string, unit: Unit) => string[];
   readonly sections: Readonly<Record<string, Placement>>;
+  /** A lifted value as NixOS needs it, where it differs from the file systemd reads. */
+  readonly liftedValue?: (value: Value) => Value;
 }
 
 // NixOS renders `address` as `Address=` lines in [Network]; other [Network] keys go
@@ -68,6 +71,17 @@ const UNIT_MAPPINGS: Readonly<Record<UnitKind, UnitMapping>> = {
     sections: {
       Resolve: { shape: "lines", option: "extraConfig" },
     },
+  },
+  // The drop-in's settings merge into the service's own: `wants`, `after` and a list-valued
+  // ExecStartPre are concatenated with other modules' definitions, never in conflict with them.
+  // NixOS has no /usr: systemd's programs are in the system profile's systemd.
+  "service-drop-in": {
+    path: (_name, unit) => ["systemd", "services", unit.service!.replace(/\.service$/, "")],
+    sections: {
+      Unit: { shape: "attrs", option: "unitConfig", lifted: { Wants: "wants", After: "after" } },
+      Service: { shape: "attrs", option: "serviceConfig", lifted: { ExecStartPre: "serviceConfig.ExecStartPre" } },
+    },
+    liftedValue: (value) => (typeof value === "string" ? value.replace(WAIT_ONLINE, "/run/current-system/systemd/lib/systemd/systemd-networkd-wait-online") : value),
   },
 };
 
@@ -226,7 +240,7 @@ function unitView(unit: Unit): NixUnitView {
       return taken;
     };
     for (const [key, option] of Object.entries(lifted)) {
-      const values = section.entries.filter((e) => e.key === key).map((e) => e.value);
+      const values = section.entries.filter((e) => e.key === key).map((e) => mapping.liftedValue?.(e.value) ?? e.value);
       if (values.length === 0) continue;
       const list = field("list", option, () => ({ shape: "list", name: option, comment: [], values: [] }));
       list.comment.push(...takeComment());
@@ -241,14 +255,14 @@ function unitView(unit: Unit): NixUnitView {
   }
 
   return {
-    path: mapping.path(name).map(nixAttrName).join("."),
+    path: mapping.path(name, unit).map(nixAttrName).join("."),
     comment: commentLines(unit.comment),
     fields: [...fields.values()].map((draft): NixField => {
       switch (draft.shape) {
         case "attrs":
           return { shape: "attrs", name: nixAttrName(draft.name), comment: draft.comment, attrs: attrsOf(draft.entries) };
         case "list":
-          return { shape: "list", name: nixAttrName(draft.name), comment: draft.comment, values: draft.values.map(nixValue) };
+          return { shape: "list", name: draft.name.split(".").map(nixAttrName).join("."), comment: draft.comment, values: draft.values.map(nixValue) };
         case "lines":
           return { shape: "lines", name: nixAttrName(draft.name), comment: draft.comment, value: nixString(draft.lines.map((line) => `${line}\n`).join("")) };
         case "sets":

@@ -68,6 +68,22 @@ function interfaceNameProblem(name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A service that brings up links networkd does not manage (NetworkManager.service,
+ * networking.service): a unit name systemd accepts for a drop-in directory.
+ */
+function serviceNameProblem(name: string): string | undefined {
+  if (!name.endsWith(".service")) {
+    return /^[A-Za-z0-9:_.@\\-]+$/.test(name) ? `${quote(name)} is not a service unit name; write ${quote(`${name}.service`)}` : `${quote(name)} is not a service unit name, e.g. "NetworkManager.service"`;
+  }
+  // systemd's unit_name_is_valid(): at most 255 bytes of [A-Za-z0-9:_.\\-], an optional "@instance".
+  if (Buffer.byteLength(name) > 255 || !/^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.service$/.test(name)) {
+    return `${quote(name)} is not a unit name systemd accepts (letters, digits, ":_.\\-", one "@instance")`;
+  }
+  if (name === "systemd-networkd.service") return `${quote(name)} is networkd itself, which configures the anchor: ordering it after the anchor is a cycle`;
+  return undefined;
+}
+
 function prefixProblem(text: string): string | undefined {
   const parsed = parsePrefix(text);
   if (parsed.ok) return undefined;
@@ -282,6 +298,7 @@ const splitSchema = z.strictObject({
   users: z.array(numberOrRange("a uid", 0, 4294967294)).min(1, { error: "list at least one uid, or omit the key to capture every user" }).optional(),
   ports: z.array(numberOrRange("a port", 1, 65535)).min(1, { error: "list at least one port, or omit the key to capture every port" }).optional(),
   killswitch: z.boolean().default(false),
+  killswitch_before: z.array(checkedString(serviceNameProblem)).min(1, { error: 'list at least one service, e.g. ["NetworkManager.service"], or omit the key' }).optional(),
   fwmark: integer(1, 4294967295, "a firewall mark").optional(),
   anchor: checkedString(interfaceNameProblem).optional(),
   ipv6: z.enum(["tunnel", "block", "direct"], { error: (issue) => `${quote(issue.input)} is not an IPv6 policy; expected "tunnel", "block" or "direct"` }).optional(),
@@ -361,6 +378,15 @@ export const specSchema = z
       problem(["split", "anchor"], `the default anchor name "${tunnel.interface}${ANCHOR_SUFFIX}" is longer than 15 bytes; set split.anchor to an interface name of your choice`);
     } else if (anchor === tunnel.interface) {
       problem(["split", "anchor"], `must differ from tunnel.interface: the anchor holds the policy while ${tunnel.interface} comes and goes`);
+    }
+    if (split.killswitch_before !== undefined) {
+      if (!split.killswitch) problem(["split", "killswitch_before"], "only applies with killswitch = true (without it, traffic goes direct whenever the tunnel is not up, by design)");
+      const seen = new Map<string, number>();
+      split.killswitch_before.forEach((service, index) => {
+        const first = seen.get(service);
+        if (first !== undefined) problem(["split", "killswitch_before", index], `duplicate: ${quote(service)} is also split.killswitch_before[${first}]`);
+        else seen.set(service, index);
+      });
     }
     const lowest = split.priority - HELPER_RULE_COUNT;
     const highest = lastRulePriority(split);

@@ -6,7 +6,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createTwoFilesPatch } from "diff";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { generate } from "../src/generate.js";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -23,7 +23,8 @@ const stems = [...new Set(specs.map((name) => name.replace(/\.(toml|json)$/, "")
 
 async function render(spec: string): Promise<Map<string, string>> {
   const { files } = await generate(join(examples, spec), { outputDir: "out", prefix: "50" });
-  return new Map(files.map((f) => [f.fileName, f.content]));
+  // Keyed by the path under the output directory: drop-ins of different services share a file name.
+  return new Map(files.map((f) => [relative("out", join(f.dir, f.fileName)), f.content]));
 }
 
 /** The header's first line names the spec file; everything else must not depend on the format. */
@@ -37,9 +38,13 @@ for (const stem of stems) {
     if (update) {
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true });
-      for (const [name, content] of files) writeFileSync(join(dir, name), content);
+      for (const [name, content] of files) {
+        mkdirSync(dirname(join(dir, name)), { recursive: true });
+        writeFileSync(join(dir, name), content);
+      }
     }
-    assert.equal([...files.keys()].sort(), readdirSync(dir).sort(), `files for ${spec}`);
+    const golden = readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => relative(dir, join(e.parentPath, e.name)));
+    assert.equal([...files.keys()].sort(), golden.sort(), `files for ${spec}`);
     for (const [name, content] of files) {
       const expected = readFileSync(join(dir, name), "utf8");
       if (content !== expected) assert.unreachable(`${spec} → ${name} differs from the golden file:\n${createTwoFilesPatch(`golden/${name}`, `generated/${name}`, expected, content)}`);

@@ -104,7 +104,7 @@ test("item 3: a key holding such a character is named escaped, on one line", () 
   writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", '[split]\n"ta\u2028ble" = 1'));
   const { code, stderr } = run(["spec.toml", "--stdout"], workspace());
   assert.is(code, 1);
-  assert.equal(stderr.trimEnd().split(/\r?\n|\u2028/), [String.raw`spec.toml: split["ta\u2028ble"]: unknown key; did you mean "table"? (known here: table, priority, protocols, include, exclude, include_files, exclude_files, sources, users, ports, killswitch, fwmark, anchor, ipv6, direct_connected, inbound)`]);
+  assert.equal(stderr.trimEnd().split(/\r?\n|\u2028/), [String.raw`spec.toml: split["ta\u2028ble"]: unknown key; did you mean "table"? (known here: table, priority, protocols, include, exclude, include_files, exclude_files, sources, users, ports, killswitch, killswitch_before, fwmark, anchor, ipv6, direct_connected, inbound)`]);
 });
 
 test("item 3: a spec that is not valid UTF-8 is refused with line and column, in TOML and JSON", () => {
@@ -151,7 +151,7 @@ test("item 7: keys named like Object.prototype's members are unknown keys, in TO
   writeFileSync(join(workspace(), "spec.toml"), seed.replace("[split]", "toString = 1\n[split]\nconstructor = 2\n__proto__ = 3\nhasOwnProperty = 4"));
   const toml = run(["spec.toml", "--stdout"], workspace());
   assert.is(toml.code, 1);
-  const known = "table, priority, protocols, include, exclude, include_files, exclude_files, sources, users, ports, killswitch, fwmark, anchor, ipv6, direct_connected, inbound";
+  const known = "table, priority, protocols, include, exclude, include_files, exclude_files, sources, users, ports, killswitch, killswitch_before, fwmark, anchor, ipv6, direct_connected, inbound";
   assert.equal(toml.stderr.trimEnd().split("\n"), [
     "spec.toml: tunnel.peers[0].toString: unknown key (known here: public_key, endpoint, allowed_ips, persistent_keepalive, preshared_key_file)",
     `spec.toml: split.constructor: unknown key (known here: ${known})`,

@@ -10,7 +10,7 @@
 // Every line of the table is printed (it goes into docs/leakproof.md with the version).
 
 import * as assert from "uvu/assert";
-import { rename } from "node:fs/promises";
+import { readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { labSuite } from "./harness.js";
@@ -19,6 +19,8 @@ import { LeakproofHost } from "./leakproof.js";
 import { readSpec } from "./expect.js";
 import { Proc } from "./proc.js";
 import { systemdArgv } from "./systemd.js";
+import { serviceDropInDir } from "../../src/generate.js";
+import { parseUnitFile } from "../../src/unitfile.js";
 
 const HELPERS = fileURLToPath(new URL("./helpers/", import.meta.url));
 const STREAM_INTERVAL_MS = 5;
@@ -182,10 +184,20 @@ async function otherManagerConfiguresUplink(h: Host): Promise<void> {
   ]) await lab.ip("H", args);
 }
 
-/** What the ordering drop-in runs before the other manager starts: wait until networkd has configured the anchor. */
-async function waitForAnchor(h: Host): Promise<void> {
+/**
+ * What the emitted drop-in of split.killswitch_before makes systemd do before the other manager
+ * starts (ExecStartPre=, as written; its "-" only ignores a failure): wait until networkd has
+ * configured the anchor. The wait must succeed: a timeout would let the manager start anyway.
+ */
+async function waitAsTheDropInSays(h: Host): Promise<void> {
   const { lab } = h.host;
-  await lab.inHost(systemdArgv(lab.systemd, ["/lib/systemd/systemd-networkd-wait-online", "--interface=wg0-split:no-carrier", "--timeout=20"]), { timeoutMs: 25_000 });
+  const path = join(serviceDropInDir(h.host.confDir, "NetworkManager.service"), "50-wg0-split.conf");
+  const sections = parseUnitFile(await readFile(path, "utf8"));
+  const values = (name: string, key: string) => sections.filter((s) => s.name === name).flatMap((s) => s.entries.filter((e) => e.key === key).map((e) => String(e.value)));
+  assert.equal([values("Unit", "Wants"), values("Unit", "After")], [["systemd-networkd.service"], ["systemd-networkd.service"]], `${path}: ordered after networkd`);
+  const [command] = values("Service", "ExecStartPre");
+  assert.match(command!, /^-\/usr\/lib\/systemd\/systemd-networkd-wait-online --interface=wg0-split:no-carrier --timeout=30$/);
+  await lab.inHost(systemdArgv(lab.systemd, command!.slice(1).split(" ")), { timeoutMs: 35_000 });
 }
 
 t.test("boot: another manager configures the uplink before networkd has configured the anchor: the window, counted", async (h) => {
@@ -205,12 +217,12 @@ t.test("boot: another manager configures the uplink before networkd has configur
   assert.ok(m.leaked > 0, `networkd ${lab.systemd.version}: nothing networkd is given can act before networkd runs, so captured packets leave until it has configured the anchor (counted ${m.leaked})`);
 });
 
-t.test("boot: another manager ordered after networkd-wait-online for the anchor (the drop-in in docs/leakproof.md): nothing leaves", async (h) => {
+t.test("boot: another manager started as the emitted drop-in of split.killswitch_before orders it (after wait-online for the anchor): nothing leaves", async (h) => {
   await powerOff(h);
   const { lab } = h.host;
-  const m = await during(h, "boot, uplink by another manager after wait-online for the anchor", async () => {
+  const m = await during(h, "boot, uplink by another manager ordered by the killswitch_before drop-in", async () => {
     await lab.startNetworkd();
-    await waitForAnchor(h);
+    await waitAsTheDropInSays(h);
     await otherManagerConfiguresUplink(h);
     await sleep(SETTLE_MS);
     await h.host.startTunnel("wg0");

@@ -16,7 +16,7 @@ import { renderNetworkd } from "../../src/render-networkd.js";
 import { renderNix } from "../../src/render-nix.js";
 import { parseUnitFile } from "../../src/unitfile.js";
 import { Nix, nixTest } from "./nix.js";
-import { comparable, LOOSE_BY_DEFAULT, nixosNetworkdFiles, nixosResolvedConf, uncheckedKeys } from "./nixos-render.js";
+import { comparable, LOOSE_BY_DEFAULT, nixosNetworkdFiles, nixosResolvedConf, nixosServiceDropIns, uncheckedKeys } from "./nixos-render.js";
 import { generatable, validSpec } from "./spec-arbitrary.js";
 import { loadTemplates } from "../../src/templates.js";
 
@@ -42,7 +42,7 @@ interface Case {
 function directFiles({ plan, specName }: Case): Map<string, ReturnType<typeof comparable>> {
   return new Map(
     renderNetworkd(plan, specName).map(({ unit, content }) => [
-      unit.kind === "networkd-conf" ? "networkd.conf" : unit.kind === "resolved-conf" ? "resolved.conf" : unit.fileName,
+      unit.kind === "networkd-conf" ? "networkd.conf" : unit.kind === "resolved-conf" ? "resolved.conf" : unit.kind === "service-drop-in" ? `${unit.service}.d` : unit.fileName,
       comparable(parseUnitFile(content)),
     ]),
   );
@@ -56,14 +56,17 @@ function assertEquivalent(cases: readonly Case[], { parse = false } = {}): void 
   const paths = cases.map((c, i) => nix.file(`case${i}.nix`, renderNix(c.plan, headerLines(c.plan.identity, c.specName, c.plan.specHash))));
   if (parse) for (const path of paths) nix.parse(path);
   const imports = cases.map((_, i) => `((import ./case${i}.nix) {})`).join("\n");
-  const values = nix.evalJson(`[\n${imports}\n]`) as { networking: unknown; services?: never; systemd: { network: never } }[];
+  const values = nix.evalJson(`[\n${imports}\n]`) as { networking: unknown; services?: never; systemd: { network: never; services?: never } }[];
   cases.forEach((c, i) => {
     const value = values[i]!;
     const resolved = c.plan.units.some((u) => u.kind === "resolved-conf");
+    const ordered = c.plan.units.some((u) => u.kind === "service-drop-in");
     assert.equal(Object.keys(value), resolved ? ["networking", "services", "systemd"] : ["networking", "systemd"], `${c.label}: the module sets systemd.network, the firewall and (DNS kill switch) resolved only`);
+    assert.equal(Object.keys(value.systemd), ordered ? ["network", "services"] : ["network"], `${c.label}: systemd.services only for split.killswitch_before`);
     assert.equal(value.networking, { firewall: { checkReversePath: LOOSE_BY_DEFAULT } }, c.label);
     const fromNixos = new Map([...nixosNetworkdFiles(value.systemd.network)].map(([name, sections]) => [name, comparable(sections)]));
     if (value.services !== undefined) fromNixos.set("resolved.conf", comparable(nixosResolvedConf(value.services)));
+    if (value.systemd.services !== undefined) for (const [name, sections] of nixosServiceDropIns(value.systemd.services)) fromNixos.set(name, comparable(sections));
     assert.equal(fromNixos, directFiles(c), c.label);
     assert.equal(uncheckedKeys(value.systemd.network), [], `${c.label}: keys not yet checked against NixOS's networkd module (see CHECKED_AGAINST_NIXOS)`);
   });

@@ -9,8 +9,9 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { generate } from "../../src/generate.js";
 import { loadSpec } from "../../src/load.js";
-import type { Plan } from "../../src/model.js";
+import type { Plan, Unit } from "../../src/model.js";
 import { buildPlan, ROUTES_PER_NETWORK } from "../../src/plan.js";
+import { renderNix } from "../../src/render-nix.js";
 import { AddressSet } from "../../src/prefix.js";
 import { validateSpec } from "../../src/spec.js";
 import { Nix, nixTest } from "./nix.js";
@@ -24,10 +25,11 @@ test.after(() => nix.dispose());
 const filesNix = JSON.stringify(join(root, "nix/files.nix"));
 const secretsNix = JSON.stringify(join(root, "nix/secrets.nix"));
 
-/** Where NixOS must link each file of a plan: networkd units in systemd/network, the drop-ins in systemd/networkd.conf.d and systemd/resolved.conf.d. */
+/** Where NixOS must link each file of a plan: networkd units in systemd/network, the drop-ins in systemd/networkd.conf.d, systemd/resolved.conf.d and systemd/system/SERVICE.d. */
 function etcPaths(plan: Plan): string[] {
-  const dir = { netdev: "systemd/network", network: "systemd/network", "networkd-conf": "systemd/networkd.conf.d", "resolved-conf": "systemd/resolved.conf.d" } as const;
-  return plan.units.map((u) => `${dir[u.kind]}/${u.fileName}`).sort();
+  const dir = (u: Unit) =>
+    u.kind === "service-drop-in" ? `systemd/system/${u.service}.d` : { netdev: "systemd/network", network: "systemd/network", "networkd-conf": "systemd/networkd.conf.d", "resolved-conf": "systemd/resolved.conf.d" }[u.kind];
+  return plan.units.map((u) => `${dir(u)}/${u.fileName}`).sort();
 }
 
 /** nix/files.nix over spec documents as a user writes them (defaults left out), in one evaluation. */
@@ -78,6 +80,33 @@ nixTest(test, "nix/files.nix names exactly the files the generator writes, for r
     }),
     { numRuns: 10, includeErrorInReport: true },
   );
+});
+
+const servicesNix = JSON.stringify(join(root, "nix/services.nix"));
+/** What the generator's own module says about the wait-online program: the NixOS system profile's. */
+const WAIT_ONLINE_ON_NIXOS = "/run/current-system/systemd/lib/systemd/systemd-networkd-wait-online";
+
+nixTest(test, "nix/services.nix sets for split.killswitch_before exactly what the generator's --format nix module sets, also with several anchors", () => {
+  const document = (killswitchBefore: string[]) => ({
+    version: 1,
+    tunnel: { interface: "wg0", addresses: ["10.253.0.2/32"], manage: false },
+    split: { exclude: [], exclude_files: ["long.txt"], ipv6: "direct", killswitch: true, killswitch_before: killswitchBefore },
+  });
+  for (const [services, anchors] of [[["NetworkManager.service"], 1], [["NetworkManager.service", "networking.service", "getty@tty1.service"], 3]] as const) {
+    const validated = validateSpec(document([...services]));
+    if (!validated.ok) throw new Error(JSON.stringify(validated.problems));
+    const exclude = AddressSet.of(Array.from({ length: (anchors - 1) * ROUTES_PER_NETWORK + 1 }, (_, i) => ({ family: 4 as const, network: BigInt(0x01000000 + i * 512), length: 24 })));
+    const plan = buildPlan(validated.spec, { prefix: "50", lists: { exclude } });
+    nix.file("rendered.nix", renderNix(plan, []));
+    nix.file("spec.json", JSON.stringify(document([...services])));
+    const [rendered, fromSpec] = nix.evalJson(`[
+      ((import ./rendered.nix) {}).systemd.services
+      (import ${servicesNix} { spec = builtins.fromJSON (builtins.readFile ./spec.json); anchors = ${anchors}; waitOnline = ${JSON.stringify(WAIT_ONLINE_ON_NIXOS)}; })
+    ]`) as [Record<string, any>, Record<string, any>];
+    assert.equal(fromSpec, rendered, `${services.join(", ")} with ${anchors} anchors`);
+    assert.equal(Object.keys(rendered).sort(), services.map((s) => s.replace(/\.service$/, "")).sort());
+    assert.match(rendered.NetworkManager.serviceConfig.ExecStartPre[0], anchors === 3 ? /--interface=wg0-split:no-carrier --interface=wg0-split-2:no-carrier --interface=wg0-split-3:no-carrier/ : /--interface=wg0-split:no-carrier --timeout/);
+  }
 });
 
 nixTest(test, "nix/secrets.nix finds inline keys and key files given as Nix paths, anywhere in the spec", () => {

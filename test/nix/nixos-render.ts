@@ -126,8 +126,31 @@ export function nixosResolvedConf(services: Json): Section[] {
   return [{ name: "Resolve", comment: [], entries }];
 }
 
+/** NixOS's systemd has no /usr: the module names wait-online in the system profile's systemd. */
+const NIXOS_SYSTEMD_LIBEXEC = "/run/current-system/systemd/lib/systemd/";
+
+/**
+ * The drop-ins that systemd.services.NAME amounts to (keyed "NAME.service.d"), as systemd-lib.nix
+ * renders a service: `wants` and `after` as [Unit] Wants=/After=, serviceConfig as [Service].
+ * wait-online's path is read back as the networkd files name it, the one value that differs by design.
+ */
+export function nixosServiceDropIns(services: Json): Map<string, Section[]> {
+  const dropIns = new Map<string, Section[]>();
+  for (const [name, def] of Object.entries(attrs(services, "systemd.services"))) {
+    const where = `systemd.services.${name}`;
+    const service = attrs(def, where);
+    onlyKeys(service, ["wants", "after", "serviceConfig"], where);
+    const unit = (["wants", "after"] as const).flatMap((key) => list(service[key], `${where}.${key}`).map((v) => ({ key: key === "wants" ? "Wants" : "After", value: option(v, `${where}.${key}`) })));
+    const serviceConfig = section("Service", attrs(service.serviceConfig, `${where}.serviceConfig`), `${where}.serviceConfig`);
+    onlyKeys(attrs(service.serviceConfig, `${where}.serviceConfig`), ["ExecStartPre"], `${where}.serviceConfig`);
+    const execStartPre = serviceConfig.entries.map((e) => ({ ...e, value: String(e.value).replace(NIXOS_SYSTEMD_LIBEXEC, "/usr/lib/systemd/") }));
+    dropIns.set(`${name}.service.d`, [{ name: "Unit", comment: [], entries: unit }, { ...serviceConfig, entries: execStartPre }]);
+  }
+  return dropIns;
+}
+
 // Section order in NixOS's rendering; networkd itself does not care about the order of sections.
-const NIXOS_SECTION_ORDER = ["Match", "NetDev", "WireGuard", "WireGuardPeer", "Link", "Network", "RoutingPolicyRule", "Route", "Resolve"];
+const NIXOS_SECTION_ORDER = ["Match", "NetDev", "WireGuard", "WireGuardPeer", "Link", "Network", "RoutingPolicyRule", "Route", "Resolve", "Unit", "Service"];
 
 /**
  * Sections in a form two renderings of the same configuration agree on: sections in

@@ -105,6 +105,7 @@ export const validSpec = fc
     users: optional(fc.array(numberOrRange(0, 4294967294), { minLength: 1, maxLength: 3 })),
     ports: optional(fc.array(numberOrRange(1, 65535), { minLength: 1, maxLength: 3 })),
     killswitch: optional(fc.boolean()),
+    killswitchBefore: optional(fc.uniqueArray(fc.constantFrom("NetworkManager.service", "networking.service", "systemd-networkd-wait-online.service", "getty@tty1.service"), { minLength: 1, maxLength: 2 })),
     ipv6Policy: optional(fc.constantFrom("tunnel", "block", "direct")),
     direct_connected: optional(fc.boolean()),
     inbound: optional(fc.constantFrom("direct", "capture")),
@@ -140,6 +141,8 @@ export const validSpec = fc
       users: r.users,
       ports: list.every((p) => PORTED.has(p)) ? r.ports : undefined,
       killswitch: r.killswitch,
+      // Only with the kill switch: ordering a service after it means nothing otherwise.
+      killswitch_before: r.killswitch ? r.killswitchBefore : undefined,
       anchor: r.namedAnchor,
       // "tunnel" needs an IPv6 tunnel address; without one, leave the default.
       ipv6: r.ipv6Policy === "tunnel" && r.ipv6 === undefined ? undefined : r.ipv6Policy,
