@@ -188,7 +188,7 @@ Without --rules/--routes it reads this machine's tables (ip -j rule, ip -j route
 
   program
     .command("doctor")
-    .description("check this host against SPEC: files, key, links, rules, tables, shadowing, tailscale, rp_filter, handshakes")
+    .description("check this host against SPEC: files, key, links, the .network networkd applied, rules, tables, shadowing, tailscale, rp_filter, handshakes")
     .argument("<spec>", "split-tunnel spec, .toml or .json")
     .option("-o, --output <dir>", "directory networkd reads the generated files from", directory, "/etc/systemd/network")
     .option("--conf-dir <dir>", "directory of the networkd.conf drop-in, if not the default", directory)

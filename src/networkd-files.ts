@@ -12,7 +12,7 @@
 
 import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { sectionsOf, type Plan } from "./model.js";
+import { isSeries, type Plan, type Section } from "./model.js";
 import { parseUnitFile } from "./unitfile.js";
 
 /**
@@ -69,7 +69,7 @@ export function matchRules(unitText: string): MatchRules {
     for (const { key, value } of section.entries) {
       const text = String(value);
       if (key !== "Name") {
-        // An empty assignment resets a list key; for display one value per key is enough.
+        // Kept only to be named in messages: an empty assignment resets the key, as for Name=.
         if (text === "") others.delete(key);
         else others.set(key, others.has(key) ? `${others.get(key)} ${text}` : text);
         continue;
@@ -192,7 +192,9 @@ function earlierFix(theirs: string): string {
 /** Our .network files and the link each matches, from the plan. */
 export function ourNetworks(plan: Plan): OurNetwork[] {
   return plan.units.flatMap((u) => {
-    const name = u.kind === "network" ? sectionsOf(u).find((s) => s.name === "Match")?.entries.find((e) => e.key === "Name") : undefined;
+    // The sections themselves, not sectionsOf: that would spell out every route of a long list.
+    const match = u.kind === "network" ? u.sections.find((s): s is Section => !isSeries(s) && s.name === "Match") : undefined;
+    const name = match?.entries.find((e) => e.key === "Name");
     return name ? [{ fileName: u.fileName, link: String(name.value) }] : [];
   });
 }
