@@ -4,13 +4,14 @@
 
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { open, readdir, readFile, readlink, realpath, rm } from "node:fs/promises";
+import { open, readdir, readFile, readlink, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { CommandError } from "./command-error.js";
 import { doctorChecks, printChecks, readLiveHost, type DoctorOptions } from "./doctor.js";
 import { generate } from "./generate.js";
 import { localIp } from "./host-state.js";
+import { findShadowing, NETWORKD_DIRS, networkdDirOf, shadowingWarning } from "./networkd-files.js";
 import type { Plan } from "./model.js";
 import { ROUTES_AT_ONCE_OLD_NETWORKD } from "./plan.js";
 import { plannedRouting } from "./plan-routing.js";
@@ -201,22 +202,9 @@ async function confirmed(question: string): Promise<boolean> {
 
 // ------------------------------------------------------------ the directory guard
 
-/**
- * The directories networkd reads its .network/.netdev files from (systemd.network(5)):
- * an apply anywhere else would reload networkd and change nothing.
- */
-export const NETWORKD_DIRS = ["/etc/systemd/network", "/run/systemd/network", "/usr/local/lib/systemd/network", "/usr/lib/systemd/network"] as const;
-
-async function canonical(path: string): Promise<string> {
-  return realpath(path).catch(() => resolve(path));
-}
-
 /** Refuses (exit 3) a DIR networkd does not read, unless --any-dir. */
 export async function checkOutputDir(output: string, anyDir: boolean): Promise<void> {
-  if (anyDir) return;
-  const dir = await canonical(output);
-  const read = await Promise.all(NETWORKD_DIRS.map(canonical));
-  if (NETWORKD_DIRS.includes(resolve(output) as (typeof NETWORKD_DIRS)[number]) || read.includes(dir)) return;
+  if (anyDir || (await networkdDirOf(output)) !== undefined) return;
   throw new CommandError(
     `apply: networkd does not read ${output} (it reads ${NETWORKD_DIRS.join(", ")}), so applying there would change nothing; nothing was written; pass --any-dir if that is what you want, or write files for review with \`gen-networkd SPEC -o ${output}\``,
     3,
@@ -340,6 +328,7 @@ export async function runApply(specPath: string, options: ApplyOptions): Promise
   await refuseIfTrying(stateDir);
   const { spec, plan, files, dirs } = await generate(specPath, { outputDir: options.output, confDir: options.confDir, prefix: options.prefix });
   for (const note of plan.notes) process.stderr.write(`gen-networkd: ${note}\n`);
+  for (const found of await findShadowing(plan, options.output)) process.stderr.write(`gen-networkd: ${shadowingWarning(found)}\n`);
   await refuseTooManyRoutes(plan, spec.split.table);
   const changes = await diffAgainstDisk(files, plan.identity, { alsoPrune: dirs });
 

@@ -11,6 +11,7 @@ import type { ApplyOptions } from "./apply.js";
 import type { DoctorOptions } from "./doctor.js";
 import type { ExplainOptions } from "./explain.js";
 import { keyFileWarnings } from "./keyfile.js";
+import { findShadowing, shadowingWarning } from "./networkd-files.js";
 import { SpecSyntaxError } from "./load.js";
 import { schemaText } from "./schema.js";
 import { DEFAULT_STATE_DIR } from "./try-state.js";
@@ -68,6 +69,8 @@ function filePrefix(value: string): string {
 async function runGenerate(specPath: string, flags: GenerateFlags): Promise<number> {
   const { spec, plan, files, dirs } = await generate(specPath, { outputDir: flags.output, confDir: flags.confDir, prefix: flags.prefix, format: flags.format });
   for (const note of plan.notes) process.stderr.write(`gen-networkd: ${note}\n`);
+  // A NixOS module is installed by a rebuild, into the files that generation makes: this host's are not its company.
+  if (flags.format !== "nix") for (const found of await findShadowing(plan, flags.output)) process.stderr.write(`gen-networkd: ${shadowingWarning(found)}\n`);
   const keyFiles = [spec.tunnel.private_key_file, ...(spec.tunnel.peers ?? []).map((p) => p.preshared_key_file)];
   for (const keyFile of keyFiles) {
     if (keyFile !== undefined) for (const warning of await keyFileWarnings(keyFile, specPath)) process.stderr.write(`warning: ${warning.text}\n`);
@@ -185,7 +188,7 @@ Without --rules/--routes it reads this machine's tables (ip -j rule, ip -j route
 
   program
     .command("doctor")
-    .description("check this host against SPEC: files, key, links, rules, tables, shadowing, tailscale, rp_filter, handshakes")
+    .description("check this host against SPEC: files, key, links, the .network networkd applied, rules, tables, shadowing, tailscale, rp_filter, handshakes")
     .argument("<spec>", "split-tunnel spec, .toml or .json")
     .option("-o, --output <dir>", "directory networkd reads the generated files from", directory, "/etc/systemd/network")
     .option("--conf-dir <dir>", "directory of the networkd.conf drop-in, if not the default", directory)

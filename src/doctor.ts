@@ -18,6 +18,7 @@ import type { Spec } from "./spec.js";
 import type { Plan } from "./model.js";
 import { diffAgainstDisk, pathOf, type OutputFile } from "./write.js";
 import { ownerOf } from "./ownership.js";
+import { findShadowing, NETWORKD_DIRS, ourNetworks, type Shadowing } from "./networkd-files.js";
 import { ROUTES_AT_ONCE_OLD_NETWORKD } from "./plan.js";
 
 export interface Check {
@@ -50,6 +51,8 @@ export interface LiveHost {
   /** /etc/resolv.conf: where it links to (if a link) and the nameservers it names. */
   resolvConf(): Promise<{ target?: string; nameservers: readonly string[] } | undefined>;
   readonly now: number;
+  /** The directories networkd reads .network files from, earliest first (NETWORKD_DIRS). */
+  readonly networkdDirs: readonly string[];
 }
 
 const TAILSCALE = { link: "tailscale0", table: 52, first: 5210, last: 5270 } as const;
@@ -86,6 +89,7 @@ export async function readLiveHost(): Promise<LiveHost> {
       return { ...(target === undefined ? {} : { target }), nameservers };
     },
     now: Date.now(),
+    networkdDirs: NETWORKD_DIRS,
   };
 }
 
@@ -220,6 +224,43 @@ function checkLinks(spec: Spec, planned: PlannedRouting, live: LiveHost): Check 
   }
   const names = planned.links.map((l) => l.name).join(", ");
   return fix === undefined ? pass("links", `${names} up with their addresses`) : fail("links", `a planned link is missing, down or without its addresses`, details, fix);
+}
+
+/** Whether two paths name one file (networkd may know it by another path, e.g. through a bind mount). */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  if (resolve(a) === resolve(b)) return true;
+  const [x, y] = await Promise.all([stat(a).catch(() => undefined), stat(b).catch(() => undefined)]);
+  return x !== undefined && y !== undefined && x.dev === y.dev && x.ino === y.ino;
+}
+
+/**
+ * Which .network networkd configures each of our links from (NETWORK_FILE in its link state):
+ * an earlier file matching the link takes it silently, and ours is then ignored.
+ */
+async function checkNetworkFiles(plan: Plan, outputDir: string, live: LiveHost): Promise<Check> {
+  const shadowing = await findShadowing(plan, outputDir, live.networkdDirs);
+  const applied: string[] = [];
+  const unchecked: string[] = [];
+  const details: string[] = [];
+  let fix: string | undefined;
+  for (const { link, fileName } of ourNetworks(plan)) {
+    const info = live.links.get(link);
+    const ours = join(outputDir, fileName);
+    if (!info) unchecked.push(`${link} does not exist`);
+    else if (info.networkdState === undefined) unchecked.push(`networkd has no state for ${link}`);
+    else if (info.networkFile !== undefined && (await sameFile(info.networkFile, ours))) applied.push(link);
+    else {
+      const known: Shadowing[] = [];
+      for (const s of shadowing) if (s.link === link && (info.networkFile === undefined ? s.kind === "masks" : await sameFile(s.path, info.networkFile))) known.push(s);
+      const reason = known[0];
+      const found = info.networkFile === undefined ? `networkd configures ${link} from no .network file (its state is "${info.networkdState}"), not from ${ours}` : `networkd configures ${link} from ${info.networkFile}, not from ${ours}`;
+      details.push(reason ? `${found}: ${reason.path} ${reason.why}` : found);
+      fix ??= reason ? `${reason.fix}; then networkctl reload` : `networkctl reload (networkd then chooses again; if ${link} keeps another file, that file matches it before ours)`;
+    }
+  }
+  if (fix !== undefined) return fail("network-files", "networkd configures a link of ours from another .network file than ours", [...details, ...unchecked], fix);
+  if (applied.length === 0) return skip("network-files", `no link of ours to check: ${unchecked.join("; ")}`);
+  return pass("network-files", `networkd configures ${applied.join(", ")} from our files${unchecked.length ? ` (not checked: ${unchecked.join("; ")})` : ""}`);
 }
 
 function checkRules(planned: PlannedRouting, live: LiveHost): Check {
@@ -460,6 +501,7 @@ export async function doctorChecks(specPath: string, options: DoctorOptions, liv
     ...(await checkFiles(specPath, files, dirs, plan.identity, applyCommand)),
     await checkKeys(spec, specPath),
     checkLinks(spec, planned, live),
+    await checkNetworkFiles(plan, options.output, live),
     checkRules(planned, live),
     await checkRouteCounts(planned, live, options.output, plan.identity, applyCommand),
     checkTables(planned, live),

@@ -249,15 +249,21 @@ export interface LinkInfo {
   readonly addresses: readonly string[];
   /** networkd's state of the link (ADMIN_STATE in /run/systemd/netif/links/IFINDEX), e.g. "configured" or "failed"; absent when networkd has none. */
   readonly networkdState?: string;
+  /** The .network file networkd configures the link from (NETWORK_FILE in the same state file); absent when none. */
+  readonly networkFile?: string;
 }
 
 /** networkd's state of the link with this index, from its state file. */
-async function networkdLinkState(ifindex: number): Promise<string | undefined> {
+async function networkdLinkState(ifindex: number): Promise<Pick<LinkInfo, "networkdState" | "networkFile">> {
+  let text: string;
   try {
-    return /^ADMIN_STATE=(.*)$/m.exec(await readFile(`/run/systemd/netif/links/${ifindex}`, "utf8"))?.[1];
+    text = await readFile(`/run/systemd/netif/links/${ifindex}`, "utf8");
   } catch {
-    return undefined;
+    return {};
   }
+  const networkdState = /^ADMIN_STATE=(.*)$/m.exec(text)?.[1];
+  const networkFile = /^NETWORK_FILE=(.*)$/m.exec(text)?.[1];
+  return { ...(networkdState === undefined ? {} : { networkdState }), ...(networkFile === undefined ? {} : { networkFile }) };
 }
 
 export async function readLinks(ip: IpRunner = localIp): Promise<Map<string, LinkInfo>> {
@@ -265,8 +271,8 @@ export async function readLinks(ip: IpRunner = localIp): Promise<Map<string, Lin
   return new Map(
     await Promise.all(
       links.map(async (link): Promise<[string, LinkInfo]> => {
-        const networkdState = await networkdLinkState(link.ifindex);
         const info: LinkInfo = {
+          ...(await networkdLinkState(link.ifindex)),
           name: link.ifname,
           up: (link.flags ?? []).includes("UP"),
           addresses: (link.addr_info ?? []).map((a) => {
@@ -274,7 +280,7 @@ export async function readLinks(ip: IpRunner = localIp): Promise<Map<string, Lin
             return `${parsed.ok ? formatAddress(parsed.value.family, parsed.value.value) : a.local}/${a.prefixlen}`;
           }),
         };
-        return [link.ifname, networkdState === undefined ? info : { ...info, networkdState }];
+        return [link.ifname, info];
       }),
     ),
   );

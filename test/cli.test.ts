@@ -83,6 +83,24 @@ test("the DNS kill switch's resolved drop-in goes beside networkd.conf.d, and is
   assert.equal(listing(join(workspace(), "net/resolved.conf.d")), []);
 });
 
+test("a foreign .network sorting before ours that matches wg0: a warning naming file, link and fix; written anyway, exit 0", () => {
+  const net = join(workspace(), "net");
+  mkdirSync(net);
+  writeFileSync(join(net, "10-wg0.network"), "[Match]\nName=wg0\n\n[Network]\nDHCP=yes\n");
+  writeFileSync(join(net, "10-eth0.network"), "[Match]\nName=eth0\n");
+  const { code, stderr } = run(["spec.toml", "-o", "net"], workspace());
+  assert.is(code, 0, stderr);
+  const warnings = stderr.split("\n").filter((line) => line.startsWith("gen-networkd: warning: "));
+  assert.equal(warnings, [
+    `gen-networkd: warning: ${net}/10-wg0.network sorts before 50-wg0.network and its [Match] Name=wg0 matches wg0: networkd would configure wg0 from it, not from 50-wg0.network; regenerate ours with --prefix 09 (sorting before it), or rename, mask or narrow the [Match] of theirs`,
+  ]);
+  assert.ok(existsSync(join(net, "50-wg0.network")));
+  // Ours sorting first: nothing to warn about.
+  const first = run(["spec.toml", "-o", "net", "--prefix", "09"], workspace());
+  assert.is(first.code, 0, first.stderr);
+  assert.not.match(first.stderr, /warning:/);
+});
+
 test("files of another spec (another owner) in the same directory are left alone", () => {
   run(["spec.toml", "-o", "net"], workspace());
   writeFileSync(join(workspace(), "wg1.toml"), seed.replaceAll("wg0", "wg1").replace("table = 10086", "table = 10087").replace("priority = 10086", 'priority = 10076\ninbound = "capture"'));

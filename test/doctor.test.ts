@@ -4,11 +4,12 @@
 // against the real networkd and kernel.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { doctorChecks, type Check, type LiveHost } from "../src/doctor.js";
 import { generate } from "../src/generate.js";
+import type { LinkInfo } from "../src/host-state.js";
 import { plannedRouting } from "../src/plan-routing.js";
 import { prefixOf } from "./prefix-of.js";
 import type { Route, Rule, RoutingState } from "../src/route-model.js";
@@ -24,7 +25,7 @@ interface World {
 }
 
 /** A host where the seed spec is applied and healthy; OVERRIDE changes one part of it. */
-async function world(override: (state: { rules: Rule[]; routes: Route[]; live: Partial<LiveHost> }) => void = () => {}, editSpec: (toml: string) => string = (toml) => toml): Promise<World> {
+async function world(override: (state: { rules: Rule[]; routes: Route[]; live: Partial<LiveHost>; work: string }) => void = () => {}, editSpec: (toml: string) => string = (toml) => toml): Promise<World> {
   const work = mkdtempSync(join(tmpdir(), "gen-networkd-doctor-"));
   chmodSync(work, 0o755); // mkdtemp makes it 0700, which networkd (systemd-network) could not enter
   const spec = join(work, "spec.toml");
@@ -43,14 +44,15 @@ async function world(override: (state: { rules: Rule[]; routes: Route[]; live: P
   const live: Partial<LiveHost> = {
     links: new Map([
       ["eth0", { name: "eth0", up: true, addresses: ["192.168.1.2/24"] }],
-      ["wg0", { name: "wg0", up: true, addresses: ["10.253.0.2/32"] }],
-      ["wg0-split", { name: "wg0-split", up: true, addresses: [] }],
+      ["wg0", { name: "wg0", up: true, addresses: ["10.253.0.2/32"], networkdState: "configured", networkFile: join(work, "net/50-wg0.network") }],
+      ["wg0-split", { name: "wg0-split", up: true, addresses: [], networkdState: "configured", networkFile: join(work, "net/50-wg0-split.network") }],
     ]),
     sysctl: async (...segments: string[]) => (segments.at(-1) === "rp_filter" ? "2" : undefined),
     wireguardDump: async () => `priv\tpub\t51820\toff\n4kQT3smJgD94joC+o+whDz6zEdg42kZIryzw0Rw2w24=\t(none)\t198.51.100.7:51820\t0.0.0.0/0\t${NOW / 1000 - 30}\t100\t200\t25\n`,
     now: NOW,
+    networkdDirs: [],
   };
-  const state = { rules, routes, live };
+  const state = { rules, routes, live, work };
   override(state);
   const host: RoutingState = { rules: state.rules, routes: state.routes };
   return { work, spec, live: { ...(state.live as LiveHost), state: host } };
@@ -69,7 +71,46 @@ const statuses = (all: Record<string, Check>) => Object.fromEntries(Object.entri
 
 test("a healthy host: every check passes (key-file depends on this machine: the lab checks it); tailscale is skipped when absent", async () => {
   const all = await checks(await world());
-  assert.equal(statuses(all), { files: "pass", "file-modes": "pass", links: "pass", rules: "pass", "route-count": "pass", tables: "pass", shadowing: "pass", tailscale: "skip", "rp-filter": "pass", handshake: "pass" });
+  assert.equal(statuses(all), { files: "pass", "file-modes": "pass", links: "pass", rules: "pass", "route-count": "pass", tables: "pass", shadowing: "pass", tailscale: "skip", "rp-filter": "pass", handshake: "pass", "network-files": "pass" });
+});
+
+test("network-files: networkd configures wg0 from an earlier file; doctor names it, why, and the fix", async () => {
+  const all = await checks(
+    await world((state) => {
+      const etc = join(state.work, "etc");
+      mkdirSync(etc);
+      writeFileSync(join(etc, "10-wg0.network"), "[Match]\nName=wg0\n\n[Network]\nAddress=10.99.0.2/32\n");
+      (state.live as { networkdDirs: string[] }).networkdDirs = [etc];
+      const links = state.live.links as Map<string, LinkInfo>;
+      links.set("wg0", { ...links.get("wg0")!, networkFile: join(etc, "10-wg0.network") });
+    }),
+  );
+  const check = all["network-files"]!;
+  assert.is(check.status, "fail");
+  assert.match(check.details[0]!, /^networkd configures wg0 from \S+\/etc\/10-wg0\.network, not from \S+\/net\/50-wg0\.network: \S+\/etc\/10-wg0\.network sorts before 50-wg0\.network and its \[Match\] Name=wg0 matches wg0$/);
+  assert.is(check.details.length, 1, "wg0-split is configured from ours");
+  assert.is(check.fix, "regenerate ours with --prefix 09 (sorting before it), or rename, mask or narrow the [Match] of theirs; then networkctl reload");
+});
+
+test("network-files: a link networkd applies no file to fails; links that do not exist or have no networkd state are skipped", async () => {
+  const unmanaged = await checks(
+    await world((state) => {
+      const links = state.live.links as Map<string, LinkInfo>;
+      links.set("wg0", { name: "wg0", up: true, addresses: [], networkdState: "unmanaged" });
+    }),
+  );
+  assert.is(unmanaged["network-files"]!.status, "fail");
+  assert.match(unmanaged["network-files"]!.details[0]!, /^networkd configures wg0 from no \.network file \(its state is "unmanaged"\), not from \S+\/net\/50-wg0\.network$/);
+  assert.match(unmanaged["network-files"]!.fix!, /^networkctl reload/);
+  const absent = await checks(
+    await world((state) => {
+      const links = state.live.links as Map<string, LinkInfo>;
+      links.delete("wg0");
+      links.set("wg0-split", { name: "wg0-split", up: true, addresses: [] });
+    }),
+  );
+  assert.is(absent["network-files"]!.status, "skip");
+  assert.is(absent["network-files"]!.summary, "no link of ours to check: wg0 does not exist; networkd has no state for wg0-split");
 });
 
 test("an earlier foreign rule that takes the captured traffic: shadowing, with the rule and the fix", async () => {

@@ -108,7 +108,7 @@ t.test("a healthy host passes every check, tailscale and the handshake included"
   assert.is(code, 0, summary(checks));
   assert.equal(
     checks.map((k) => `${k.id} ${k.status}`),
-    ["files pass", "file-modes pass", "key-file pass", "links pass", "rules pass", "route-count pass", "tables pass", "shadowing pass", "tailscale pass", "rp-filter pass", "handshake pass"],
+    ["files pass", "file-modes pass", "key-file pass", "links pass", "network-files pass", "rules pass", "route-count pass", "tables pass", "shadowing pass", "tailscale pass", "rp-filter pass", "handshake pass"],
     summary(checks),
   );
 });
@@ -116,9 +116,9 @@ t.test("a healthy host passes every check, tailscale and the handshake included"
 t.test("human output: aligned checklist, no colors off a terminal, exit 0", async (c) => {
   const out = await c.lab.inHost([process.execPath, CLI, "doctor", c.specPath, "-o", c.lab.genDir]);
   assert.not.match(out, /\x1b\[/);
-  assert.match(out, /^ok {2}files {8}5 generated files present, ours and current$/m);
-  assert.match(out, /^ok {2}handshake {4}1 of 1 peers with a recent handshake$/m);
-  assert.match(out, /^all 11 checks passed$/m);
+  assert.match(out, /^ok {2}files {10}5 generated files present, ours and current$/m);
+  assert.match(out, /^ok {2}handshake {6}1 of 1 peers with a recent handshake$/m);
+  assert.match(out, /^all 12 checks passed$/m);
 });
 
 t.test("a deleted rule: rules, fixed by networkctl reconfigure", async (c) => {
