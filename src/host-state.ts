@@ -3,7 +3,7 @@
 // routing model. Also the other live facts doctor checks (links, sysctls).
 
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile, readlink } from "node:fs/promises";
 import { CommandError } from "./command-error.js";
 import { formatAddress, parseAddress, parsePrefix, type Family, type Prefix } from "./prefix.js";
 import { TABLE_IDS, type Range, type Route, type RouteType, type Rule, type RuleAction, type RoutingState } from "./route-model.js";
@@ -287,4 +287,21 @@ export async function readSysctl(...segments: string[]): Promise<string | undefi
   } catch {
     return undefined;
   }
+}
+
+/** Whether a systemd-networkd runs in this network namespace (its comm is truncated to 15 characters). */
+export async function networkdRunning(): Promise<boolean> {
+  const ours = await readlink("/proc/self/ns/net").catch(() => undefined);
+  for (const pid of await readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if ((await readFile(`/proc/${pid}/comm`, "utf8")).trim() !== "systemd-network") continue;
+    } catch {
+      continue; // exited meanwhile
+    }
+    const theirs = await readlink(`/proc/${pid}/ns/net`).catch((error: NodeJS.ErrnoException) => (error.code === "ENOENT" ? "gone" : undefined));
+    if (theirs === "gone") continue;
+    if (ours === undefined || theirs === undefined || theirs === ours) return true; // cannot tell: assume it is ours
+  }
+  return false;
 }
