@@ -11,14 +11,14 @@ import { generate } from "./generate.js";
 import { localIp, networkdRunning, readLinks, readLiveState, readSysctl, type LinkInfo } from "./host-state.js";
 import { INSTALL_HINT, keyFileWarnings } from "./keyfile.js";
 import { plannedRouting, type PlannedRouting } from "./plan-routing.js";
-import { formatPrefix, parseAddress } from "./prefix.js";
+import { formatPrefix, parseAddress, parsePrefix } from "./prefix.js";
 import { decide, tableName, type Flow, type Route, type Rule, type RoutingState } from "./route-model.js";
 import { columns, painter } from "./terminal.js";
 import type { Spec } from "./spec.js";
 import type { Plan } from "./model.js";
 import { diffAgainstDisk, pathOf, type OutputFile } from "./write.js";
 import { ownerOf } from "./ownership.js";
-import { ROUTES_AT_ONCE_OLD_NETWORKD } from "./plan.js";
+import { everyDestination, outsideAllowedIps, ROUTES_AT_ONCE_OLD_NETWORKD, specList } from "./plan.js";
 
 export interface Check {
   readonly id: string;
@@ -409,17 +409,24 @@ async function checkReversePath(spec: Spec, live: LiveHost): Promise<Check> {
   );
 }
 
-async function checkHandshake(spec: Spec, live: LiveHost): Promise<Check> {
-  const iface = spec.tunnel.interface;
-  if (!live.links.has(iface)) return skip("handshake", `${iface} does not exist (see links)`);
+/** The tunnel's peers from `wg show IFACE dump` (a peer's fields per line), or why they cannot be read. */
+async function readPeers(iface: string, live: LiveHost): Promise<{ peers: string[][] } | { unreadable: string }> {
+  if (!live.links.has(iface)) return { unreadable: `${iface} does not exist (see links)` };
   let dump: string | undefined;
   try {
     dump = await live.wireguardDump(iface);
   } catch (error) {
-    return skip("handshake", `wg show ${iface}: ${(error as Error).message}`);
+    return { unreadable: `wg show ${iface}: ${(error as Error).message}` };
   }
-  if (dump === undefined) return skip("handshake", "wg is not installed (wireguard-tools)");
-  const peers = dump.trim().split("\n").slice(1).map((line) => line.split("\t"));
+  if (dump === undefined) return { unreadable: "wg is not installed (wireguard-tools)" };
+  return { peers: dump.trim().split("\n").slice(1).map((line) => line.split("\t")) };
+}
+
+async function checkHandshake(spec: Spec, live: LiveHost): Promise<Check> {
+  const iface = spec.tunnel.interface;
+  const read = await readPeers(iface, live);
+  if ("unreadable" in read) return skip("handshake", read.unreadable);
+  const { peers } = read;
   const details: string[] = [];
   let recent = 0;
   for (const [publicKey, , endpoint, , latest, , , keepalive] of peers) {
@@ -432,6 +439,30 @@ async function checkHandshake(spec: Spec, live: LiveHost): Promise<Check> {
   const idle = peers.length - recent - details.length;
   if (details.length === 0) return pass("handshake", `${recent} of ${peers.length} peers with a recent handshake${idle ? `, ${idle} idle without keepalive` : ""}`);
   return fail("handshake", `WireGuard peers without a recent handshake`, details, `check that the endpoint is reachable over UDP and that the peer has this host's public key (wg show ${iface})`);
+}
+
+/** The live peers' allowed ips against what the plan sends into the tunnel: WireGuard drops what no peer's hold. */
+async function checkAllowedIps(spec: Spec, specPath: string, plan: Plan, live: LiveHost, applyCommand: string): Promise<Check> {
+  const iface = spec.tunnel.interface;
+  const read = await readPeers(iface, live);
+  if ("unreadable" in read) return skip("allowed-ips", read.unreadable);
+  // The fourth field of a peer's line: its allowed ips, comma-separated, or "(none)".
+  const allowed = read.peers.flatMap((fields) => (fields[3] ?? "").split(",")).flatMap((text) => {
+    const parsed = parsePrefix(text);
+    return parsed.ok ? [parsed.value] : [];
+  });
+  const outside = outsideAllowedIps(plan.tunnelled, allowed);
+  if (outside.length === 0) return pass("allowed-ips", `the peers' allowed ips hold every destination the plan sends into ${iface}`);
+  const widest = everyDestination(outside.map((o) => o.family));
+  const fix = spec.tunnel.manage
+    ? `add them to a peer's allowed_ips in ${specPath} (e.g. ${specList(widest)}), then ${applyCommand}`
+    : `add them to a peer's AllowedIPs where ${iface} is configured (e.g. wg set ${iface} peer PUBLIC_KEY allowed-ips ${widest.join(",")}), keeping its Table = off`;
+  return fail(
+    "allowed-ips",
+    `no peer of ${iface} has these captured destinations in its allowed ips, so WireGuard drops what is sent to them ("Required key not available")`,
+    outside.map((o) => o.line),
+    fix,
+  );
 }
 
 /**
@@ -489,6 +520,7 @@ export async function doctorChecks(specPath: string, options: DoctorOptions, liv
     checkTailscale(planned, live),
     await checkReversePath(spec, live),
     await checkHandshake(spec, live),
+    await checkAllowedIps(spec, specPath, plan, live, applyCommand),
     ...(spec.tunnel.dns === undefined ? [] : [await checkDns(spec, plan, live)]),
   ];
 }

@@ -70,7 +70,7 @@ const statuses = (all: Record<string, Check>) => Object.fromEntries(Object.entri
 
 test("a healthy host: every check passes (key-file depends on this machine: the lab checks it); tailscale is skipped when absent", async () => {
   const all = await checks(await world());
-  assert.equal(statuses(all), { networkd: "pass", files: "pass", "file-modes": "pass", links: "pass", rules: "pass", "route-count": "pass", tables: "pass", shadowing: "pass", tailscale: "skip", "rp-filter": "pass", handshake: "pass" });
+  assert.equal(statuses(all), { networkd: "pass", files: "pass", "file-modes": "pass", links: "pass", rules: "pass", "route-count": "pass", tables: "pass", shadowing: "pass", tailscale: "skip", "rp-filter": "pass", handshake: "pass", "allowed-ips": "pass" });
 });
 
 test("an earlier foreign rule that takes the captured traffic: shadowing, with the rule and the fix", async () => {
@@ -306,6 +306,29 @@ test("item 16: networkd not running: networkd fails with the start as its fix, a
   assert.is(sick.links!.fix, "systemctl enable --now systemd-networkd");
   assert.is(sick.rules!.fix, "systemctl enable --now systemd-networkd");
   assert.match(sick.files!.fix!, /^systemctl enable --now systemd-networkd && gen-networkd apply /, "apply refuses a host without networkd: start it first");
+});
+
+/** `wg show wg0 dump` with one peer whose allowed ips are ALLOWED. */
+const dumpAllowing = (allowed: string) => async () => `priv\tpub\t51820\toff\nKEY\t(none)\t198.51.100.7:51820\t${allowed}\t${NOW / 1000 - 30}\t0\t0\t25\n`;
+
+test("item 16: allowed-ips: the live peers' allowed ips must hold what the plan sends into wg0 (blocked IPv6 needs none)", async () => {
+  const narrow = (await checks(await world(({ live }) => (live.wireguardDump = dumpAllowing("10.253.0.0/24")))))["allowed-ips"]!;
+  assert.is(narrow.status, "fail");
+  assert.match(narrow.summary, /no peer of wg0 has these captured destinations in its allowed ips, so WireGuard drops what is sent to them/);
+  assert.equal(narrow.details.length, 1);
+  assert.match(narrow.details[0]!, /^IPv4 0\.0\.0\.0\/5, 8\.0\.0\.0\/7, 11\.0\.0\.0\/8 and \d+ more prefixes$/);
+  assert.match(narrow.fix!, /^add them to a peer's allowed_ips in .*spec\.toml \(e\.g\. "0\.0\.0\.0\/0"\), then gen-networkd apply /);
+  assert.is((await checks(await world(({ live }) => (live.wireguardDump = dumpAllowing("0.0.0.0/1,128.0.0.0/1")))))["allowed-ips"]!.status, "pass");
+  assert.is((await checks(await world(({ live }) => (live.wireguardDump = dumpAllowing("(none)")))))["allowed-ips"]!.status, "fail");
+});
+
+test("item 16: allowed-ips of an unmanaged tunnel: the fix is wg's; without wg the check is skipped", async () => {
+  const unmanaged = (toml: string) => toml.replace("manage = true", "manage = false").replace(/^(private_key_file|listen_port) = .*\n/gm, "").replace(/\[\[tunnel\.peers\]\][\s\S]*?(?=\n\[split\])/, "");
+  const narrow = (await checks(await world(({ live }) => (live.wireguardDump = dumpAllowing("10.253.0.0/24")), unmanaged)))["allowed-ips"]!;
+  assert.is(narrow.status, "fail");
+  assert.is(narrow.fix, "add them to a peer's AllowedIPs where wg0 is configured (e.g. wg set wg0 peer PUBLIC_KEY allowed-ips 0.0.0.0/0), keeping its Table = off");
+  const noWg = (await checks(await world(({ live }) => (live.wireguardDump = async () => undefined), unmanaged)))["allowed-ips"]!;
+  assert.equal([noWg.status, noWg.summary], ["skip", "wg is not installed (wireguard-tools)"]);
 });
 
 test.run();
