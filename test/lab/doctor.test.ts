@@ -9,6 +9,7 @@ import * as assert from "uvu/assert";
 import { labSuite } from "./harness.js";
 import { CLI, ROOT, SplitCase } from "./case.js";
 import { readSpec } from "./expect.js";
+import { ADDR } from "./lab.js";
 import { CommandError, run } from "./proc.js";
 
 interface Check {
@@ -194,10 +195,24 @@ t.test("networkd stopped: networkd, fixed by starting it; no other fix asks the 
   });
 });
 
-t.test("a peer's allowed ips narrowed by hand: allowed-ips, fixed by restoring them", async (c) => {
+t.test("a peer's allowed ips narrowed by hand: captured TCP is lost in WireGuard; allowed-ips, fixed by restoring them", async (c) => {
   const peer = (await c.lab.inHost(["wg", "show", "wg0", "peers"])).trim();
-  await fault(c, "allowed ips narrowed", "allowed-ips", /^IPv4 0\.0\.0\.0\/5, 8\.0\.0\.0\/7, 11\.0\.0\.0\/8 and \d+ more prefixes$/m, () => c.lab.inHost(["wg", "set", "wg0", "peer", peer, "allowed-ips", "10.253.0.0/24"]), () =>
-    c.lab.inHost(["wg", "set", "wg0", "peer", peer, "allowed-ips", "0.0.0.0/0,::/0"]),
+  const tcpToServer = async () => (await c.lab.probe([{ proto: "tcp", host: ADDR.server4 }]))[0]!;
+  assert.ok((await tcpToServer()).ok, "captured TCP reaches the server through wg0");
+  await fault(
+    c,
+    "allowed ips narrowed",
+    "allowed-ips",
+    /^IPv4 0\.0\.0\.0\/5, 8\.0\.0\.0\/7, 11\.0\.0\.0\/8 and \d+ more prefixes$/m,
+    async () => {
+      await c.lab.inHost(["wg", "set", "wg0", "peer", peer, "allowed-ips", "10.253.0.0/24"]);
+      const lost = await tcpToServer();
+      assert.not.ok(lost.ok, `captured TCP to ${ADDR.server4} outside every peer's allowed ips still arrived: ${JSON.stringify(lost)}`);
+    },
+    async () => {
+      await c.lab.inHost(["wg", "set", "wg0", "peer", peer, "allowed-ips", "0.0.0.0/0,::/0"]);
+      assert.ok((await tcpToServer()).ok, "captured TCP arrives again");
+    },
   );
 });
 
