@@ -1,6 +1,6 @@
 // The host's routing state as the kernel reports it: `ip -j rule` and
 // `ip -j route show table all`, read live or from files, turned into the
-// routing model. Also the other live facts doctor checks (links, sysctls).
+// routing model. Also the other live facts doctor checks (links, sysctls, whether networkd runs).
 
 import { execFile } from "node:child_process";
 import { readdir, readFile, readlink } from "node:fs/promises";
