@@ -10,7 +10,8 @@
 #     how many) and the networkd.conf drop-in (the interface in its name) are made of;
 #     the whole tunnel except what only its .network holds (addresses, MTU, DNS);
 #   resolved: what the DNS kill switch drop-in is made of.
-# The tests check, for random specs, that equal inputs mean equal files.
+# The tests check, for random specs, that equal inputs mean equal files (but for the
+# header comment naming the tunnel's attribute, which networkd does not read).
 # Plain builtins only: the tests evaluate it with a bare Nix evaluator.
 {
   spec,
