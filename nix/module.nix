@@ -29,6 +29,10 @@ let
   # Where the generator's files go under /etc, computed from the spec (nix/files.nix).
   etcPaths = tunnel: import ./files.nix { inherit (tunnel) spec prefix anchors; };
 
+  # What the files that restart networkd or resolved are made of (nix/restart-inputs.nix).
+  restartInputs = tunnel: import ./restart-inputs.nix { inherit (tunnel) spec prefix anchors; };
+  hasResolvedDropIn = tunnel: builtins.any isResolvedPath (etcPaths tunnel);
+
   generated =
     name: tunnel:
     let
@@ -65,12 +69,11 @@ let
   sources = lib.concatLists (
     lib.mapAttrsToList (name: tunnel: map (path: { inherit path; source = "${generated name tunnel}/${path}"; }) (etcPaths tunnel)) cfg.tunnels
   );
-  isResolvedDropIn = file: lib.hasPrefix "systemd/resolved.conf.d/" file.path;
+  isResolvedPath = lib.hasPrefix "systemd/resolved.conf.d/";
   # The drop-ins of split.killswitch_before: set as options instead (nix/services.nix).
   isServiceDropIn = file: lib.hasPrefix "systemd/system/" file.path;
   etcSources = builtins.filter (file: !isServiceDropIn file) sources;
-  resolvedSources = builtins.filter isResolvedDropIn etcSources;
-  networkdSources = builtins.filter (file: !isResolvedDropIn file) etcSources;
+  networkdSources = builtins.filter (file: !isResolvedPath file.path) etcSources;
   killswitchBefore = lib.mapAttrsToList (
     _: tunnel:
     import ./services.nix {
@@ -177,15 +180,22 @@ in
     # files are ours, so changes to them have to trigger the same: a changed .network
     # needs a reload; a changed .netdev or networkd.conf drop-in a restart (and an
     # existing interface is only reconfigured once it is recreated, see systemd.netdev(5)).
-    # resolved reads its drop-in (the DNS kill switch) only when it starts.
+    # resolved reads its drop-in (the DNS kill switch) only when it starts. All files of
+    # a tunnel come from one build of its whole spec, so the restarts are triggered by
+    # what the restarting files are made of, not by their store paths, which change with
+    # every edit (nix/restart-inputs.nix); and by the generator, which writes them.
     systemd.services = lib.mkMerge (
       [
         {
           systemd-networkd = {
             reloadTriggers = map (file: file.source) (builtins.filter (file: lib.hasSuffix ".network" file.path) networkdSources);
-            restartTriggers = map (file: file.source) (builtins.filter (file: !lib.hasSuffix ".network" file.path) networkdSources);
+            restartTriggers = [ "${cfg.package}" ] ++ lib.mapAttrsToList (_: tunnel: (restartInputs tunnel).networkd) cfg.tunnels;
           };
-          systemd-resolved.restartTriggers = map (file: file.source) resolvedSources;
+          systemd-resolved.restartTriggers =
+            let
+              withDropIn = lib.filterAttrs (_: hasResolvedDropIn) cfg.tunnels;
+            in
+            lib.optionals (withDropIn != { }) ([ "${cfg.package}" ] ++ lib.mapAttrsToList (_: tunnel: (restartInputs tunnel).resolved) withDropIn);
         }
       ]
       ++ killswitchBefore

@@ -4,13 +4,13 @@
 
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { open, readdir, readFile, readlink, rm } from "node:fs/promises";
+import { open, readFile, readlink, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { CommandError } from "./command-error.js";
 import { doctorChecks, printChecks, readLiveHost, type DoctorOptions } from "./doctor.js";
 import { generate } from "./generate.js";
-import { localIp } from "./host-state.js";
+import { localIp, networkdRunning } from "./host-state.js";
 import { findShadowing, NETWORKD_DIRS, networkdDirOf, shadowingWarning } from "./networkd-files.js";
 import type { Plan } from "./model.js";
 import { ROUTES_AT_ONCE_OLD_NETWORKD } from "./plan.js";
@@ -209,23 +209,6 @@ export async function checkOutputDir(output: string, anyDir: boolean): Promise<v
     `apply: networkd does not read ${output} (it reads ${NETWORKD_DIRS.join(", ")}), so applying there would change nothing; nothing was written; pass --any-dir if that is what you want, or write files for review with \`gen-networkd SPEC -o ${output}\``,
     3,
   );
-}
-
-/** Whether a systemd-networkd runs in this network namespace (its comm is truncated to 15 characters). */
-export async function networkdRunning(): Promise<boolean> {
-  const ours = await readlink("/proc/self/ns/net").catch(() => undefined);
-  for (const pid of await readdir("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      if ((await readFile(`/proc/${pid}/comm`, "utf8")).trim() !== "systemd-network") continue;
-    } catch {
-      continue; // exited meanwhile
-    }
-    const theirs = await readlink(`/proc/${pid}/ns/net`).catch((error: NodeJS.ErrnoException) => (error.code === "ENOENT" ? "gone" : undefined));
-    if (theirs === "gone") continue;
-    if (ours === undefined || theirs === undefined || theirs === ours) return true; // cannot tell: assume it is ours
-  }
-  return false;
 }
 
 /**

@@ -8,10 +8,10 @@ import { dirname, join, resolve } from "node:path";
 import { CommandError } from "./command-error.js";
 import { ruleText, simulationState } from "./explain.js";
 import { generate } from "./generate.js";
-import { localIp, readLinks, readLiveState, readSysctl, type LinkInfo } from "./host-state.js";
+import { localIp, networkdRunning, readLinks, readLiveState, readSysctl, type LinkInfo } from "./host-state.js";
 import { INSTALL_HINT, keyFileWarnings } from "./keyfile.js";
 import { plannedRouting, type PlannedRouting } from "./plan-routing.js";
-import { formatPrefix, parseAddress } from "./prefix.js";
+import { formatPrefix, parseAddress, parsePrefix } from "./prefix.js";
 import { decide, tableName, type Flow, type Route, type Rule, type RoutingState } from "./route-model.js";
 import { columns, painter } from "./terminal.js";
 import type { Spec } from "./spec.js";
@@ -19,7 +19,7 @@ import type { Plan } from "./model.js";
 import { diffAgainstDisk, pathOf, type OutputFile } from "./write.js";
 import { ownerOf } from "./ownership.js";
 import { findShadowing, NETWORKD_DIRS, ourNetworks, type Shadowing } from "./networkd-files.js";
-import { ROUTES_AT_ONCE_OLD_NETWORKD } from "./plan.js";
+import { everyDestination, outsideAllowedIps, ROUTES_AT_ONCE_OLD_NETWORKD, specList } from "./plan.js";
 
 export interface Check {
   readonly id: string;
@@ -43,6 +43,8 @@ export interface DoctorOptions {
 export interface LiveHost {
   readonly state: RoutingState;
   readonly links: ReadonlyMap<string, LinkInfo>;
+  /** Whether a systemd-networkd runs in this network namespace. */
+  readonly networkdRunning: boolean;
   sysctl(...segments: string[]): Promise<string | undefined>;
   /** `wg show IFACE dump`, or undefined when wg is not installed. */
   wireguardDump(iface: string): Promise<string | undefined>;
@@ -60,10 +62,11 @@ const TAILSCALE = { link: "tailscale0", table: 52, first: 5210, last: 5270 } as 
 const HANDSHAKE_MAX_AGE_S = 180;
 
 export async function readLiveHost(): Promise<LiveHost> {
-  const [state, links] = await Promise.all([readLiveState(localIp), readLinks(localIp)]);
+  const [state, links, running] = await Promise.all([readLiveState(localIp), readLinks(localIp), networkdRunning()]);
   return {
     state,
     links,
+    networkdRunning: running,
     sysctl: readSysctl,
     wireguardDump: (iface) =>
       new Promise((resolve, reject) =>
@@ -122,6 +125,23 @@ const atMost = (lines: string[], count = 20) => (lines.length <= count ? lines :
 const NETWORKD_ROUTES_PER_FILE = 8192;
 const ruleDelete = (rule: Rule) => `ip -${rule.family} rule del priority ${rule.priority} ${ruleText(rule)}`;
 const reconfigure = (links: Iterable<string>) => `networkctl reconfigure ${[...new Set(links)].sort().join(" ")}`;
+const START_NETWORKD = "systemctl enable --now systemd-networkd";
+/**
+ * A fix that has networkd act on its files (a reload, reconfigure or restart): STEP while it
+ * runs; otherwise starting it, which configures every link from its files (networkctl would
+ * only fail to reach it).
+ */
+const viaNetworkd = (live: LiveHost, step: string) => (live.networkdRunning ? step : START_NETWORKD);
+
+function checkNetworkd(live: LiveHost): Check {
+  if (live.networkdRunning) return pass("networkd", "systemd-networkd runs in this network namespace");
+  return fail(
+    "networkd",
+    "systemd-networkd is not running in this network namespace: nothing applies the generated files",
+    ["no systemd-networkd process shares this network namespace: networkctl cannot reach one, and gen-networkd apply refuses to write"],
+    START_NETWORKD,
+  );
+}
 
 /**
  * Directories networkd (user systemd-network) cannot use: those holding our files must
@@ -205,21 +225,21 @@ function checkLinks(spec: Spec, planned: PlannedRouting, live: LiveHost): Check 
     const info = live.links.get(link.name);
     if (info?.networkdState === "failed") {
       details.push(`${link.name}: networkd failed configuring it (its link state is "failed"; networkd's log says why)`);
-      fix ??= `journalctl -b -u systemd-networkd | grep ${link.name}, fix the cause (see route-count), then networkctl reconfigure ${link.name}`;
+      fix ??= `journalctl -b -u systemd-networkd | grep ${link.name}, fix the cause (see route-count), then ${viaNetworkd(live, `networkctl reconfigure ${link.name}`)}`;
     }
     if (!info) {
       details.push(`${link.name} does not exist`);
-      fix ??= link.name === spec.tunnel.interface && !spec.tunnel.manage ? `bring your tunnel ${link.name} up (e.g. wg-quick up ${link.name}), then networkctl reconfigure ${link.name}` : "networkctl reload";
+      fix ??= link.name === spec.tunnel.interface && !spec.tunnel.manage ? `bring your tunnel ${link.name} up (e.g. wg-quick up ${link.name}), then ${viaNetworkd(live, `networkctl reconfigure ${link.name}`)}` : viaNetworkd(live, "networkctl reload");
       continue;
     }
     if (!info.up) {
       details.push(`${link.name} is down`);
-      fix ??= `networkctl up ${link.name} && networkctl reconfigure ${link.name}`;
+      fix ??= viaNetworkd(live, `networkctl up ${link.name} && networkctl reconfigure ${link.name}`);
     }
     const missing = link.addresses.filter((a) => !info.addresses.includes(a));
     if (missing.length) {
       details.push(`${link.name} lacks ${missing.join(", ")}`);
-      fix ??= `networkctl reconfigure ${link.name}`;
+      fix ??= viaNetworkd(live, `networkctl reconfigure ${link.name}`);
     }
   }
   const names = planned.links.map((l) => l.name).join(", ");
@@ -274,7 +294,7 @@ function checkRules(planned: PlannedRouting, live: LiveHost): Check {
   );
   if (missing.length === 0 && strays.length === 0) return pass("rules", `all ${planned.rules.length} planned rules present, nothing else uses our table or priorities`);
   const details = [...missing.map((r) => `missing: ${ruleKey(r)}`), ...strays.map((r) => `not planned: ${ruleKey(r)}`)];
-  const fix = missing.length ? reconfigure(missing.map((r) => planned.linkOf.get(r)!)) : ruleDelete(strays[0]!);
+  const fix = missing.length ? viaNetworkd(live, reconfigure(missing.map((r) => planned.linkOf.get(r)!))) : ruleDelete(strays[0]!);
   return fail("rules", `${missing.length} planned rules missing, ${strays.length} unplanned rules on our table or priorities`, details, fix);
 }
 
@@ -287,7 +307,7 @@ function checkTables(planned: PlannedRouting, live: LiveHost): Check {
   const names = [...tables].map(tableName).join(", ");
   if (missing.length === 0 && extra.length === 0) return pass("tables", `table ${names} holds exactly the ${planned.routes.length} planned routes`);
   const details = atMost([...missing.map((r) => `missing: ${routeKey(r)}`), ...extra.map((r) => `not planned: ${routeKey(r)}`)]);
-  const fix = reconfigure(missing.length ? missing.map((r) => planned.linkOf.get(r)!) : planned.links.map((l) => l.name));
+  const fix = viaNetworkd(live, reconfigure(missing.length ? missing.map((r) => planned.linkOf.get(r)!) : planned.links.map((l) => l.name)));
   return fail("tables", `${missing.length} planned routes missing, ${extra.length} unplanned routes in table ${names}`, details, fix);
 }
 
@@ -343,12 +363,12 @@ async function checkRouteCounts(planned: PlannedRouting, live: LiveHost, dir: st
     );
     fix =
       total > ROUTES_AT_ONCE_OLD_NETWORKD
-        ? `networkd 257 or later, or a spec with fewer than ${ROUTES_AT_ONCE_OLD_NETWORKD} routes (a shorter list); then networkctl reconfigure ${failed.join(" ")}`
-        : `journalctl -b -u systemd-networkd | grep -E '${failed.join("|")}', fix what it names, then networkctl reconfigure ${failed.join(" ")}`;
+        ? `networkd 257 or later, or a spec with fewer than ${ROUTES_AT_ONCE_OLD_NETWORKD} routes (a shorter list); then ${viaNetworkd(live, reconfigure(failed))}`
+        : `journalctl -b -u systemd-networkd | grep -E '${failed.join("|")}', fix what it names, then ${viaNetworkd(live, reconfigure(failed))}`;
   } else {
     details.push("cause: not visible here: routes were deleted after networkd added them, or networkd is still adding them");
     // networkctl reconfigure did not re-add a throw deleted by hand (networkd 252 in the lab); a start adds every route of the files.
-    fix = "systemctl restart systemd-networkd (it adds every route of its files when it starts; a reconfigure may not re-add a deleted throw)";
+    fix = viaNetworkd(live, "systemctl restart systemd-networkd (it adds every route of its files when it starts; a reconfigure may not re-add a deleted throw)");
   }
   return fail("route-count", `the kernel holds fewer routes than planned (${short.map((r) => `${r.kernel} of ${r.plan} ${r.k}`).join(", ")})`, details, fix);
 }
@@ -430,17 +450,24 @@ async function checkReversePath(spec: Spec, live: LiveHost): Promise<Check> {
   );
 }
 
-async function checkHandshake(spec: Spec, live: LiveHost): Promise<Check> {
-  const iface = spec.tunnel.interface;
-  if (!live.links.has(iface)) return skip("handshake", `${iface} does not exist (see links)`);
+/** The tunnel's peers from `wg show IFACE dump` (a peer's fields per line), or why they cannot be read. */
+async function readPeers(iface: string, live: LiveHost): Promise<{ peers: string[][] } | { unreadable: string }> {
+  if (!live.links.has(iface)) return { unreadable: `${iface} does not exist (see links)` };
   let dump: string | undefined;
   try {
     dump = await live.wireguardDump(iface);
   } catch (error) {
-    return skip("handshake", `wg show ${iface}: ${(error as Error).message}`);
+    return { unreadable: `wg show ${iface}: ${(error as Error).message}` };
   }
-  if (dump === undefined) return skip("handshake", "wg is not installed (wireguard-tools)");
-  const peers = dump.trim().split("\n").slice(1).map((line) => line.split("\t"));
+  if (dump === undefined) return { unreadable: "wg is not installed (wireguard-tools)" };
+  return { peers: dump.trim().split("\n").slice(1).map((line) => line.split("\t")) };
+}
+
+async function checkHandshake(spec: Spec, live: LiveHost): Promise<Check> {
+  const iface = spec.tunnel.interface;
+  const read = await readPeers(iface, live);
+  if ("unreadable" in read) return skip("handshake", read.unreadable);
+  const { peers } = read;
   const details: string[] = [];
   let recent = 0;
   for (const [publicKey, , endpoint, , latest, , , keepalive] of peers) {
@@ -453,6 +480,30 @@ async function checkHandshake(spec: Spec, live: LiveHost): Promise<Check> {
   const idle = peers.length - recent - details.length;
   if (details.length === 0) return pass("handshake", `${recent} of ${peers.length} peers with a recent handshake${idle ? `, ${idle} idle without keepalive` : ""}`);
   return fail("handshake", `WireGuard peers without a recent handshake`, details, `check that the endpoint is reachable over UDP and that the peer has this host's public key (wg show ${iface})`);
+}
+
+/** The live peers' allowed ips against what the plan sends into the tunnel: WireGuard drops what no peer's hold. */
+async function checkAllowedIps(spec: Spec, specPath: string, plan: Plan, live: LiveHost, applyCommand: string): Promise<Check> {
+  const iface = spec.tunnel.interface;
+  const read = await readPeers(iface, live);
+  if ("unreadable" in read) return skip("allowed-ips", read.unreadable);
+  // The fourth field of a peer's line: its allowed ips, comma-separated, or "(none)".
+  const allowed = read.peers.flatMap((fields) => (fields[3] ?? "").split(",")).flatMap((text) => {
+    const parsed = parsePrefix(text);
+    return parsed.ok ? [parsed.value] : [];
+  });
+  const outside = outsideAllowedIps(plan.tunnelled, allowed);
+  if (outside.length === 0) return pass("allowed-ips", `the peers' allowed ips hold every destination the plan sends into ${iface}`);
+  const widest = everyDestination(outside.map((o) => o.family));
+  const fix = spec.tunnel.manage
+    ? `add them to a peer's allowed_ips in ${specPath} (e.g. ${specList(widest)}), then ${applyCommand}`
+    : `add them to a peer's AllowedIPs where ${iface} is configured (e.g. wg set ${iface} peer PUBLIC_KEY allowed-ips ${widest.join(",")}), keeping its Table = off`;
+  return fail(
+    "allowed-ips",
+    `no peer of ${iface} has these captured destinations in its allowed ips, so WireGuard drops what is sent to them ("Required key not available")`,
+    outside.map((o) => o.line),
+    fix,
+  );
 }
 
 /**
@@ -487,7 +538,7 @@ async function checkDns(spec: Spec, plan: Plan, live: LiveHost): Promise<Check> 
     ? `ln -sf /run/systemd/resolve/stub-resolv.conf ${RESOLV_CONF}`
     : problems.some((p) => p.startsWith("the DNS kill switch"))
       ? "systemctl restart systemd-resolved"
-      : `networkctl reconfigure ${iface}`;
+      : viaNetworkd(live, `networkctl reconfigure ${iface}`);
   return fail("dns", "systemd-resolved does not send lookups where tunnel.dns says", problems, fix);
 }
 
@@ -496,8 +547,10 @@ export async function doctorChecks(specPath: string, options: DoctorOptions, liv
   const { spec, plan, files, dirs } = await generate(specPath, { outputDir: options.output, confDir: options.confDir, prefix: options.prefix });
   const planned = plannedRouting(plan);
   const flags = [options.prefix !== "50" ? `--prefix ${options.prefix}` : "", options.confDir ? `--conf-dir ${options.confDir}` : ""].filter(Boolean).join(" ");
-  const applyCommand = `gen-networkd apply ${specPath} -o ${options.output}${flags ? ` ${flags}` : ""}`;
+  // apply refuses a host where networkd does not run: the fix starts it first.
+  const applyCommand = `${live.networkdRunning ? "" : `${START_NETWORKD} && `}gen-networkd apply ${specPath} -o ${options.output}${flags ? ` ${flags}` : ""}`;
   return [
+    checkNetworkd(live),
     ...(await checkFiles(specPath, files, dirs, plan.identity, applyCommand)),
     await checkKeys(spec, specPath),
     checkLinks(spec, planned, live),
@@ -509,6 +562,7 @@ export async function doctorChecks(specPath: string, options: DoctorOptions, liv
     checkTailscale(planned, live),
     await checkReversePath(spec, live),
     await checkHandshake(spec, live),
+    await checkAllowedIps(spec, specPath, plan, live, applyCommand),
     ...(spec.tunnel.dns === undefined ? [] : [await checkDns(spec, plan, live)]),
   ];
 }

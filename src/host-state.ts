@@ -1,9 +1,9 @@
 // The host's routing state as the kernel reports it: `ip -j rule` and
 // `ip -j route show table all`, read live or from files, turned into the
-// routing model. Also the other live facts doctor checks (links, sysctls).
+// routing model. Also the other live facts doctor checks (links, sysctls, whether networkd runs).
 
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile, readlink } from "node:fs/promises";
 import { CommandError } from "./command-error.js";
 import { formatAddress, parseAddress, parsePrefix, type Family, type Prefix } from "./prefix.js";
 import { TABLE_IDS, type Range, type Route, type RouteType, type Rule, type RuleAction, type RoutingState } from "./route-model.js";
@@ -293,4 +293,21 @@ export async function readSysctl(...segments: string[]): Promise<string | undefi
   } catch {
     return undefined;
   }
+}
+
+/** Whether a systemd-networkd runs in this network namespace (its comm is truncated to 15 characters). */
+export async function networkdRunning(): Promise<boolean> {
+  const ours = await readlink("/proc/self/ns/net").catch(() => undefined);
+  for (const pid of await readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if ((await readFile(`/proc/${pid}/comm`, "utf8")).trim() !== "systemd-network") continue;
+    } catch {
+      continue; // exited meanwhile
+    }
+    const theirs = await readlink(`/proc/${pid}/ns/net`).catch((error: NodeJS.ErrnoException) => (error.code === "ENOENT" ? "gone" : undefined));
+    if (theirs === "gone") continue;
+    if (ours === undefined || theirs === undefined || theirs === ours) return true; // cannot tell: assume it is ours
+  }
+  return false;
 }

@@ -5,6 +5,8 @@
 // format (networkd files, the NixOS module) renders this same model, so the
 // formats cannot drift apart: they differ only in syntax.
 
+import type { AddressSet } from "./prefix.js";
+
 /** A value as networkd reads it; numbers stay numbers so Nix can keep them integers. */
 export type Value = string | number | boolean;
 
@@ -66,6 +68,8 @@ export interface Plan {
   readonly notes: readonly string[];
   /** Static routes the units configure, all links together (what networkd sends the kernel). */
   readonly routes: number;
+  /** Destinations the plan sends into the tunnel: what its peers' AllowedIPs must hold. */
+  readonly tunnelled: AddressSet;
 }
 
 export function entry(key: string, value: Value): Entry {

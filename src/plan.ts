@@ -187,6 +187,51 @@ function familyRoutes(spec: Spec, ipv6: Ipv6Policy, lists: PlanLists): FamilyRou
 }
 
 
+/**
+ * Destinations the plan sends into the tunnel: each family's captured ones where they go
+ * through it (not blocked IPv6), and the resolvers of tunnel.dns, which their host routes
+ * reach through it even where excluded (resolverRoutes).
+ */
+function tunnelDestinations(spec: Spec, routes: readonly FamilyRoute[]): AddressSet {
+  const resolvers = (spec.tunnel.dns ?? []).filter((a) => spec.tunnel.addresses.some((own) => addressFamily(own) === addressFamily(a)));
+  return routes.filter((r) => r.target.kind === "tunnel").reduce((set, r) => set.union(r.captured), AddressSet.of(expand(resolvers)));
+}
+
+/** How many prefixes a line about destinations names before it counts the rest. */
+const NAMED_PREFIXES = 3;
+
+/**
+ * The destinations of TUNNELLED that no prefix of ALLOWED holds, one line per family. WireGuard
+ * routes by key: it sends a packet to the peer whose AllowedIPs hold its destination, and fails
+ * the send when none does ("Required key not available", ENOKEY), so such traffic is captured and lost.
+ */
+export function outsideAllowedIps(tunnelled: AddressSet, allowed: Iterable<Prefix>): { family: Family; line: string }[] {
+  const outside = tunnelled.minus(AddressSet.of(allowed));
+  return ([4, 6] as const).flatMap((family) => {
+    const count = outside.prefixCount(family);
+    if (count === 0) return [];
+    const named: string[] = [];
+    outside.only(family).forEachCidr((text, index) => {
+      if (index < NAMED_PREFIXES) named.push(text);
+    });
+    return [{ family, line: `${LABEL[family]} ${named.join(", ")}${count > NAMED_PREFIXES ? ` and ${count - NAMED_PREFIXES} more prefixes` : ""}` }];
+  });
+}
+
+/** The widest prefix of each family: what allowed_ips holds to cover any destination. */
+export const everyDestination = (families: readonly Family[]) => families.map((f) => (f === 4 ? "0.0.0.0/0" : "::/0"));
+/** Prefixes as a spec's list spells them. */
+export const specList = (prefixes: readonly string[]) => prefixes.map((p) => JSON.stringify(p)).join(", ");
+
+function allowedIpsNote(spec: Spec, tunnelled: AddressSet): string[] {
+  if (!spec.tunnel.manage) return []; // the peers are configured elsewhere; doctor reads them (allowed-ips)
+  const outside = outsideAllowedIps(tunnelled, expand((spec.tunnel.peers ?? []).flatMap((p) => p.allowed_ips)));
+  if (outside.length === 0) return [];
+  return [
+    `tunnel.peers: no peer's allowed_ips holds these captured destinations, so WireGuard drops what is sent to them ("Required key not available"): ${outside.map((o) => o.line).join("; ")}; add them to a peer's allowed_ips (e.g. ${specList(everyDestination(outside.map((o) => o.family)))})`,
+  ];
+}
+
 /** The mode of a family's table: what captured traffic gets, and whether a downed tunnel must fail closed. */
 function tableMode(route: FamilyRoute, spec: Spec): TableMode {
   if (route.target.kind === "unreachable") return "blocked";
@@ -719,12 +764,14 @@ export function buildPlan(spec: Spec, options: PlanOptions): Plan {
   for (const service of spec.split.killswitch_before ?? []) units.push(killswitchBefore(service, anchors, `${options.prefix}-${anchors[0]}.conf`));
   let total = carried.flat().reduce((sum, run) => sum + run.count, 0);
   for (const series of path) series.values.forEach(() => total++);
+  const tunnelled = tunnelDestinations(spec, routes);
   const notes = [
     ...(note ? [note] : []),
+    ...allowedIpsNote(spec, tunnelled),
     ...(anchors.length > 1 ? [`table ${spec.split.table}: ${total} routes, spread over ${anchors.length} anchor links (${anchors[0]} … ${anchors.at(-1)}) of at most ${ROUTES_PER_NETWORK} routes each, since networkd drops routes past 8,192 per .network file`] : []),
     ...(total > ROUTES_AT_ONCE_OLD_NETWORKD
       ? [`table ${spec.split.table}: ${total} routes: networkd 252 and 254 (Debian 12 and its backports) fail links with "Numerical result out of range" past about 65,000 routes at once; this needs networkd 257 or later (gen-networkd doctor names the cause)`]
       : []),
   ];
-  return { identity: spec.tunnel.interface, specHash: specHash(spec, options.lists), units, notes, routes: total };
+  return { identity: spec.tunnel.interface, specHash: specHash(spec, options.lists), units, notes, routes: total, tunnelled };
 }

@@ -47,6 +47,7 @@ async function world(override: (state: { rules: Rule[]; routes: Route[]; live: P
       ["wg0", { name: "wg0", up: true, addresses: ["10.253.0.2/32"], networkdState: "configured", networkFile: join(work, "net/50-wg0.network") }],
       ["wg0-split", { name: "wg0-split", up: true, addresses: [], networkdState: "configured", networkFile: join(work, "net/50-wg0-split.network") }],
     ]),
+    networkdRunning: true,
     sysctl: async (...segments: string[]) => (segments.at(-1) === "rp_filter" ? "2" : undefined),
     wireguardDump: async () => `priv\tpub\t51820\toff\n4kQT3smJgD94joC+o+whDz6zEdg42kZIryzw0Rw2w24=\t(none)\t198.51.100.7:51820\t0.0.0.0/0\t${NOW / 1000 - 30}\t100\t200\t25\n`,
     now: NOW,
@@ -71,7 +72,7 @@ const statuses = (all: Record<string, Check>) => Object.fromEntries(Object.entri
 
 test("a healthy host: every check passes (key-file depends on this machine: the lab checks it); tailscale is skipped when absent", async () => {
   const all = await checks(await world());
-  assert.equal(statuses(all), { files: "pass", "file-modes": "pass", links: "pass", rules: "pass", "route-count": "pass", tables: "pass", shadowing: "pass", tailscale: "skip", "rp-filter": "pass", handshake: "pass", "network-files": "pass" });
+  assert.equal(statuses(all), { networkd: "pass", files: "pass", "file-modes": "pass", links: "pass", rules: "pass", "route-count": "pass", tables: "pass", shadowing: "pass", tailscale: "skip", "rp-filter": "pass", handshake: "pass", "allowed-ips": "pass", "network-files": "pass" });
 });
 
 test("network-files: networkd configures wg0 from an earlier file; doctor names it, why, and the fix", async () => {
@@ -320,6 +321,55 @@ test("item 16: rp-filter does not pass when the tunnel interface does not exist"
   assert.is(all.links!.status, "fail");
   assert.is(all["rp-filter"]!.status, "skip");
   assert.match(all["rp-filter"]!.summary, /wg0 does not exist/);
+});
+
+test("item 16: networkd not running: networkd fails with the start as its fix, and no other fix asks the absent networkd to reload or reconfigure", async () => {
+  const stopped = (live: Partial<LiveHost>) => ((live as { networkdRunning: boolean }).networkdRunning = false);
+  const healthy = await checks(await world((state) => stopped(state.live)));
+  assert.is(healthy.networkd!.status, "fail");
+  assert.is(healthy.networkd!.fix, "systemctl enable --now systemd-networkd");
+  assert.equal(Object.values(healthy).filter((c) => c.status === "fail" && c.id !== "key-file").map((c) => c.id), ["networkd"], "what networkd configured before it stopped is still in the kernel");
+
+  // Every fault whose fix goes through networkd (the unit tests above, with networkd running).
+  const w = await world((state) => {
+    stopped(state.live);
+    state.rules.splice(state.rules.findIndex((r) => r.family === 6 && r.priority === 10089), 1);
+    state.routes.splice(state.routes.findIndex((r) => r.table === 10086 && r.type === "unicast"), 1);
+    for (let i = state.routes.length - 1; i >= 0; i--) if (state.routes[i]!.type === "throw" && state.routes[i]!.family === 4) state.routes.splice(i, 1);
+    (state.live.links as Map<string, unknown>).delete("wg0-split");
+  });
+  writeFileSync(w.spec, readFileSync(w.spec, "utf8").replace('exclude = ["@local"]', 'exclude = ["@local", "198.18.0.0/15"]'));
+  const sick = await checks(w);
+  // key-file depends on this machine (see statuses).
+  const failed = Object.values(sick).filter((c) => c.status === "fail" && c.id !== "key-file");
+  assert.equal(failed.map((c) => c.id), ["networkd", "files", "links", "rules", "route-count", "tables"]);
+  for (const check of failed) assert.not.match(check.fix!, /networkctl|systemctl restart systemd-networkd/, `${check.id}: ${check.fix}`);
+  assert.is(sick.links!.fix, "systemctl enable --now systemd-networkd");
+  assert.is(sick.rules!.fix, "systemctl enable --now systemd-networkd");
+  assert.match(sick.files!.fix!, /^systemctl enable --now systemd-networkd && gen-networkd apply /, "apply refuses a host without networkd: start it first");
+});
+
+/** `wg show wg0 dump` with one peer whose allowed ips are ALLOWED. */
+const dumpAllowing = (allowed: string) => async () => `priv\tpub\t51820\toff\nKEY\t(none)\t198.51.100.7:51820\t${allowed}\t${NOW / 1000 - 30}\t0\t0\t25\n`;
+
+test("item 16: allowed-ips: the live peers' allowed ips must hold what the plan sends into wg0 (blocked IPv6 needs none)", async () => {
+  const narrow = (await checks(await world(({ live }) => (live.wireguardDump = dumpAllowing("10.253.0.0/24")))))["allowed-ips"]!;
+  assert.is(narrow.status, "fail");
+  assert.match(narrow.summary, /no peer of wg0 has these captured destinations in its allowed ips, so WireGuard drops what is sent to them/);
+  assert.equal(narrow.details.length, 1);
+  assert.match(narrow.details[0]!, /^IPv4 0\.0\.0\.0\/5, 8\.0\.0\.0\/7, 11\.0\.0\.0\/8 and \d+ more prefixes$/);
+  assert.match(narrow.fix!, /^add them to a peer's allowed_ips in .*spec\.toml \(e\.g\. "0\.0\.0\.0\/0"\), then gen-networkd apply /);
+  assert.is((await checks(await world(({ live }) => (live.wireguardDump = dumpAllowing("0.0.0.0/1,128.0.0.0/1")))))["allowed-ips"]!.status, "pass");
+  assert.is((await checks(await world(({ live }) => (live.wireguardDump = dumpAllowing("(none)")))))["allowed-ips"]!.status, "fail");
+});
+
+test("item 16: allowed-ips of an unmanaged tunnel: the fix is wg's; without wg the check is skipped", async () => {
+  const unmanaged = (toml: string) => toml.replace("manage = true", "manage = false").replace(/^(private_key_file|listen_port) = .*\n/gm, "").replace(/\[\[tunnel\.peers\]\][\s\S]*?(?=\n\[split\])/, "");
+  const narrow = (await checks(await world(({ live }) => (live.wireguardDump = dumpAllowing("10.253.0.0/24")), unmanaged)))["allowed-ips"]!;
+  assert.is(narrow.status, "fail");
+  assert.is(narrow.fix, "add them to a peer's AllowedIPs where wg0 is configured (e.g. wg set wg0 peer PUBLIC_KEY allowed-ips 0.0.0.0/0), keeping its Table = off");
+  const noWg = (await checks(await world(({ live }) => (live.wireguardDump = async () => undefined), unmanaged)))["allowed-ips"]!;
+  assert.equal([noWg.status, noWg.summary], ["skip", "wg is not installed (wireguard-tools)"]);
 });
 
 test.run();

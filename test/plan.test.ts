@@ -285,4 +285,30 @@ test("property: whichever form the planner picks, the table captures exactly inc
   );
 });
 
+// WireGuard drops a packet whose destination no peer's AllowedIPs holds ("Required key not available").
+const peer = (allowed_ips: string[]) => ({ peers: [{ public_key: KEY, endpoint: "198.51.100.7:51820", allowed_ips }] });
+const allowedIpsNotes = (p: Plan) => p.notes.filter((n) => n.startsWith("tunnel.peers:"));
+
+test("item 16: captured destinations no peer's allowed_ips holds: a note naming the first few per family, the count, and the fix", () => {
+  const narrow = plan({}, peer(["10.253.0.0/24"]));
+  assert.equal(allowedIpsNotes(narrow).length, 1, narrow.notes.join("\n"));
+  const note = allowedIpsNotes(narrow)[0]!;
+  assert.match(note, /no peer's allowed_ips holds these captured destinations, so WireGuard drops what is sent to them \("Required key not available"\): IPv4 0\.0\.0\.0\/5, 8\.0\.0\.0\/7, 11\.0\.0\.0\/8 and \d+ more prefixes; add them to a peer's allowed_ips \(e\.g\. "0\.0\.0\.0\/0"\)$/);
+  assert.not.match(note, /IPv6/, "blocked IPv6 never enters the tunnel");
+  // The seed's peer (0.0.0.0/0, ::/0), and 0.0.0.0/0 alone with IPv6 blocked or direct: nothing to say.
+  assert.equal(allowedIpsNotes(plan({}, peer(["0.0.0.0/0", "::/0"]))), []);
+  assert.equal(allowedIpsNotes(plan({})), []);
+  assert.equal(allowedIpsNotes(plan({ ipv6: "direct" })), []);
+});
+
+test("item 16: allowed_ips against IPv6 through the tunnel, a prefix-list capture and the resolvers; none for an unmanaged tunnel", () => {
+  const v6 = allowedIpsNotes(plan({}, { addresses: ["10.253.0.2/32", "fd00:253::2/128"] }));
+  assert.equal(v6.length, 1);
+  assert.match(v6[0]!, /: IPv6 ::\/128, ::2\/127, ::4\/126 and \d+ more prefixes; .*\(e\.g\. "::\/0"\)$/);
+  const listed = allowedIpsNotes(plan({ include: ["203.0.113.0/24"] }, { ...peer(["203.0.113.0/25"]), dns: ["10.253.0.1"] }));
+  assert.equal(listed.length, 1);
+  assert.match(listed[0]!, /: IPv4 10\.253\.0\.1\/32, 203\.0\.113\.128\/25; /, "the resolver is reached through the tunnel although @local excludes it");
+  assert.equal(allowedIpsNotes(plan({}, { manage: false, private_key_file: undefined, peers: undefined })), []);
+});
+
 test.run();

@@ -9,6 +9,7 @@ import * as assert from "uvu/assert";
 import { labSuite } from "./harness.js";
 import { CLI, ROOT, SplitCase } from "./case.js";
 import { readSpec } from "./expect.js";
+import { ADDR } from "./lab.js";
 import { CommandError, run } from "./proc.js";
 
 interface Check {
@@ -108,7 +109,7 @@ t.test("a healthy host passes every check, tailscale and the handshake included"
   assert.is(code, 0, summary(checks));
   assert.equal(
     checks.map((k) => `${k.id} ${k.status}`),
-    ["files pass", "file-modes pass", "key-file pass", "links pass", "network-files pass", "rules pass", "route-count pass", "tables pass", "shadowing pass", "tailscale pass", "rp-filter pass", "handshake pass"],
+    ["networkd pass", "files pass", "file-modes pass", "key-file pass", "links pass", "network-files pass", "rules pass", "route-count pass", "tables pass", "shadowing pass", "tailscale pass", "rp-filter pass", "handshake pass", "allowed-ips pass"],
     summary(checks),
   );
 });
@@ -118,7 +119,7 @@ t.test("human output: aligned checklist, no colors off a terminal, exit 0", asyn
   assert.not.match(out, /\x1b\[/);
   assert.match(out, /^ok {2}files {10}5 generated files present, ours and current$/m);
   assert.match(out, /^ok {2}handshake {6}1 of 1 peers with a recent handshake$/m);
-  assert.match(out, /^all 12 checks passed$/m);
+  assert.match(out, /^all 14 checks passed$/m);
 });
 
 t.test("a deleted rule: rules, fixed by networkctl reconfigure", async (c) => {
@@ -183,6 +184,36 @@ t.test("tailscale's rules deleted: tailscale (its restart re-adds them; here the
 
 t.test("strict reverse-path filtering: rp-filter, fixed by sysctl", async (c) => {
   await fault(c, "strict rp_filter", "rp-filter", /net\.ipv4\.conf\.all\.rp_filter=1, net\.ipv4\.conf\.wg0\.rp_filter=1/, () => run(["ip", "netns", "exec", c.lab.ns.H, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.wg0.rp_filter=1"]), "doctor's fix");
+});
+
+t.test("networkd stopped: networkd, fixed by starting it; no other fix asks the stopped networkd to reload", async (c) => {
+  await fault(c, "networkd stopped", "networkd", /no systemd-networkd process shares this network namespace/, () => c.lab.stopNetworkd(), async () => {
+    // doctor's fix is systemctl enable --now systemd-networkd; the lab's networkd is not a service.
+    const sick = await doctor(c);
+    for (const check of sick.checks.filter((k) => k.status === "fail" && k.id !== "networkd")) assert.not.match(check.fix!, /networkctl/, `${check.id}: ${check.fix}`);
+    await c.lab.startNetworkd();
+  });
+});
+
+t.test("a peer's allowed ips narrowed by hand: captured TCP is lost in WireGuard; allowed-ips, fixed by restoring them", async (c) => {
+  const peer = (await c.lab.inHost(["wg", "show", "wg0", "peers"])).trim();
+  const tcpToServer = async () => (await c.lab.probe([{ proto: "tcp", host: ADDR.server4 }]))[0]!;
+  assert.ok((await tcpToServer()).ok, "captured TCP reaches the server through wg0");
+  await fault(
+    c,
+    "allowed ips narrowed",
+    "allowed-ips",
+    /^IPv4 0\.0\.0\.0\/5, 8\.0\.0\.0\/7, 11\.0\.0\.0\/8 and \d+ more prefixes$/m,
+    async () => {
+      await c.lab.inHost(["wg", "set", "wg0", "peer", peer, "allowed-ips", "10.253.0.0/24"]);
+      const lost = await tcpToServer();
+      assert.not.ok(lost.ok, `captured TCP to ${ADDR.server4} outside every peer's allowed ips still arrived: ${JSON.stringify(lost)}`);
+    },
+    async () => {
+      await c.lab.inHost(["wg", "set", "wg0", "peer", peer, "allowed-ips", "0.0.0.0/0,::/0"]);
+      assert.ok((await tcpToServer()).ok, "captured TCP arrives again");
+    },
+  );
 });
 
 t.run();

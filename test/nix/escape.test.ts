@@ -5,6 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import fc from "fast-check";
 import { entry, section, type Plan } from "../../src/model.js";
+import { AddressSet } from "../../src/prefix.js";
 import { NixMappingError, nixAttrName, nixString, renderNix } from "../../src/render-nix.js";
 import { Nix, nixTest } from "./nix.js";
 import { LOOSE_BY_DEFAULT } from "./nixos-render.js";
@@ -72,6 +73,7 @@ nixTest(test, "through the renderer: hostile values, names and comments leave th
         specHash: "0".repeat(64),
         notes: [],
         routes: strings.length,
+        tunnelled: AddressSet.EMPTY,
         units: [
           {
             kind: "network",

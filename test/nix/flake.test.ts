@@ -15,8 +15,8 @@ test.after(() => nix.dispose());
 const nixFiles = ["flake.nix", ...readdirSync(join(root, "nix")).filter((n) => n.endsWith(".nix")).map((n) => `nix/${n}`)];
 const at = (path: string) => JSON.stringify(join(root, path));
 
-test("nix/ holds the package, the NixOS module and its three helpers", () => {
-  assert.equal(nixFiles.slice(1).sort(), ["nix/files.nix", "nix/module.nix", "nix/package.nix", "nix/secrets.nix", "nix/services.nix"]);
+test("nix/ holds the package, the NixOS module and its four helpers", () => {
+  assert.equal(nixFiles.slice(1).sort(), ["nix/files.nix", "nix/module.nix", "nix/package.nix", "nix/restart-inputs.nix", "nix/secrets.nix", "nix/services.nix"]);
 });
 
 for (const file of nixFiles) {
@@ -34,8 +34,9 @@ nixTest(test, "flake.nix: pinned nixpkgs input, outputs taking self and nixpkgs"
   );
 });
 
-nixTest(test, "nix/module.nix is a NixOS module function; nix/package.nix a callPackage function; nix/files.nix takes spec and prefix", () => {
+nixTest(test, "nix/module.nix is a NixOS module function; nix/package.nix a callPackage function; nix/files.nix and nix/restart-inputs.nix take spec and prefix", () => {
   assert.equal(nix.evalJson(`builtins.functionArgs (import ${at("nix/files.nix")})`), { anchors: true, prefix: false, spec: false });
+  assert.equal(nix.evalJson(`builtins.functionArgs (import ${at("nix/restart-inputs.nix")})`), { anchors: true, prefix: false, spec: false });
   assert.equal(nix.evalJson(`builtins.functionArgs (import ${at("nix/module.nix")})`), { config: false, lib: false, pkgs: false });
   assert.equal(nix.evalJson(`builtins.functionArgs (import ${at("nix/services.nix")})`), { anchors: true, spec: false, waitOnline: false });
   assert.equal(nix.evalJson(`builtins.functionArgs (import ${at("nix/package.nix")})`), {

@@ -1,12 +1,14 @@
 // A hand-built plan shaped like the planner's output for examples/seed.toml, so the
 // renderer's tests do not depend on the planner's exact choices.
 import { entry, section, type Plan } from "../../src/model.js";
+import { AddressSet } from "../../src/prefix.js";
 
 export const seedPlan: Plan = {
   identity: "wg0",
   specHash: "0".repeat(64),
   notes: [],
   routes: 4,
+  tunnelled: AddressSet.EMPTY, // renderers do not read it
   units: [
     {
       kind: "netdev",
