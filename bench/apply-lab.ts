@@ -19,7 +19,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { SplitCase } from "../test/lab/case.js";
 import { labUnavailable } from "../test/lab/harness.js";
-import { applyLarge, DROPPED_OR_FAILED } from "../test/lab/large.js";
+import { applyLarge, disjointLines, DROPPED_OR_FAILED } from "../test/lab/large.js";
 import { labSystemd, labSystemdUnavailable, SYSTEMD_NAMES, type LabSystemd, type SystemdName } from "../test/lab/systemd.js";
 import { countryLists } from "./geoip-lists.js";
 import { ipv4List } from "./synthetic.mjs";
@@ -42,15 +42,6 @@ const systemds: LabSystemd[] = versionNames.map((name) => {
   return labSystemd();
 });
 
-function disjointLines(v4: number, v6: number): string[] {
-  const lines: string[] = [];
-  for (let i = 0; i < v4; i++) {
-    const n = 0x01000000 + i * 512;
-    lines.push(`${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.0/24`);
-  }
-  for (let i = 0; i < v6; i++) lines.push(`2a00:${(2 * i).toString(16)}:1::/48`);
-  return lines;
-}
 
 const DATA_SETS: Record<string, { describe: string; lines: () => string[] }> = {
   "20k": { describe: "12,000 IPv4 /24s + 8,000 IPv6 /48s, non-adjacent", lines: () => disjointLines(12_000, 8_000) },

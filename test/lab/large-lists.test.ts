@@ -23,7 +23,7 @@ import { countryLists } from "../../bench/geoip-lists.js";
 import { ipv4List } from "../../bench/synthetic.mjs";
 import { CLI, SplitCase } from "./case.js";
 import { labSuite } from "./harness.js";
-import { applyLarge, DROPPED_OR_FAILED } from "./large.js";
+import { applyLarge, disjointLines, DROPPED_OR_FAILED } from "./large.js";
 import { labSystemd } from "./systemd.js";
 import { CommandError, poll, run } from "./proc.js";
 
@@ -34,16 +34,6 @@ const BATCHING_NETWORKD = 257;
 /** One line per case on stdout: the apply times and counts the lab measured. */
 const report = (line: string) => console.log(`large lists on networkd ${labSystemd().version} (${labSystemd().name}): ${line}`);
 
-/** N non-adjacent blocks: IPv4 /24s from 1.0.0.0 on, IPv6 /48s from 2001:db8:: on (in 2000::/3). */
-function disjointLines(v4: number, v6: number): string[] {
-  const lines: string[] = [];
-  for (let i = 0; i < v4; i++) {
-    const n = 0x01000000 + i * 512;
-    lines.push(`${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.0/24`);
-  }
-  for (let i = 0; i < v6; i++) lines.push(`2a00:${(2 * i).toString(16)}:1::/48`);
-  return lines;
-}
 
 async function generate(tag: string, lines: string[], sysctls: string[] = []): Promise<SplitCase> {
   const c = await SplitCase.create(tag, undefined, undefined, { hostSysctls: sysctls });

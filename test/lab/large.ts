@@ -23,6 +23,17 @@ export interface LargeApply {
 /** A canonical route ("table T ipv4 throw 10.0.0.0/8", expect.ts) names its family third. */
 const familyOf = (canonical: string): "ipv4" | "ipv6" => (canonical.split(" ")[2] === "ipv6" ? "ipv6" : "ipv4");
 
+/** A prefix list of V4 IPv4 /24s from 1.0.0.0 on and V6 IPv6 /48s from 2a00:0:1::/48 on, no two adjacent (nothing merges). */
+export function disjointLines(v4: number, v6: number): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < v4; i++) {
+    const n = 0x01000000 + i * 512;
+    lines.push(`${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.0/24`);
+  }
+  for (let i = 0; i < v6; i++) lines.push(`2a00:${(2 * i).toString(16)}:1::/48`);
+  return lines;
+}
+
 export function countByFamily(routes: readonly string[]): { ipv4: number; ipv6: number } {
   const counts = { ipv4: 0, ipv6: 0 };
   for (const r of routes) counts[familyOf(r)]++;
