@@ -174,6 +174,19 @@ test("the code cache only saves time: without it, or with one that does not fit,
     assert.is(result.stdout, expected.stdout);
     assert.is(result.stderr, expected.stderr);
   }
+  // A cache recorded (by a run of `schema`) for another bundle of the same length: its first
+  // module comment moved to the end as spaces, so every function after it starts elsewhere.
+  const bundle = readFileSync(join(copy, "dist/gen-networkd.cjs"), "utf8");
+  const comment = /^\/\/ src\/.*$/m.exec(bundle)!;
+  const moved = bundle.slice(0, comment.index) + bundle.slice(comment.index + comment[0].length) + " ".repeat(comment[0].length);
+  assert.is(moved.length, bundle.length);
+  writeFileSync(join(copy, "dist/gen-networkd.cjs"), moved);
+  const recorded = spawnSync(process.execPath, [join(copy, "dist/cli.js"), "schema"], { env: { ...process.env, GEN_NETWORKD_WRITE_CODE_CACHE: "1" }, encoding: "utf8" });
+  assert.is(recorded.status, 0, recorded.stderr);
+  writeFileSync(join(copy, "dist/gen-networkd.cjs"), bundle);
+  const result = runCopy();
+  assert.is(result.status, 0, result.stderr);
+  assert.is(result.stdout, expected.stdout);
 });
 
 test("an invalid spec: exit 1, every problem on its own line with path and hint, nothing written", () => {
