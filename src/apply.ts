@@ -13,7 +13,7 @@ import { generate } from "./generate.js";
 import { localIp, networkdRunning } from "./host-state.js";
 import { findShadowing, NETWORKD_DIRS, networkdDirOf, shadowingWarning } from "./networkd-files.js";
 import type { Plan } from "./model.js";
-import { ROUTES_AT_ONCE_OLD_NETWORKD } from "./plan.js";
+import { BATCHING_NETWORKD, ROUTES_AT_ONCE_OLD_NETWORKD } from "./plan.js";
 import { plannedRouting } from "./plan-routing.js";
 import { columns, painter, type Painter } from "./terminal.js";
 import { parseUnitFile } from "./unitfile.js";
@@ -102,8 +102,6 @@ function netdevName(text: string): string | undefined {
 
 /** The first networkd whose `networkctl reload` applies a changed .netdev to the link that exists (systemd 257's NEWS). */
 export const RELOAD_UPDATES_NETDEVS = 257;
-/** The first networkd version read to send route requests in batches (128 replies outstanding at most). */
-const BATCHING_NETWORKD = 257;
 
 /** networkd's major version from `networkctl --version` ("systemd 257 (257.13-1~deb13u1)"), or undefined when it cannot be read. */
 export async function networkdVersion(): Promise<number | undefined> {

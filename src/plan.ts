@@ -100,6 +100,8 @@ export const ROUTES_PER_NETWORK = 8000;
  * files. 257 sends them 128 at a time.
  */
 export const ROUTES_AT_ONCE_OLD_NETWORKD = 65_000;
+/** The first networkd version read to send route requests in batches (128 replies outstanding at most). */
+export const BATCHING_NETWORKD = 257;
 
 /** Routes of the split table, by the kind of link that must carry them. */
 interface TableRoutes {
