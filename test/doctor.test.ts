@@ -4,10 +4,10 @@
 // against the real networkd and kernel.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { doctorChecks, type Check, type LiveHost } from "../src/doctor.js";
+import { doctorChecks, enabledServicesIn, type Check, type LiveHost } from "../src/doctor.js";
 import { generate } from "../src/generate.js";
 import type { LinkInfo } from "../src/host-state.js";
 import { plannedRouting } from "../src/plan-routing.js";
@@ -52,6 +52,7 @@ async function world(override: (state: { rules: Rule[]; routes: Route[]; live: P
     wireguardDump: async () => `priv\tpub\t51820\toff\n4kQT3smJgD94joC+o+whDz6zEdg42kZIryzw0Rw2w24=\t(none)\t198.51.100.7:51820\t0.0.0.0/0\t${NOW / 1000 - 30}\t100\t200\t25\n`,
     now: NOW,
     networkdDirs: [],
+    enabledServices: async () => [],
   };
   const state = { rules, routes, live, work };
   override(state);
@@ -72,7 +73,33 @@ const statuses = (all: Record<string, Check>) => Object.fromEntries(Object.entri
 
 test("a healthy host: every check passes (key-file depends on this machine: the lab checks it); tailscale is skipped when absent", async () => {
   const all = await checks(await world());
-  assert.equal(statuses(all), { networkd: "pass", files: "pass", "file-modes": "pass", links: "pass", rules: "pass", "route-count": "pass", tables: "pass", shadowing: "pass", tailscale: "skip", "rp-filter": "pass", handshake: "pass", "allowed-ips": "pass", "network-files": "pass" });
+  assert.equal(statuses(all), { networkd: "pass", files: "pass", "file-modes": "pass", links: "pass", rules: "pass", "route-count": "pass", tables: "pass", shadowing: "pass", tailscale: "skip", "rp-filter": "pass", handshake: "pass", "allowed-ips": "pass", "boot-order": "skip", "network-files": "pass" });
+});
+
+test("boot-order: with the kill switch, an enabled network manager not in split.killswitch_before fails, with the key to add; ordered or absent passes", async () => {
+  const withKillswitch = (extra: string) => (toml: string) => toml.replace(/^\[split\]$/m, `[split]\nkillswitch = true\n${extra}`);
+  const enabled = (names: string[]) => (state: { live: Partial<LiveHost> }) => void (state.live = { ...state.live, enabledServices: async (asked) => asked.filter((n) => names.includes(n)) });
+  const racing = (await checks(await world(enabled(["NetworkManager.service", "getty@tty1.service"]), withKillswitch(""))))["boot-order"]!;
+  assert.is(racing.status, "fail");
+  assert.equal(racing.details, ["NetworkManager.service: enabled, not in split.killswitch_before"]);
+  assert.match(racing.fix!, /^add "NetworkManager\.service" to split\.killswitch_before in \S+spec\.toml, then apply$/);
+  const ordered = (await checks(await world(enabled(["NetworkManager.service"]), withKillswitch('killswitch_before = ["NetworkManager.service"]\n'))))["boot-order"]!;
+  assert.is(ordered.status, "pass", ordered.summary);
+  assert.is(ordered.summary, "NetworkManager.service starts only once networkd has configured the anchor (split.killswitch_before)");
+  const alone = (await checks(await world(enabled([]), withKillswitch(""))))["boot-order"]!;
+  assert.equal([alone.status, alone.summary], ["pass", "no other network manager is enabled"]);
+});
+
+test("enabled services are those some unit's .wants or .requires directory links, dangling links too", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "gen-networkd-units-"));
+  mkdirSync(join(dir, "multi-user.target.wants"));
+  mkdirSync(join(dir, "network-online.target.requires"));
+  symlinkSync("/usr/lib/systemd/system/NetworkManager.service", join(dir, "multi-user.target.wants/NetworkManager.service"));
+  symlinkSync("/nonexistent/networking.service", join(dir, "network-online.target.requires/networking.service"));
+  writeFileSync(join(dir, "connman.service"), "[Service]\n"); // a unit file, not enabled
+  assert.equal(await enabledServicesIn(dir, ["NetworkManager.service", "networking.service", "connman.service", "wicked.service"]), ["NetworkManager.service", "networking.service"]);
+  assert.equal(await enabledServicesIn(join(dir, "absent"), ["NetworkManager.service"]), []);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test("network-files: networkd configures wg0 from an earlier file; doctor names it, why, and the fix", async () => {

@@ -109,7 +109,7 @@ t.test("a healthy host passes every check, tailscale and the handshake included"
   assert.is(code, 0, summary(checks));
   assert.equal(
     checks.map((k) => `${k.id} ${k.status}`),
-    ["networkd pass", "files pass", "file-modes pass", "key-file pass", "links pass", "network-files pass", "rules pass", "route-count pass", "tables pass", "shadowing pass", "tailscale pass", "rp-filter pass", "handshake pass", "allowed-ips pass"],
+    ["networkd pass", "files pass", "file-modes pass", "key-file pass", "links pass", "network-files pass", "rules pass", "route-count pass", "tables pass", "shadowing pass", "tailscale pass", "rp-filter pass", "handshake pass", "allowed-ips pass", "boot-order skip"],
     summary(checks),
   );
 });
@@ -117,8 +117,10 @@ t.test("a healthy host passes every check, tailscale and the handshake included"
 t.test("human output: aligned checklist, no colors off a terminal, exit 0", async (c) => {
   const out = await c.lab.inHost([process.execPath, CLI, "doctor", c.specPath, "-o", c.lab.genDir]);
   assert.not.match(out, /\x1b\[/);
-  assert.match(out, /^ok {2}files {10}5 generated files present, ours and current$/m);
-  assert.match(out, /^ok {2}handshake {6}1 of 1 peers with a recent handshake$/m);
+  // "ok" padded to the width of "skip" (boot-order, without a kill switch).
+  assert.match(out, /^ok {4}files {10}5 generated files present, ours and current$/m, out);
+  assert.match(out, /^ok {4}handshake {6}1 of 1 peers with a recent handshake$/m);
+  assert.match(out, /^skip {2}boot-order {5}no kill switch/m);
   assert.match(out, /^all 14 checks passed$/m);
 });
 
