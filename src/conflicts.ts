@@ -7,7 +7,6 @@
 import { readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { ownerOf } from "./ownership.js";
-import { parseUnitFile } from "./unitfile.js";
 import { isOurFileName, readMarkedFile, type OutputFile } from "./write.js";
 
 type Resource = "table" | "priority" | "fwmark";
@@ -19,49 +18,64 @@ const LABEL: Record<Resource, string> = { table: "table", priority: "rule priori
 /** main, default and local are everyone's. */
 const SHARED_TABLES = new Set(["main", "default", "local", "253", "254", "255"]);
 
-/** The tables, priorities and fwmarks a unit file claims: its rules', routes' and WireGuard's. */
-export function claimsOf(text: string): Map<Resource, Set<string>> {
-  const claims = new Map<Resource, Set<string>>([["table", new Set()], ["priority", new Set()], ["fwmark", new Set()]]);
-  let sections;
-  try {
-    sections = parseUnitFile(text);
-  } catch {
-    return claims; // not a unit file (a NixOS module): its unit files, if any, say the same
-  }
-  for (const section of sections) {
-    for (const { key, value } of section.entries) {
-      const text = String(value);
-      if (key === "Table" && (section.name === "RoutingPolicyRule" || section.name === "Route") && !SHARED_TABLES.has(text)) claims.get("table")!.add(text);
-      if (key === "Priority" && section.name === "RoutingPolicyRule") claims.get("priority")!.add(text);
-      if (key === "FirewallMark" && (section.name === "RoutingPolicyRule" || section.name === "WireGuard")) claims.get("fwmark")!.add(text.split("/")[0]!);
-    }
-  }
-  return claims;
+interface FilePolicy {
+  /** The tables, priorities and fwmarks the file claims: its rules', routes' and WireGuard's. */
+  readonly claims: Map<Resource, Set<string>>;
+  /** Priorities of its rules that look up a table of its own (capture). */
+  readonly capture: number[];
+  /**
+   * Priorities of its rules that answer this host's source-bound lookups from main
+   * (split.inbound = "direct": `Table=main IncomingInterface=lo`, no SuppressPrefixLength).
+   * They end the lookup for every rule after them, so another spec's capture rules must not come later.
+   */
+  readonly answer: number[];
 }
 
 /**
- * The priorities of a unit file's rules that look up a table of its own (capture), and of
- * those that answer this host's source-bound lookups from main (split.inbound = "direct":
- * `Table=main IncomingInterface=lo`, no SuppressPrefixLength). The latter end the lookup
- * for every rule after them, so another spec's capture rules must not come later.
+ * A unit file's FilePolicy. Only files of ours are read (marked, written by our renderer:
+ * `[Section]` and `Key=Value` lines, no continuations), and one may hold hundreds of thousands
+ * of [Route] sections: parsing each into entries (parseUnitFile) took a third of a
+ * 100,000-prefix run. So the tables come from every `Table=` line (only [Route] and
+ * [RoutingPolicyRule] have that key), and only the few rule and WireGuard sections are read.
  */
-export function inboundOrderOf(text: string): { capture: number[]; answer: number[] } {
-  const order = { capture: [] as number[], answer: [] as number[] };
-  let sections;
-  try {
-    sections = parseUnitFile(text);
-  } catch {
-    return order;
+export function policyOf(text: string): FilePolicy {
+  const policy: FilePolicy = { claims: new Map([["table", new Set()], ["priority", new Set()], ["fwmark", new Set()]]), capture: [], answer: [] };
+  const lineAt = (start: number) => {
+    const newline = text.indexOf("\n", start);
+    return text.slice(start, newline === -1 ? text.length : newline).trim();
+  };
+  /** Where TOKEN starts a line, in order. */
+  function* linesStartingWith(token: string): Generator<number> {
+    for (let at = text.indexOf(token); at !== -1; at = text.indexOf(token, at + 1)) if (at === 0 || text[at - 1] === "\n") yield at;
   }
-  for (const section of sections.filter((s) => s.name === "RoutingPolicyRule")) {
-    const value = (key: string) => section.entries.find((e) => e.key === key)?.value;
-    const priority = Number(value("Priority"));
-    const table = String(value("Table") ?? "main");
-    if (!SHARED_TABLES.has(table)) order.capture.push(priority);
-    else if (table === "main" && value("IncomingInterface") === "lo" && value("SuppressPrefixLength") === undefined) order.answer.push(priority);
+  for (const at of linesStartingWith("Table=")) {
+    const table = lineAt(at).slice("Table=".length).trim();
+    if (!SHARED_TABLES.has(table)) policy.claims.get("table")!.add(table);
   }
-  return order;
+  for (const name of ["RoutingPolicyRule", "WireGuard"]) {
+    for (const at of linesStartingWith(`[${name}]`)) {
+      const keys = new Map<string, string>();
+      for (let line = text.indexOf("\n", at) + 1; line > 0 && line < text.length; line = text.indexOf("\n", line) + 1) {
+        const entry = lineAt(line);
+        if (entry.startsWith("[")) break;
+        const eq = entry.indexOf("=");
+        if (eq > 0) keys.set(entry.slice(0, eq).trim(), entry.slice(eq + 1).trim());
+      }
+      const mark = keys.get("FirewallMark");
+      if (mark !== undefined) policy.claims.get("fwmark")!.add(mark.split("/")[0]!);
+      if (name !== "RoutingPolicyRule") continue;
+      const table = keys.get("Table") ?? "main";
+      const priority = keys.get("Priority");
+      if (priority !== undefined) policy.claims.get("priority")!.add(priority);
+      if (!SHARED_TABLES.has(table)) policy.capture.push(Number(priority));
+      else if (table === "main" && keys.get("IncomingInterface") === "lo" && !keys.has("SuppressPrefixLength")) policy.answer.push(Number(priority));
+    }
+  }
+  return policy;
 }
+
+/** Only unit files say anything here: a NixOS module of ours repeats what its unit files say. */
+const isUnitFile = (name: string) => /\.(netdev|network|conf)$/.test(name);
 
 /** The spec a file says it was generated from (its header's first line). */
 const specNameOf = (text: string) => /^# Generated by gen-networkd from (.*?)\. Do not edit/m.exec(text)?.[1];
@@ -74,19 +88,24 @@ export async function conflictsWithOthers(specPath: string, files: readonly Outp
   // The spec's own files of an earlier interface are about to go: no conflict with itself.
   const gone = new Set(leaving.map((path) => resolve(path)));
   const ours = new Map<Resource, Set<string>>([["table", new Set()], ["priority", new Set()], ["fwmark", new Set()]]);
-  for (const file of files) for (const [resource, values] of claimsOf(file.content)) for (const v of values) ours.get(resource)!.add(v);
+  const ourOrder = { capture: [] as number[], answer: [] as number[] };
+  for (const file of files.filter((f) => isUnitFile(f.fileName))) {
+    const policy = policyOf(file.content);
+    for (const [resource, values] of policy.claims) for (const v of values) ours.get(resource)!.add(v);
+    ourOrder.capture.push(...policy.capture);
+    ourOrder.answer.push(...policy.answer);
+  }
   const problems: string[] = [];
   const reported = new Set<string>();
-  const ourOrder = files.map((f) => inboundOrderOf(f.content)).reduce((a, b) => ({ capture: [...a.capture, ...b.capture], answer: [...a.answer, ...b.answer] }), { capture: [], answer: [] });
   for (const dir of new Set(files.map((f) => f.dir))) {
     const names = await readdir(dir).catch(() => [] as string[]);
-    for (const name of names.filter(isOurFileName).sort()) {
+    for (const name of names.filter((n) => isOurFileName(n) && isUnitFile(n)).sort()) {
       const path = join(dir, name);
       if (gone.has(resolve(path))) continue;
       const text = await readMarkedFile(path);
       const other = text === undefined ? undefined : ownerOf(text);
       if (other === undefined || other === owner) continue;
-      const theirs = inboundOrderOf(text!);
+      const theirs = policyOf(text!);
       const earlyAnswer = (answer: number[], capture: number[]) => answer.length > 0 && capture.length > 0 && Math.min(...answer) < Math.max(...capture);
       if (!reported.has(`inbound ${path}`) && (earlyAnswer(ourOrder.answer, theirs.capture) || earlyAnswer(theirs.answer, ourOrder.capture))) {
         reported.add(`inbound ${path}`);
@@ -95,7 +114,7 @@ export async function conflictsWithOthers(specPath: string, files: readonly Outp
           `${specPath}: split.inbound: ${first} sends this host's source-bound lookups to main at priority ${at}, before ${later} (${path}, from ${specNameOf(text!) ?? "another spec"}), which would then never see the second lookup of their own connections; set split.inbound = "capture" in every spec but the one with the highest split.priority`,
         );
       }
-      for (const [resource, values] of claimsOf(text!)) {
+      for (const [resource, values] of theirs.claims) {
         for (const value of values) {
           if (!ours.get(resource)!.has(value) || reported.has(`${resource} ${value}`)) continue;
           reported.add(`${resource} ${value}`);
