@@ -109,18 +109,20 @@ function parseCidr(text, family) {
  * the tunnel unless another reference prefix holds them. Returns the mismatches found.
  */
 function verdictMismatches(routes, reference, family, sample = Infinity) {
+  // Keyed by the network's hex text, not the bigint: V8 hashes a bigint by its lowest 64 bits only,
+  // which are zero for most IPv6 prefixes, so a Map of them is one bucket and fills in quadratic
+  // time (20,000 such keys: 1.9 s instead of 6 ms; the 1M IPv6 bench never finished).
   const byLength = new Map();
   for (const r of routes) {
     const { network, length } = parseCidr(r.dst, family);
     if (!byLength.has(length)) byLength.set(length, new Map());
-    byLength.get(length).set(network, r.kind);
+    byLength.get(length).set(network.toString(16), r.kind);
   }
-  const lengths = [...byLength.keys()].sort((a, b) => b - a);
   const bits = family === 4 ? 32 : 128;
+  const lengths = [...byLength.keys()].sort((a, b) => b - a).map((length) => ({ length, host: BigInt(bits - length) }));
   const lookup = (address) => {
-    for (const length of lengths) {
-      const network = (address >> BigInt(bits - length)) << BigInt(bits - length);
-      const kind = byLength.get(length).get(network);
+    for (const { length, host } of lengths) {
+      const kind = byLength.get(length).get(((address >> host) << host).toString(16));
       if (kind !== undefined) return kind === "throw" ? "falls through" : kind;
     }
     return "falls through";
