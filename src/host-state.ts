@@ -142,27 +142,48 @@ export function routeFromIp(entry: Json, where: string): Route | undefined {
   return route;
 }
 
-/** Splits text holding one or more JSON arrays (e.g. `ip -4 -j rule; ip -6 -j rule`) into the arrays. */
+/**
+ * Splits text holding one or more JSON arrays (e.g. `ip -4 -j rule; ip -6 -j rule`) into the arrays.
+ * One pass that finds where each top-level array ends (brackets outside strings), then one
+ * JSON.parse per array: trying JSON.parse at every "]" instead was quadratic, and a table of
+ * 70,000 routes (each with a "flags":[] of its own) took doctor five minutes.
+ */
 export function jsonArrays(text: string, where: string): Json[][] {
+  const bad = () => new HostStateError(where, "expected the JSON arrays that `ip -j` prints");
   const arrays: Json[][] = [];
-  let rest = text.trim();
-  while (rest !== "") {
-    // iproute2 prints each array on its own line (or pretty-printed ending with "]").
-    let end = -1;
-    let parsed: unknown;
-    for (let at = rest.indexOf("]"); at >= 0; at = rest.indexOf("]", at + 1)) {
-      try {
-        parsed = JSON.parse(rest.slice(0, at + 1));
-        end = at + 1;
-        break;
-      } catch {
-        /* not the end of the array yet */
+  let depth = 0;
+  let start = -1;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') {
+      if (depth === 0) throw bad();
+      inString = true;
+    } else if (c === "[" || c === "{") {
+      if (depth === 0) {
+        if (c !== "[") throw bad();
+        start = i;
       }
+      depth++;
+    } else if (c === "]" || c === "}") {
+      if (--depth < 0) throw bad();
+      if (depth === 0) {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text.slice(start, i + 1));
+        } catch {
+          throw bad();
+        }
+        arrays.push(parsed as Json[]);
+      }
+    } else if (depth === 0 && !/\s/.test(c)) {
+      throw bad();
     }
-    if (end < 0 || !Array.isArray(parsed)) throw new HostStateError(where, "expected the JSON arrays that `ip -j` prints");
-    arrays.push(parsed as Json[]);
-    rest = rest.slice(end).trim();
   }
+  if (depth !== 0 || inString) throw bad();
   return arrays;
 }
 

@@ -4,7 +4,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { CommandError } from "../src/command-error.js";
 import { FlowSyntaxError, assumedHost, parseFlows, simulationState, verdictOf, type FlowRequest } from "../src/explain.js";
-import { routeFromIp, ruleFromIp, rulesFromText, routesFromText } from "../src/host-state.js";
+import { jsonArrays, routeFromIp, ruleFromIp, rulesFromText, routesFromText } from "../src/host-state.js";
 import { plannedRouting } from "../src/plan-routing.js";
 import { buildPlan } from "../src/plan.js";
 import { formatPrefix, parseAddress, type Family } from "../src/prefix.js";
@@ -324,6 +324,15 @@ test("inbound = direct on the seed plan: a reply from the LAN address stays dire
   assert.is(v6(flow("2001:db8::1", { sport: 22, src: src("2001:db8:50::2"), iif: "docker0", forwarded: true })), "unreachable", "forwarded IPv6 stays blocked");
   const capture = simulationState(plannedRouting(seedPlan({ inbound: "capture" })), assumedHost());
   assert.is(verdictOf(decide(capture, flow("203.0.113.200", { sport: 22, src: src("192.0.2.2") })), flow("203.0.113.200"), "wg0", true).verdict, "tunnel", 'inbound = "capture" keeps the old behaviour');
+});
+
+test("ip -j output: one array per command, compact or pretty-printed, brackets and quotes inside strings; anything else refused", () => {
+  const text = '[{"dst":"10.0.0.0/8","flags":[]},{"dst":"x]\\"[{"}]\n[\n  {\n    "flags": [ "onlink" ]\n  }\n]\n\n[]';
+  assert.equal(jsonArrays(text, "t"), [[{ dst: "10.0.0.0/8", flags: [] }, { dst: 'x]"[{' }], [{ flags: ["onlink"] }], []]);
+  assert.equal(jsonArrays("  \n", "t"), []);
+  for (const bad of ['{"a":1}', "[1] x", "[1", "[1]]", '["open]', "warning: x\n[]"]) {
+    assert.throws(() => jsonArrays(bad, "t"), (e: Error) => e instanceof CommandError && e.message === "t: expected the JSON arrays that `ip -j` prints", bad);
+  }
 });
 
 test("verdicts: answers delivered to this host (local, anycast, an arriving broadcast) are direct via lo", () => {
