@@ -22,10 +22,10 @@ import { join } from "node:path";
 import TOML from "@iarna/toml";
 import * as assert from "uvu/assert";
 import { labSuite } from "./harness.js";
-import { CLI, ROOT, SplitCase } from "./case.js";
+import { CLI, inHost, ROOT, SplitCase } from "./case.js";
 import { readSpec } from "./expect.js";
 import { ADDR } from "./lab.js";
-import { CommandError, poll, Proc, run } from "./proc.js";
+import { poll, Proc } from "./proc.js";
 import type { KernelState } from "./state.js";
 import { RECORD_NAME, withDirectoryLock } from "../../src/write.js";
 
@@ -55,17 +55,6 @@ const stateDir = (c: SplitCase) => join(c.lab.work, "state");
 const applyArgv = (c: SplitCase, extra: string[]) => [
   process.execPath, CLI, "apply", c.specPath, "-o", "/run/systemd/network", "--conf-dir", "/etc/systemd/networkd.conf.d", "--state-dir", stateDir(c), ...extra,
 ];
-
-/** Runs ARGV inside the host; its exit code and output. */
-async function inHost(c: SplitCase, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(c.lab.hostArgv(argv), { timeoutMs: 90_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    if (!(error instanceof CommandError)) throw error;
-    return { code: Number(error.code), stdout: error.stdout, stderr: error.stderr };
-  }
-}
 
 /** Runs `gen-networkd apply` inside the host; its exit code and output. */
 const apply = (c: SplitCase, extra: string[] = ["--yes"]) => inHost(c, applyArgv(c, extra));

@@ -23,7 +23,7 @@ import {
   type RouteDecision,
 } from "./lab.js";
 import { kernelState, linksOf, plannedState, readGenerated, type GeneratedFile, type KernelState, type PlannedState } from "./state.js";
-import { poll, run } from "./proc.js";
+import { CommandError, poll, run } from "./proc.js";
 import {
   addressesOf,
   blogVerdict,
@@ -57,6 +57,17 @@ function diff(expected: string[], actual: string[]): string {
   const missing = expected.filter((x) => !actual.includes(x));
   const extra = actual.filter((x) => !expected.includes(x));
   return [...missing.map((x) => `  missing: ${x}`), ...extra.map((x) => `  extra:   ${x}`)].join("\n");
+}
+
+/** ARGV run inside the case's host (H): its exit code and output, a failure included. */
+export async function inHost(c: SplitCase, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(c.lab.hostArgv(argv), { timeoutMs: 90_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    if (!(error instanceof CommandError)) throw error;
+    return { code: Number(error.code), stdout: error.stdout, stderr: error.stderr };
+  }
 }
 
 export class SplitCase {

@@ -6,19 +6,12 @@
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
+import type { Check } from "../../src/doctor.js";
 import { labSuite } from "./harness.js";
 import { CLI, ROOT, SplitCase } from "./case.js";
 import { readSpec } from "./expect.js";
 import { ADDR } from "./lab.js";
 import { CommandError, run } from "./proc.js";
-
-interface Check {
-  id: string;
-  status: "pass" | "fail" | "skip";
-  summary: string;
-  details: string[];
-  fix?: string;
-}
 
 const TAILSCALE_RULES = [
   ["pref", "5210", "fwmark", "0x80000/0xff0000", "table", "main"],

@@ -8,18 +8,11 @@
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
+import type { Check } from "../../src/doctor.js";
 import { labSuite } from "./harness.js";
-import { CLI, ROOT, SplitCase } from "./case.js";
+import { CLI, inHost, ROOT, SplitCase } from "./case.js";
 import { readSpec } from "./expect.js";
-import { CommandError, poll, run } from "./proc.js";
-
-interface Check {
-  id: string;
-  status: "pass" | "fail" | "skip";
-  summary: string;
-  details: string[];
-  fix?: string;
-}
+import { poll } from "./proc.js";
 
 /** Where H's networkd reads our files, and the user's. */
 const OURS = "/run/systemd/network";
@@ -27,17 +20,6 @@ const THEIRS = "/etc/systemd/network";
 
 async function setUp(): Promise<SplitCase> {
   return SplitCase.applied("network-files", await readSpec(join(ROOT, "examples/seed.toml")));
-}
-
-/** ARGV run inside H: its exit code and output. */
-async function inHost(c: SplitCase, argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(c.lab.hostArgv(argv), { timeoutMs: 90_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    if (!(error instanceof CommandError)) throw error;
-    return { code: Number(error.code), stdout: error.stdout, stderr: error.stderr };
-  }
 }
 
 async function doctor(c: SplitCase): Promise<{ code: number; checks: Check[] }> {
