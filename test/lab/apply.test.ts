@@ -245,7 +245,10 @@ async function pendingTry(c: SplitCase): Promise<{ id: string; deadline: number;
 /** Starts `apply --try` in H (optionally on a terminal, as script(1) gives one); resolves once it waits for a decision. */
 async function startTry(c: SplitCase, options: { terminal?: boolean; seconds?: number } = {}): Promise<Proc> {
   const argv = applyArgv(c, ["--try", String(options.seconds ?? TRY_SECONDS)]);
-  const command = options.terminal ? ["script", "-qfec", argv.map((a) => `'${a}'`).join(" "), "/dev/null"] : argv;
+  // `exec`: the apply is the terminal's foreground process, as from an interactive shell (which
+  // gives each job its own process group). A shell left in between (script(1) runs $SHELL, dash
+  // where SHELL is unset) would get the Ctrl-C too and exit by it, and script(1) with it.
+  const command = options.terminal ? ["script", "-qfec", `exec ${argv.map((a) => `'${a}'`).join(" ")}`, "/dev/null"] : argv;
   return Proc.start(`apply-try-${++tries}`, c.lab.hostArgv(command), {
     logFile: c.lab.log(`apply-try-${tries}`),
     env: { NO_COLOR: "1" },
