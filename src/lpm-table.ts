@@ -8,8 +8,7 @@
 // Tables", INFOCOM 1999, generalised to per-route costs):
 //
 //   - The trie's leaves are the fewest CIDR blocks that cut the family's space into
-//     pieces wholly captured or wholly not (AddressSet.forEachPartitionBlockDown: the
-//     set arithmetic stays in prefix.ts). Every internal node has two children, so a trie
+//     pieces wholly captured or wholly not. Every internal node has two children, so a trie
 //     of n leaves has 2n - 1 nodes. Routes below a leaf or off the trie never help:
 //     a leaf's addresses all need the same verdict, and one route set at the leaf gives
 //     it for the same cost as any set inside it (the tests check this against a search
@@ -22,14 +21,16 @@
 //     that of both children under the state it leaves. A leaf accepts only the state its
 //     addresses need. The root inherits "no route", and its cheapest cost is the optimum.
 //
-// The program runs while the blocks arrive, right to left, so the trie is never built: a
-// stack holds the subtrees waiting for their sibling. What is kept per node is its prefix
-// length and its cheapest route set per inherited state, in typed arrays in the order the
-// nodes were completed (a post-order, right before left): read backwards that order is a
-// preorder, left before right, which is all that placing the routes needs. A million-line
-// IPv4 list makes about 3.6 million nodes.
+// That trie is never built. Most of its nodes have a leaf for one child: a lone IPv6 /48
+// hangs some thirty levels below its nearest neighbour in the list, one leaf beside each.
+// The program runs on the trie of the set's boundaries instead (the addresses where
+// membership changes, from prefix.ts), where such a stretch is one node, and a stretch
+// whose leaves all need the same verdict costs the same from a few levels
+// up: the program stops computing there, and placing the routes skips it. The tables are
+// those of the full trie, route for route (ties go the same way). A million-line IPv4
+// list makes about 1.2 million boundary nodes where the full trie has 3.6 million.
 
-import { formatLimbs, type AddressSet, type Family } from "./prefix.js";
+import { formatLimbs, type AddressSet, type Boundaries, type Family } from "./prefix.js";
 
 /** What the table does with captured traffic, and so which routes it may use. */
 export type TableMode =
@@ -83,103 +84,277 @@ const MACHINES: Record<TableMode, Machine> = {
   "guarded-tunnel": machine(4, [[], [TUNNEL], [UNREACHABLE], [THROW], [TUNNEL, UNREACHABLE]], (s, r) => [s, 2 | (s & 1), 1, 0, 3][r]!, 3, 0),
 };
 
-/** The cheapest route set of every trie node for every inherited state, and the cost from the root. */
-class Solution {
-  /** Per node, in completion order: prefix length, and the chosen set per state (4 bits each). */
-  lengths: Uint8Array;
-  choices: Uint16Array;
-  nodes = 0;
-  cost = 0;
+// ------------------------------------------------------------------- the trie
 
-  constructor(capacity: number) {
-    this.lengths = new Uint8Array(capacity);
-    this.choices = new Uint16Array(capacity);
-  }
-
-  grow(): void {
-    const lengths = new Uint8Array(2 * this.lengths.length);
-    lengths.set(this.lengths);
-    this.lengths = lengths;
-    const choices = new Uint16Array(2 * this.choices.length);
-    choices.set(this.choices);
-    this.choices = choices;
-  }
+/** Bit `l` (0: the most significant) of row i. */
+function bitOf(rows: Float64Array, i: number, l: number, limbs: number): number {
+  return (rows[i * limbs + (l >>> 5)]! >>> (31 - (l & 31))) & 1;
 }
 
-/** Deepest the subtree stack gets: one waiting sibling per prefix length, and the new leaf. */
-const STACK = 130;
+/** How many leading bits row i of x and row j of y share (they differ). */
+function sharedBits(x: Float64Array, i: number, y: Float64Array, j: number, limbs: number): number {
+  for (let k = 0; k < limbs; k++) {
+    const a = x[i * limbs + k]!;
+    const b = y[j * limbs + k]!;
+    if (a !== b) return 32 * k + Math.clz32(a ^ b);
+  }
+  return 32 * limbs;
+}
 
-/** The dynamic program over the partition trie of `captured`, run as its blocks arrive. */
-function solve(family: Family, captured: AddressSet, mode: TableMode, costs: RouteCosts, sizeHint: number): Solution {
-  const { states, sets, next, inside, outside } = MACHINES[mode];
-  const setCount = sets.length;
-  const setCost = Float64Array.from(sets, (set) => set.reduce<number>((sum, kind) => sum + (kind === TUNNEL ? costs.tunnel : costs.anchor), 0));
-  const solution = new Solution(Math.max(1024, sizeHint));
-  // Per subtree on the stack: its prefix length, and per inherited state its cheapest cost.
-  const lengths = new Uint8Array(STACK);
-  const cost = new Float64Array(STACK * states);
-  const sum = new Float64Array(states);
-  /** The cheapest set per state above costs `sum` below, written to the stack at `depth`; the sets packed. */
-  const cheapest = (depth: number): number => {
-    const at = depth * states;
-    let packed = 0;
-    for (let s = 0; s < states; s++) {
-      let best = Infinity;
-      let bestSet = 0;
-      for (let set = 0, row = s * setCount; set < setCount; set++) {
-        const c = setCost[set]! + sum[next[row + set]!]!;
-        if (c < best) {
-          best = c;
-          bestSet = set;
-        }
-      }
-      cost[at + s] = best;
-      packed |= bestSet << (4 * s);
-    }
-    return packed;
-  };
-  // A leaf accepts exactly the state its addresses need (nothing is added below it): two fixed answers.
-  const leafCost = new Float64Array(2 * states);
-  const leafChoices = [inside, outside].map((wanted, i) => {
-    for (let s = 0; s < states; s++) sum[s] = s === wanted ? 0 : Infinity;
-    const packed = cheapest(0);
-    leafCost.set(cost.subarray(0, states), i * states);
-    return packed;
-  });
-  const [insideChoices, outsideChoices] = leafChoices as [number, number];
-  let depth = 0;
-  let nodes = 0;
-  let nodeLengths = solution.lengths;
-  let nodeChoices = solution.choices;
-  captured.forEachPartitionBlockDown(family, (length, isInside) => {
-    if (nodes + 130 > nodeLengths.length) {
-      solution.grow();
-      nodeLengths = solution.lengths;
-      nodeChoices = solution.choices;
-    }
-    const from = isInside ? 0 : states;
-    for (let s = 0, at = depth * states; s < states; s++) cost[at + s] = leafCost[from + s]!;
-    lengths[depth++] = length;
-    nodeLengths[nodes] = length;
-    nodeChoices[nodes++] = isInside ? insideChoices : outsideChoices;
-    // Every subtree on the stack below the top waits for its sibling, so two of equal length on top are siblings.
-    while (depth > 1 && lengths[depth - 1] === lengths[depth - 2]) {
-      const parent = lengths[depth - 1]! - 1;
-      depth -= 2;
-      for (let s = 0, l = depth * states, r = l + states; s < states; s++) sum[s] = cost[l + s]! + cost[r + s]!;
-      nodeChoices[nodes] = cheapest(depth);
-      nodeLengths[nodes++] = parent;
-      lengths[depth++] = parent;
-    }
-  });
-  solution.nodes = nodes;
-  // The root inherits "no route" (state 0).
-  solution.cost = cost[0]!;
-  return solution;
+/** Whether every bit of row i from bit `from` on is zero. */
+function zeroFrom(rows: Float64Array, i: number, from: number, limbs: number): boolean {
+  const k = from >>> 5;
+  if (k < limbs && ((rows[i * limbs + k]! << (from & 31)) | 0) !== 0) return false;
+  for (let m = k + 1; m < limbs; m++) if (rows[i * limbs + m] !== 0) return false;
+  return true;
 }
 
 /** POWER[k] = 2^k, for the bits of one 32-bit limb. */
 const POWER = Float64Array.from({ length: 32 }, (_, k) => 2 ** k);
+
+/** Row `into` of `to`: row i of `from` cut to its first `length` bits, with bit `length` set if `setBit`. */
+function prefixRow(from: Float64Array, i: number, length: number, setBit: boolean, to: Float64Array, into: number, limbs: number): void {
+  for (let k = 0; k < limbs; k++) {
+    const keep = length - 32 * k;
+    const w = from[i * limbs + k]!;
+    to[into * limbs + k] = keep >= 32 ? w : keep <= 0 ? 0 : w - (w % POWER[32 - keep]!);
+  }
+  if (setBit) to[into * limbs + (length >>> 5)] += POWER[31 - (length & 31)]!;
+}
+
+/**
+ * The binary trie of a family's space, cut where membership is uniform, with its unary
+ * stretches compressed: a Patricia trie of the boundaries (prefix.ts). A node is a stretch
+ * of prefixes from `top` down to `split`: each prefix above the split has one child that
+ * holds all of the node's boundaries (boundaries lo..hi-1) and one that holds none, a
+ * uniform sibling, which is a leaf; at the split both children are nodes (`left`, `right`)
+ * or leaves (-1). Which side a stretch's siblings are on is read off the bits of its last
+ * boundary; what they hold is what lies beyond its boundaries on that side.
+ *
+ * Sparse lists make long stretches (a lone IPv6 /48 hangs some thirty prefixes below the
+ * nearest other boundary), and a stretch with the same leaf all along costs the same
+ * from a few prefixes on: the program stops there instead of walking every prefix.
+ * Nodes are numbered children first; the trie depends on the captured set, not on costs.
+ */
+class BoundaryTrie {
+  readonly limbs: number;
+  readonly bits: number;
+  count = 0;
+  readonly top: Uint8Array;
+  readonly split: Uint8Array;
+  readonly lo: Int32Array;
+  readonly hi: Int32Array;
+  readonly left: Int32Array;
+  readonly right: Int32Array;
+  /** The node of the whole space; -1: no boundary, the space is one leaf. */
+  readonly root: number;
+  /** The nodes of the uncompressed trie (prefixes with their leaves), for bounds on table sizes. */
+  fullNodes = 0;
+
+  constructor(
+    readonly family: Family,
+    readonly boundaries: Boundaries,
+    /** With no boundaries: whether the whole space is captured. */
+    readonly wholeInside: boolean,
+  ) {
+    this.limbs = boundaries.limbs;
+    this.bits = 32 * boundaries.limbs;
+    // A node takes the boundary at its split, or splits its boundaries in two: at most 2n - 1 nodes.
+    const capacity = Math.max(1, 2 * boundaries.count - 1);
+    this.top = new Uint8Array(capacity);
+    this.split = new Uint8Array(capacity);
+    this.lo = new Int32Array(capacity);
+    this.hi = new Int32Array(capacity);
+    this.left = new Int32Array(capacity);
+    this.right = new Int32Array(capacity);
+    this.root = boundaries.count === 0 ? -1 : this.build(0, 0, boundaries.count);
+    if (this.root === -1) this.fullNodes = 1;
+  }
+
+  private build(top: number, lo: number, hi: number): number {
+    const { at, before } = this.boundaries;
+    const limbs = this.limbs;
+    // The longest prefix holding the first boundary's last address before it and the last boundary.
+    const split = sharedBits(before, lo, at, hi - 1, limbs);
+    // Boundaries below the split's right child start: bit `split` clear (sorted, so a binary search).
+    let q = lo;
+    for (let r = hi; q < r; ) {
+      const m = (q + r) >>> 1;
+      if (bitOf(at, m, split, limbs)) r = m;
+      else q = m + 1;
+    }
+    const left = q > lo ? this.build(split + 1, lo, q) : -1;
+    // A boundary exactly at the right child's start lies inside neither child.
+    const from = q < hi && zeroFrom(at, q, split + 1, limbs) ? q + 1 : q;
+    const right = from < hi ? this.build(split + 1, from, hi) : -1;
+    const id = this.count++;
+    this.top[id] = top;
+    this.split[id] = split;
+    this.lo[id] = lo;
+    this.hi[id] = hi;
+    this.left[id] = left;
+    this.right[id] = right;
+    this.fullNodes += 2 * (split - top) + 1 + (left === -1 ? 1 : 0) + (right === -1 ? 1 : 0);
+    return id;
+  }
+
+  /** Whether what lies before node id's first boundary (its leaves on the left) is captured. */
+  insideBefore(id: number): number {
+    return this.boundaries.after[this.lo[id]!]! ^ 1;
+  }
+
+  /** Whether what lies after node id's last boundary (its leaves on the right) is captured. */
+  insideAfter(id: number): number {
+    return this.boundaries.after[this.hi[id]! - 1]!;
+  }
+}
+
+// ------------------------------------------------------------------- the program
+
+/**
+ * The cheapest cost of every trie node's prefixes for every inherited state: per node, the
+ * rows of its stretch from its split up to where they repeat (see stretchRows), kept for
+ * placing the routes; and the row at its top.
+ */
+interface Solution {
+  readonly rows: Float64Array;
+  /** Per node: where its rows start in `rows` (the split's row first, then each shorter prefix's). */
+  readonly rowStart: Int32Array;
+  readonly repeatFrom: Uint8Array;
+  readonly atTop: Float64Array;
+  readonly cost: number;
+}
+
+/** A machine's sets with their costs, and the answers of the trie's leaves. */
+class Pricing {
+  readonly states: number;
+  readonly setCount: number;
+  readonly setCost: Float64Array;
+  /** Per verdict (0: not captured, 1: captured) and inherited state: a leaf's cheapest cost, and its set. */
+  readonly leafCost: Float64Array;
+  readonly leafSet: Uint8Array;
+
+  constructor(
+    readonly machine: Machine,
+    costs: RouteCosts,
+  ) {
+    const { states, sets, next, inside, outside } = machine;
+    this.states = states;
+    this.setCount = sets.length;
+    this.setCost = Float64Array.from(sets, (set) => set.reduce<number>((sum, kind) => sum + (kind === TUNNEL ? costs.tunnel : costs.anchor), 0));
+    this.leafCost = new Float64Array(2 * states);
+    this.leafSet = new Uint8Array(2 * states);
+    // A leaf accepts exactly the state its addresses need (nothing is added below it).
+    const below = new Float64Array(states);
+    [outside, inside].forEach((wanted, verdict) => {
+      for (let s = 0; s < states; s++) below[s] = s === wanted ? 0 : Infinity;
+      for (let s = 0; s < states; s++) {
+        const set = this.cheapestSet(s, below, 0);
+        this.leafSet[verdict * states + s] = set;
+        this.leafCost[verdict * states + s] = this.setCost[set]! + below[next[s * this.setCount + set]!]!;
+      }
+    });
+  }
+
+  /** The cheapest set at a prefix inherited in state s, whose children cost `below[at + state]` together. */
+  cheapestSet(s: number, below: Float64Array, at: number): number {
+    const { setCount, setCost } = this;
+    const next = this.machine.next;
+    let best = Infinity;
+    let bestSet = 0;
+    for (let set = 0, row = s * setCount; set < setCount; set++) {
+      const c = setCost[set]! + below[at + next[row + set]!]!;
+      if (c < best) {
+        best = c;
+        bestSet = set;
+      }
+    }
+    return bestSet;
+  }
+
+  /** Row `into` of `to`, per inherited state: the cheapest cost of a prefix whose children cost `below` together. */
+  cheapest(below: Float64Array, to: Float64Array, into: number): void {
+    const { states, setCount, setCost } = this;
+    const next = this.machine.next;
+    for (let s = 0; s < states; s++) {
+      let best = Infinity;
+      for (let set = 0, row = s * setCount; set < setCount; set++) {
+        const c = setCost[set]! + below[next[row + set]!]!;
+        if (c < best) best = c;
+      }
+      to[into + s] = best;
+    }
+  }
+}
+
+/**
+ * Cost rows of node id's stretch, bottom up, in `rows` from `start`: first the split's row
+ * (already there), then each shorter prefix's, up to `top`. Each row is the cheapest over
+ * the row below plus the leaf beside it; once a row repeats, so does every row above it
+ * with the same leaf. Returns the length from which rows repeat upwards: the rows of
+ * shorter prefixes in the stretch, not written, are the row at that length.
+ */
+function stretchRows(trie: BoundaryTrie, id: number, pricing: Pricing, rows: Float64Array, start: number, sum: Float64Array): number {
+  const { states, leafCost } = pricing;
+  const last = trie.hi[id]! - 1;
+  const top = trie.top[id]!;
+  const split = trie.split[id]!;
+  const inLeft = trie.insideBefore(id);
+  const inRight = trie.insideAfter(id);
+  let stable = false;
+  let stableLeaf = -1;
+  for (let l = split - 1; l >= top; l--) {
+    const leaf = bitOf(trie.boundaries.at, last, l, trie.limbs) ? inLeft : inRight;
+    const from = start + (split - l - 1) * states;
+    const to = from + states;
+    if (stable && leaf === stableLeaf) {
+      if (inLeft === inRight) return l + 1;
+      for (let s = 0; s < states; s++) rows[to + s] = rows[from + s]!;
+      continue;
+    }
+    for (let s = 0; s < states; s++) sum[s] = leafCost[leaf * states + s]! + rows[from + s]!;
+    pricing.cheapest(sum, rows, to);
+    stable = true;
+    for (let s = 0; s < states; s++) if (rows[to + s] !== rows[from + s]) stable = false;
+    stableLeaf = leaf;
+  }
+  return top;
+}
+
+/** The dynamic program over the trie: every node's cheapest costs per inherited state, children first. */
+function solve(trie: BoundaryTrie, pricing: Pricing): Solution {
+  const { states, leafCost } = pricing;
+  const atTop = new Float64Array(trie.count * states);
+  const rowStart = new Int32Array(trie.count);
+  const repeatFrom = new Uint8Array(trie.count);
+  let rows = new Float64Array(Math.max(64, 2 * trie.count * states));
+  let used = 0;
+  const sum = new Float64Array(states);
+  const { left: lefts, right: rights, split: splits, top: tops, lo, hi } = trie;
+  const after = trie.boundaries.after;
+  for (let id = 0; id < trie.count; id++) {
+    const left = lefts[id]!;
+    const right = rights[id]!;
+    const leftRows = left === -1 ? leafCost : atTop;
+    const leftAt = (left === -1 ? after[lo[id]!]! ^ 1 : left) * states;
+    const rightRows = right === -1 ? leafCost : atTop;
+    const rightAt = (right === -1 ? after[hi[id]! - 1]! : right) * states;
+    for (let s = 0; s < states; s++) sum[s] = leftRows[leftAt + s]! + rightRows[rightAt + s]!;
+    const split = splits[id]!;
+    const top = tops[id]!;
+    if (used + (split - top + 1) * states > rows.length) rows = grown(rows, new Float64Array(2 * (used + (split - top + 1) * states)));
+    pricing.cheapest(sum, rows, used);
+    const from = split === top ? split : stretchRows(trie, id, pricing, rows, used, sum);
+    rowStart[id] = used;
+    repeatFrom[id] = from;
+    used += (split - from) * states;
+    for (let s = 0; s < states; s++) atTop[id * states + s] = rows[used + s]!;
+    used += states;
+  }
+  // The root inherits "no route" (state 0).
+  const cost = trie.root === -1 ? leafCost[(trie.wholeInside ? 1 : 0) * states]! : atTop[trie.root * states]!;
+  return { rows, rowStart, repeatFrom, atTop, cost };
+}
 
 /** `into` with `from` copied to its start. */
 function grown<T extends Uint8Array | Int32Array | Float64Array>(from: T, into: T): T {
@@ -190,107 +365,163 @@ function grown<T extends Uint8Array | Int32Array | Float64Array>(from: T, into: 
 /** The cheapest table for one family and mode: its routes in address order, each enclosing route before those inside it. */
 export class LpmTable {
   readonly limbs: number;
-  readonly count: number;
+  count = 0;
   /** Per route: kind, prefix length, network (a row of `limbs` 32-bit limbs), innermost enclosing route (-1: none). */
-  readonly kinds: Uint8Array;
-  readonly lengths: Uint8Array;
-  readonly networks: Float64Array;
-  readonly parents: Int32Array;
+  kinds = new Uint8Array(64);
+  lengths = new Uint8Array(64);
+  networks: Float64Array;
+  parents = new Int32Array(64);
   /** Per route: the kinds of the routes at its innermost enclosing prefix, one bit per kind (0: none). */
-  readonly enclosingKinds: Uint8Array;
+  enclosingKinds = new Uint8Array(64);
   /** Routes of each kind (TUNNEL, UNREACHABLE, THROW). */
-  readonly counts: readonly [number, number, number];
+  readonly counts: [number, number, number] = [0, 0, 0];
   /** The table's cost under the costs it was built for. */
   readonly cost: number;
+
+  private readonly setKinds: Uint8Array;
+  /** Scratch: a network being placed, and the costs of a prefix's children. */
+  private readonly network: Float64Array;
+  private readonly sum: Float64Array;
+  /** Leaves waiting for the rest of their stretch: length above them, set, enclosing route and its set. */
+  private readonly waiting: number[] = [];
 
   constructor(
     readonly family: Family,
     readonly mode: TableMode,
+    trie: BoundaryTrie,
+    pricing: Pricing,
     solution: Solution,
   ) {
-    const { sets, next } = MACHINES[mode];
-    const setCount = sets.length;
-    const limbs = family === 4 ? 1 : 4;
-    const bits = 32 * limbs;
-    this.limbs = limbs;
-    let capacity = 64;
-    let kinds = new Uint8Array(capacity);
-    let routeLengths = new Uint8Array(capacity);
-    let routeNetworks = new Float64Array(capacity * limbs);
-    let parents = new Int32Array(capacity);
-    let enclosingKinds = new Uint8Array(capacity);
-    const setKinds = Uint8Array.from(sets, (set) => set.reduce<number>((bits, kind) => bits | (1 << kind), 0));
-    const counts: [number, number, number] = [0, 0, 0];
-    // Nodes in reverse completion order are a preorder: a node's parent is the last node seen one bit
-    // shorter, and of its two children the left (same network) comes first. Per prefix length: the
-    // state below the last node seen, its network, whether its left child has been seen, and the
-    // innermost route at or above it.
-    const below = new Uint8Array(bits + 1);
-    const networks = new Float64Array((bits + 1) * limbs);
-    const leftSeen = new Uint8Array(bits + 1);
-    const enclosing = new Int32Array(bits + 1);
-    const enclosingSet = new Uint8Array(bits + 1);
-    let count = 0;
-    for (let node = solution.nodes - 1; node >= 0; node--) {
-      const length = solution.lengths[node]!;
-      let state = 0;
-      let parent = -1;
-      let parentSet = 0;
-      const at = length * limbs;
-      if (length > 0) {
-        const up = length - 1;
-        state = below[up]!;
-        parent = enclosing[up]!;
-        parentSet = enclosingSet[up]!;
-        for (let k = 0; k < limbs; k++) networks[at + k] = networks[up * limbs + k]!;
-        if (leftSeen[up]) {
-          // The right child: the bit after the parent's prefix set (it was clear, so no carry).
-          const bit = bits - length;
-          networks[at + limbs - 1 - (bit >>> 5)] += POWER[bit & 31]!;
-        } else {
-          leftSeen[up] = 1;
-        }
-      } else {
-        networks.fill(0, 0, limbs);
+    this.limbs = trie.limbs;
+    this.networks = new Float64Array(64 * this.limbs);
+    this.network = new Float64Array(this.limbs);
+    this.sum = new Float64Array(pricing.states);
+    this.setKinds = Uint8Array.from(pricing.machine.sets, (set) => set.reduce<number>((bits, kind) => bits | (1 << kind), 0));
+    this.cost = solution.cost;
+    if (trie.root === -1) {
+      const set = pricing.leafSet[(trie.wholeInside ? 1 : 0) * pricing.states]!;
+      this.network.fill(0);
+      this.place(set, 0, -1, 0);
+    } else {
+      this.placeNode(trie, pricing, solution, trie.root, 0, -1, 0);
+    }
+    this.kinds = this.kinds.subarray(0, this.count);
+    this.lengths = this.lengths.subarray(0, this.count);
+    this.networks = this.networks.subarray(0, this.count * this.limbs);
+    this.parents = this.parents.subarray(0, this.count);
+    this.enclosingKinds = this.enclosingKinds.subarray(0, this.count);
+  }
+
+  /** The routes of `set` at `this.network`/length, inside route `parent` (whose set is parentSet); returns the first, or `parent` for none. */
+  private place(set: number, length: number, parent: number, parentSet: number): number {
+    if (set === 0) return parent;
+    const sets = MACHINES[this.mode].sets;
+    const added = sets[set]!;
+    if (this.count + added.length > this.kinds.length) {
+      const capacity = 2 * this.kinds.length;
+      this.kinds = grown(this.kinds, new Uint8Array(capacity));
+      this.lengths = grown(this.lengths, new Uint8Array(capacity));
+      this.networks = grown(this.networks, new Float64Array(capacity * this.limbs));
+      this.parents = grown(this.parents, new Int32Array(capacity));
+      this.enclosingKinds = grown(this.enclosingKinds, new Uint8Array(capacity));
+    }
+    const first = this.count;
+    const { limbs, network, networks } = this;
+    for (let k = 0; k < added.length; k++) {
+      const kind = added[k]!;
+      const i = this.count++;
+      this.kinds[i] = kind;
+      this.lengths[i] = length;
+      for (let m = 0; m < limbs; m++) networks[i * limbs + m] = network[m]!;
+      this.parents[i] = parent;
+      this.enclosingKinds[i] = this.setKinds[parentSet]!;
+      this.counts[kind]++;
+    }
+    return first;
+  }
+
+  /**
+   * Places node id's routes inherited in `state` inside route `parent`, in preorder, left before
+   * right: down its stretch (a leaf on the left before the prefixes below, one on the right
+   * after them), its split, its children, then the stretch's leaves on the right, deepest first.
+   */
+  private placeNode(trie: BoundaryTrie, pricing: Pricing, solution: Solution, id: number, state: number, parent: number, parentSet: number): void {
+    const { states, leafCost, leafSet } = pricing;
+    const next = pricing.machine.next;
+    const { limbs } = trie;
+    const at = trie.boundaries.at;
+    const last = trie.hi[id]! - 1;
+    const top = trie.top[id]!;
+    const split = trie.split[id]!;
+    const inLeft = trie.insideBefore(id);
+    const inRight = trie.insideAfter(id);
+    const { sum, network, waiting } = this;
+    const rows = solution.rows;
+    const start = solution.rowStart[id]!;
+    const repeatFrom = solution.repeatFrom[id]!;
+    const waitingFrom = waiting.length;
+    let s = state;
+    for (let l = top; l < split; l++) {
+      const goesRight = bitOf(at, last, l, limbs);
+      const leaf = goesRight ? inLeft : inRight;
+      const below = start + (split - (l + 1 > repeatFrom ? l + 1 : repeatFrom)) * states;
+      for (let t = 0; t < states; t++) sum[t] = leafCost[leaf * states + t]! + rows[below + t]!;
+      const set = pricing.cheapestSet(s, sum, 0);
+      // Where the rows repeat, the leaves are the same all along: a prefix that adds no route
+      // and leaves its leaf without one is followed by more of the same down to repeatFrom.
+      if (set === 0 && leafSet[leaf * states + s] === 0 && l + 1 < repeatFrom) {
+        l = repeatFrom - 1;
+        continue;
       }
-      const set = (solution.choices[node]! >>> (4 * state)) & 15;
       if (set !== 0) {
-        const added = sets[set]!;
-        if (count + 2 > capacity) {
-          capacity *= 2;
-          kinds = grown(kinds, new Uint8Array(capacity));
-          routeLengths = grown(routeLengths, new Uint8Array(capacity));
-          routeNetworks = grown(routeNetworks, new Float64Array(capacity * limbs));
-          parents = grown(parents, new Int32Array(capacity));
-          enclosingKinds = grown(enclosingKinds, new Uint8Array(capacity));
-        }
-        const first = count;
-        for (let i = 0; i < added.length; i++) {
-          const kind = added[i]!;
-          kinds[count] = kind;
-          routeLengths[count] = length;
-          for (let k = 0; k < limbs; k++) routeNetworks[count * limbs + k] = networks[at + k]!;
-          parents[count] = parent;
-          enclosingKinds[count] = setKinds[parentSet]!;
-          counts[kind]++;
-          count++;
-        }
-        parent = first;
+        prefixRow(at, last, l, false, network, 0, limbs);
+        parent = this.place(set, l, parent, parentSet);
         parentSet = set;
       }
-      below[length] = next[state * setCount + set]!;
-      leftSeen[length] = 0;
-      enclosing[length] = parent;
-      enclosingSet[length] = parentSet;
+      s = next[s * pricing.setCount + set]!;
+      const leafRoutes = leafSet[leaf * states + s]!;
+      if (leafRoutes === 0) continue;
+      if (goesRight) {
+        prefixRow(at, last, l, false, network, 0, limbs); // bit l clear: the leaf on the left
+        this.place(leafRoutes, l + 1, parent, parentSet);
+      } else {
+        waiting.push(l, leafRoutes, parent, parentSet);
+      }
     }
-    this.count = count;
-    this.kinds = kinds.subarray(0, count);
-    this.lengths = routeLengths.subarray(0, count);
-    this.networks = routeNetworks.subarray(0, count * limbs);
-    this.parents = parents.subarray(0, count);
-    this.enclosingKinds = enclosingKinds.subarray(0, count);
-    this.counts = counts;
-    this.cost = solution.cost;
+    const left = trie.left[id]!;
+    const right = trie.right[id]!;
+    const leftRows = left === -1 ? leafCost : solution.atTop;
+    const leftAt = (left === -1 ? inLeft : left) * states;
+    const rightRows = right === -1 ? leafCost : solution.atTop;
+    const rightAt = (right === -1 ? inRight : right) * states;
+    for (let t = 0; t < states; t++) sum[t] = leftRows[leftAt + t]! + rightRows[rightAt + t]!;
+    const set = pricing.cheapestSet(s, sum, 0);
+    if (set !== 0) {
+      prefixRow(at, last, split, false, network, 0, limbs);
+      parent = this.place(set, split, parent, parentSet);
+      parentSet = set;
+    }
+    s = next[s * pricing.setCount + set]!;
+    if (left === -1) {
+      prefixRow(at, last, split, false, network, 0, limbs);
+      this.place(leafSet[inLeft * states + s]!, split + 1, parent, parentSet);
+    } else {
+      this.placeNode(trie, pricing, solution, left, s, parent, parentSet);
+    }
+    if (right === -1) {
+      prefixRow(at, last, split, true, network, 0, limbs);
+      this.place(leafSet[inRight * states + s]!, split + 1, parent, parentSet);
+    } else {
+      this.placeNode(trie, pricing, solution, right, s, parent, parentSet);
+    }
+    while (waiting.length > waitingFrom) {
+      const waitingSet = waiting.pop()!;
+      const enclosing = waiting.pop()!;
+      const leafRoutes = waiting.pop()!;
+      const l = waiting.pop()!;
+      prefixRow(at, last, l, true, network, 0, limbs); // bit l set: the leaf on the right
+      this.place(leafRoutes, l + 1, enclosing, waitingSet);
+    }
   }
 
   /** Route i's destination, as formatPrefix writes it. */
@@ -310,7 +541,6 @@ export class LpmTable {
     for (let i = 0; i < this.count; i++) if (this.kinds[i] === kind && (this.enclosingKinds[i]! & mask) !== 0) found.push(i);
     return found;
   }
-
 }
 
 /**
@@ -346,19 +576,19 @@ export class TunnelRouteLimitError extends Error {}
  * may be below the limit).
  */
 export function cheapestTables(requests: readonly TableRequest[], tunnelRouteLimit = Infinity): LpmTable[] {
-  let sizeHint = 1024;
+  const tries = requests.map((r) => new BoundaryTrie(r.family, r.captured.boundaries(r.family), !r.captured.only(r.family).isEmpty()));
   const run = (price: number) =>
-    requests.map((r) => {
-      const solution = solve(r.family, r.captured, r.mode, { tunnel: 1 + TUNNEL_TIE_BREAK + price, anchor: 1 }, sizeHint);
-      sizeHint = Math.max(sizeHint, solution.nodes + 130);
-      return new LpmTable(r.family, r.mode, solution);
+    requests.map((r, i) => {
+      const pricing = new Pricing(MACHINES[r.mode], { tunnel: 1 + TUNNEL_TIE_BREAK + price, anchor: 1 });
+      return new LpmTable(r.family, r.mode, tries[i]!, pricing, solve(tries[i]!, pricing));
     });
   const tunnelRoutes = (tables: LpmTable[]) => tables.reduce((n, t) => n + t.counts[TUNNEL], 0);
   const tables = run(0);
   if (tunnelRoutes(tables) <= tunnelRouteLimit) return tables;
   // Doubling the price from 1/8 until the tables fit, then halving the gap down to 1/8. At a price
   // above any table's size every tunnel route saved pays: if the tables do not fit then, none do.
-  const ceiling = 2 ** Math.ceil(Math.log2(sizeHint * requests.length * 2));
+  const largest = Math.max(1024, ...tries.map((trie) => trie.fullNodes + 130));
+  const ceiling = 2 ** Math.ceil(Math.log2(largest * requests.length * 2));
   let low = 0;
   let high = PRICE_STEP;
   let fits: LpmTable[] | undefined;

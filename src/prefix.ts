@@ -703,45 +703,44 @@ function subtractPowerOfTwo(x: Float64Array, i: number, k: number, limbs: number
   }
 }
 
-/** log2 of the largest CIDR block that ends at row j of `ends` and starts at or after row i of `starts`. */
-function largestBlockBefore(starts: Float64Array, i: number, ends: Float64Array, j: number, limbs: number): number {
-  let aligned = 32 * limbs;
-  for (let k = limbs - 1; k >= 0; k--) {
-    const w = ends[j * limbs + k]!;
-    if (w !== 0) {
-      // The end of the space (2^32 in the top limb) is aligned to every block.
-      if (w !== LIMB) aligned = (limbs - 1 - k) * 32 + 31 - Math.clz32(w & -w);
-      break;
-    }
-  }
-  subtractRows(ends, j, starts, i, span, limbs);
-  const fits = highestBit(span, limbs);
-  return aligned < fits ? aligned : fits;
+/**
+ * Where membership changes across the family's space, in address order: every start of a
+ * range but the space's own, and every end of one but the space's. `after[i]` says whether
+ * the addresses from boundary i on (up to the next) lie in the ranges; `before` is each
+ * boundary minus one, the last address on the other side.
+ */
+export interface Boundaries {
+  readonly limbs: number;
+  readonly count: number;
+  readonly at: Float64Array;
+  readonly before: Float64Array;
+  readonly after: Uint8Array;
 }
 
-/**
- * Visits the blocks that partition the whole space of the ranges' family, from the end
- * of the space down: the minimal cover of the ranges and that of the gaps between them,
- * interleaved, each block by its prefix length and whether it lies in the ranges.
- */
-function forEachPartitionBlockDown(ranges: Ranges, visit: (length: number, inside: boolean) => void): void {
+function isZeroRow(x: Float64Array, i: number, limbs: number): boolean {
+  for (let k = i * limbs; k < (i + 1) * limbs; k++) if (x[k] !== 0) return false;
+  return true;
+}
+
+function boundaries(ranges: Ranges): Boundaries {
   const { limbs } = ranges;
-  const bits = 32 * limbs;
-  const end = new Float64Array(limbs);
-  end[0] = LIMB;
-  const zero = new Float64Array(limbs);
-  const coverDownTo = (starts: Float64Array, i: number, inside: boolean) => {
-    while (compare(end, 0, starts, i, limbs) > 0) {
-      const k = largestBlockBefore(starts, i, end, 0, limbs);
-      visit(bits - k, inside);
-      subtractPowerOfTwo(end, 0, k, limbs);
+  const capacity = 2 * ranges.count;
+  const at = new Float64Array(capacity * limbs);
+  const after = new Uint8Array(capacity);
+  let count = 0;
+  for (let i = 0; i < ranges.count; i++) {
+    if (!isZeroRow(ranges.starts, i, limbs)) {
+      copyRow(ranges.starts, i, at, count, limbs);
+      after[count++] = 1;
     }
-  };
-  for (let i = ranges.count - 1; i >= 0; i--) {
-    coverDownTo(ranges.ends, i, false);
-    coverDownTo(ranges.starts, i, true);
+    if (ranges.ends[i * limbs] !== LIMB) {
+      copyRow(ranges.ends, i, at, count, limbs);
+      after[count++] = 0;
+    }
   }
-  coverDownTo(zero, 0, false);
+  const before = at.slice(0, count * limbs);
+  for (let i = 0; i < count; i++) subtractPowerOfTwo(before, i, 0, limbs);
+  return { limbs, count, at: at.subarray(0, count * limbs), before, after: after.subarray(0, count) };
 }
 
 /** Puts row `at` of IPv6 limbs into `groups`. */
@@ -851,15 +850,9 @@ export class AddressSet {
     return total;
   }
 
-  /**
-   * The family's whole space cut into the fewest CIDR blocks that each lie wholly inside or
-   * wholly outside the set (the set's minimal cover and its complement's, interleaved),
-   * visited from the end of the space down, each by its prefix length and whether it lies
-   * in the set. Blocks in this order are the leaves of the binary trie they make, right to
-   * left: enough to build the trie without their addresses.
-   */
-  forEachPartitionBlockDown(family: Family, visit: (length: number, inside: boolean) => void): void {
-    forEachPartitionBlockDown(family === 4 ? this.v4 : this.v6, visit);
+  /** Where membership in the set changes across the family's space (see Boundaries). */
+  boundaries(family: Family): Boundaries {
+    return boundaries(family === 4 ? this.v4 : this.v6);
   }
 
   /**

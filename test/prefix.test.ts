@@ -392,22 +392,38 @@ property(
   }),
 );
 
-test("partition blocks: the covers of the set and of its complement, interleaved, from the end of the space down", () => {
+test("boundaries: where membership changes, each with the address before it and what follows it", () => {
   fc.assert(
     fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 32 })), { maxLength: 10 }), fc.constantFrom<Family>(4, 6), (raw, family) => {
+      const bits = family === 4 ? 32 : 128;
       const prefixes = raw.map(([n, length]): Prefix => {
-        const bits = family === 4 ? 32 : 128;
         const len = family === 4 ? length : length * 4;
         const value = family === 4 ? BigInt(n) : BigInt(n) << 96n;
         const host = BigInt(bits - len);
         return { family, network: (value >> host) << host, length: len };
       });
       const set = AddressSet.of(prefixes);
-      const expected = [...set.prefixes().map((p) => ({ p, inside: true })), ...set.complement(family).prefixes().map((p) => ({ p, inside: false }))]
-        .sort((a, b) => (a.p.network < b.p.network ? 1 : -1))
-        .map(({ p, inside }) => `${p.length}${inside ? "+" : "-"}`);
-      const seen: string[] = [];
-      set.forEachPartitionBlockDown(family, (length, inside) => seen.push(`${length}${inside ? "+" : "-"}`));
+      // The oracle: the cover's blocks merged into maximal ranges, by bigint arithmetic.
+      const ranges: [bigint, bigint][] = [];
+      for (const p of set.prefixes()) {
+        const start = p.network;
+        const end = p.network + (1n << BigInt(bits - p.length));
+        const last = ranges.at(-1);
+        if (last && last[1] === start) last[1] = end;
+        else ranges.push([start, end]);
+      }
+      const expected: string[] = [];
+      for (const [start, end] of ranges) {
+        if (start !== 0n) expected.push(`${start - 1n} ${start} in`);
+        if (end !== 1n << BigInt(bits)) expected.push(`${end - 1n} ${end} out`);
+      }
+      const found = set.boundaries(family);
+      const row = (rows: Float64Array, i: number) => {
+        let value = 0n;
+        for (let k = 0; k < found.limbs; k++) value = (value << 32n) | BigInt(rows[i * found.limbs + k]!);
+        return value;
+      };
+      const seen = Array.from({ length: found.count }, (_, i) => `${row(found.before, i)} ${row(found.at, i)} ${found.after[i] ? "in" : "out"}`);
       assert.equal(seen, expected);
     }),
   );
