@@ -48,8 +48,16 @@ export function policyOf(text: string): FilePolicy {
   function* linesStartingWith(token: string): Generator<number> {
     for (let at = text.indexOf(token); at !== -1; at = text.indexOf(token, at + 1)) if (at === 0 || text[at - 1] === "\n") yield at;
   }
+  // A large table repeats one Table= line hundreds of thousands of times: a line equal to the
+  // last one read is recognised in place, without cutting it out.
+  let last = "";
   for (const at of linesStartingWith("Table=")) {
-    const table = lineAt(at).slice("Table=".length).trim();
+    const value = at + "Table=".length;
+    const end = value + last.length;
+    if (last !== "" && text.startsWith(last, value) && (end === text.length || text.charCodeAt(end) === 10)) continue;
+    const newline = text.indexOf("\n", value);
+    last = text.slice(value, newline === -1 ? text.length : newline);
+    const table = last.trim();
     if (!SHARED_TABLES.has(table)) policy.claims.get("table")!.add(table);
   }
   for (const name of ["RoutingPolicyRule", "WireGuard"]) {
