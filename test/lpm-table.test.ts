@@ -239,6 +239,49 @@ test("nothing captured: no route at all; everything captured: the default route 
   }
 });
 
+test("long stretches: a lone prefix at any depth costs one route, whichever way it goes", () => {
+  // The program skips the levels of a stretch once its costs repeat: the skipped levels must
+  // not hide a route, at any depth, in either family, for a prefix captured or released.
+  for (const family of [4, 6] as const) {
+    // From /3 on: the released rest needs at least three prefixes of its own, so nesting wins.
+    for (let length = 3; length <= bits(family); length++) {
+      const host = BigInt(bits(family) - length);
+      // An address with ones and zeros all along (0x5a...), cut to the length.
+      const pattern = family === 4 ? 0x5a5a5a5an : 0x5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5an;
+      const lone: Prefix = { family, network: (pattern >> host) << host, length };
+      const text = formatPrefix(lone);
+      for (const mode of MODES) {
+        const [released] = cheapestTables([{ family, captured: AddressSet.of([lone]).complement(family), mode }]);
+        const zero = family === 4 ? "0.0.0.0/0" : "::/0";
+        const target = mode === "blocked" ? [`unreachable ${zero}`] : mode === "guarded-tunnel" ? [`tunnel ${zero}`, `unreachable ${zero}`] : [`tunnel ${zero}`];
+        assert.equal(describe(released!), [...target, `throw ${text}`], `${mode}: everything but ${text}`);
+        const [only] = cheapestTables([{ family, captured: AddressSet.of([lone]), mode }]);
+        const inside = mode === "blocked" ? [`unreachable ${text}`] : mode === "guarded-tunnel" ? [`tunnel ${text}`, `unreachable ${text}`] : [`tunnel ${text}`];
+        assert.equal(describe(only!), inside, `${mode}: only ${text}`);
+      }
+    }
+  }
+});
+
+test("long stretches with other leaves on each side: a range's ragged ends deep in the space", () => {
+  // Captured: 2001:db8::5 up to 2001:db8::1:3 (both included), a range no prefix covers, so the
+  // stretches above its two boundaries have captured leaves on one side and released on the other.
+  for (const mode of MODES) {
+    const set = AddressSet.ofRange(6, 0x20010db8n << 96n | 5n, (0x20010db8n << 96n) | 0x10003n);
+    const [table] = cheapestTables([{ family: 6, captured: set, mode }]);
+    const state = kernelRoutes(table!, mode, true);
+    const want = wanted(mode, true, true);
+    const other = wanted(mode, false, true);
+    for (const offset of [0n, 4n, 5n, 6n, 0xffffn, 0x10000n, 0x10003n, 0x10004n, 1n << 64n]) {
+      const address = (0x20010db8n << 96n) | offset;
+      const inside = offset >= 5n && offset <= 0x10003n;
+      assert.is(verdict(state, 6, address), inside ? want : other, `${mode}: 2001:db8::${offset.toString(16)}`);
+    }
+    // Its minimal cover: ::5/128, ::6/127, ::8/125, ..., ::8000/113, ::1:0/127, ::1:2/127; the table is no longer.
+    assert.ok(table!.counts[mode === "blocked" ? UNREACHABLE : TUNNEL] <= set.prefixCount(6), `${mode}: ${describe(table!).join(", ")}`);
+  }
+});
+
 // ---------------------------------------------------------------------------
 // The tunnel link's route limit is a constraint on both families together.
 
