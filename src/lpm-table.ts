@@ -91,14 +91,26 @@ function bitOf(rows: Float64Array, i: number, l: number, limbs: number): number 
   return (rows[i * limbs + (l >>> 5)]! >>> (31 - (l & 31))) & 1;
 }
 
-/** How many leading bits row i of x and row j of y share (they differ). */
-function sharedBits(x: Float64Array, i: number, y: Float64Array, j: number, limbs: number): number {
+/**
+ * How many leading bits row i minus one and row j share, for rows i <= j, row i not zero.
+ * Row i minus one is row i with its lowest set bit cleared and every bit below it set, so
+ * that is the bits rows i and j share, or those above row i's lowest set bit if fewer.
+ */
+function sharedBitsBefore(rows: Float64Array, i: number, j: number, limbs: number): number {
+  let shared = 32 * limbs;
   for (let k = 0; k < limbs; k++) {
-    const a = x[i * limbs + k]!;
-    const b = y[j * limbs + k]!;
-    if (a !== b) return 32 * k + Math.clz32(a ^ b);
+    const a = rows[i * limbs + k]!;
+    const b = rows[j * limbs + k]!;
+    if (a !== b) {
+      shared = 32 * k + Math.clz32(a ^ b);
+      break;
+    }
   }
-  return 32 * limbs;
+  for (let k = limbs - 1; k >= 0; k--) {
+    const a = rows[i * limbs + k]!;
+    if (a !== 0) return Math.min(shared, 32 * k + Math.clz32(a & -a));
+  }
+  return shared;
 }
 
 /** Whether every bit of row i from bit `from` on is zero. */
@@ -172,10 +184,10 @@ class BoundaryTrie {
   }
 
   private build(top: number, lo: number, hi: number): number {
-    const { at, before } = this.boundaries;
+    const { at } = this.boundaries;
     const limbs = this.limbs;
-    // The longest prefix holding the first boundary's last address before it and the last boundary.
-    const split = sharedBits(before, lo, at, hi - 1, limbs);
+    // The longest prefix holding the last address before the first boundary, and the last boundary.
+    const split = sharedBitsBefore(at, lo, hi - 1, limbs);
     // Boundaries below the split's right child start: bit `split` clear (sorted, so a binary search).
     let q = lo;
     for (let r = hi; q < r; ) {
@@ -362,6 +374,11 @@ function grown<T extends Uint8Array | Int32Array | Float64Array>(from: T, into: 
   return into;
 }
 
+/** Where a route set goes relative to a prefix on a stretch: at the prefix, or at one of its children. */
+const SELF = 0;
+const LEFT = 1;
+const RIGHT = 2;
+
 /** The cheapest table for one family and mode: its routes in address order, each enclosing route before those inside it. */
 export class LpmTable {
   readonly limbs: number;
@@ -379,6 +396,8 @@ export class LpmTable {
   readonly cost: number;
 
   private readonly setKinds: Uint8Array;
+  /** The trie's boundaries, whose prefixes the routes are. */
+  private readonly at: Float64Array;
   /** Scratch: a network being placed, and the costs of a prefix's children. */
   private readonly network: Float64Array;
   private readonly sum: Float64Array;
@@ -393,6 +412,7 @@ export class LpmTable {
     solution: Solution,
   ) {
     this.limbs = trie.limbs;
+    this.at = trie.boundaries.at;
     this.networks = new Float64Array(64 * this.limbs);
     this.network = new Float64Array(this.limbs);
     this.sum = new Float64Array(pricing.states);
@@ -410,6 +430,17 @@ export class LpmTable {
     this.networks = this.networks.subarray(0, this.count * this.limbs);
     this.parents = this.parents.subarray(0, this.count);
     this.enclosingKinds = this.enclosingKinds.subarray(0, this.count);
+  }
+
+  /**
+   * The routes of `set` at the prefix of boundary `last` cut to `cut` bits (SELF), or at its
+   * child on the LEFT or RIGHT, inside route `parent` (whose set is parentSet); returns the
+   * first route, or `parent` for none.
+   */
+  private placeAt(set: number, last: number, cut: number, child: typeof SELF | typeof LEFT | typeof RIGHT, parent: number, parentSet: number): number {
+    if (set === 0) return parent;
+    prefixRow(this.at, last, cut, child === RIGHT, this.network, 0, this.limbs);
+    return this.place(set, child === SELF ? cut : cut + 1, parent, parentSet);
   }
 
   /** The routes of `set` at `this.network`/length, inside route `parent` (whose set is parentSet); returns the first, or `parent` for none. */
@@ -455,7 +486,7 @@ export class LpmTable {
     const split = trie.split[id]!;
     const inLeft = trie.insideBefore(id);
     const inRight = trie.insideAfter(id);
-    const { sum, network, waiting } = this;
+    const { sum, waiting } = this;
     const rows = solution.rows;
     const start = solution.rowStart[id]!;
     const repeatFrom = solution.repeatFrom[id]!;
@@ -474,16 +505,14 @@ export class LpmTable {
         continue;
       }
       if (set !== 0) {
-        prefixRow(at, last, l, false, network, 0, limbs);
-        parent = this.place(set, l, parent, parentSet);
+        parent = this.placeAt(set, last, l, SELF, parent, parentSet);
         parentSet = set;
       }
       s = next[s * pricing.setCount + set]!;
       const leafRoutes = leafSet[leaf * states + s]!;
       if (leafRoutes === 0) continue;
       if (goesRight) {
-        prefixRow(at, last, l, false, network, 0, limbs); // bit l clear: the leaf on the left
-        this.place(leafRoutes, l + 1, parent, parentSet);
+        this.placeAt(leafRoutes, last, l, LEFT, parent, parentSet);
       } else {
         waiting.push(l, leafRoutes, parent, parentSet);
       }
@@ -497,20 +526,17 @@ export class LpmTable {
     for (let t = 0; t < states; t++) sum[t] = leftRows[leftAt + t]! + rightRows[rightAt + t]!;
     const set = pricing.cheapestSet(s, sum, 0);
     if (set !== 0) {
-      prefixRow(at, last, split, false, network, 0, limbs);
-      parent = this.place(set, split, parent, parentSet);
+      parent = this.placeAt(set, last, split, SELF, parent, parentSet);
       parentSet = set;
     }
     s = next[s * pricing.setCount + set]!;
     if (left === -1) {
-      prefixRow(at, last, split, false, network, 0, limbs);
-      this.place(leafSet[inLeft * states + s]!, split + 1, parent, parentSet);
+      this.placeAt(leafSet[inLeft * states + s]!, last, split, LEFT, parent, parentSet);
     } else {
       this.placeNode(trie, pricing, solution, left, s, parent, parentSet);
     }
     if (right === -1) {
-      prefixRow(at, last, split, true, network, 0, limbs);
-      this.place(leafSet[inRight * states + s]!, split + 1, parent, parentSet);
+      this.placeAt(leafSet[inRight * states + s]!, last, split, RIGHT, parent, parentSet);
     } else {
       this.placeNode(trie, pricing, solution, right, s, parent, parentSet);
     }
@@ -519,8 +545,7 @@ export class LpmTable {
       const enclosing = waiting.pop()!;
       const leafRoutes = waiting.pop()!;
       const l = waiting.pop()!;
-      prefixRow(at, last, l, true, network, 0, limbs); // bit l set: the leaf on the right
-      this.place(leafRoutes, l + 1, enclosing, waitingSet);
+      this.placeAt(leafRoutes, last, l, RIGHT, enclosing, waitingSet);
     }
   }
 

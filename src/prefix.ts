@@ -688,32 +688,16 @@ function splitCover(ranges: Ranges, first: number, size: number): Ranges[] {
   return pieces;
 }
 
-/** Subtracts 2^k from row i, whose lowest set bit is at k or above (k at most the space's bits, then only from its end). */
-function subtractPowerOfTwo(x: Float64Array, i: number, k: number, limbs: number): void {
-  const top = i * limbs;
-  if (k === 32 * limbs) {
-    x[top] = 0; // the whole space, from its end
-    return;
-  }
-  let at = top + limbs - 1 - (k >>> 5);
-  x[at] -= POWER[k & 31]!;
-  while (at > top && x[at]! < 0) {
-    x[at] += LIMB;
-    x[--at] -= 1;
-  }
-}
-
 /**
  * Where membership changes across the family's space, in address order: every start of a
- * range but the space's own, and every end of one but the space's. `after[i]` says whether
- * the addresses from boundary i on (up to the next) lie in the ranges; `before` is each
- * boundary minus one, the last address on the other side.
+ * range but the space's own, and every end of one but the space's (so none is zero). Row i
+ * of `at` is boundary i; `after[i]` says whether the addresses from it on (up to the next)
+ * lie in the ranges.
  */
 export interface Boundaries {
   readonly limbs: number;
   readonly count: number;
   readonly at: Float64Array;
-  readonly before: Float64Array;
   readonly after: Uint8Array;
 }
 
@@ -738,9 +722,7 @@ function boundaries(ranges: Ranges): Boundaries {
       after[count++] = 0;
     }
   }
-  const before = at.slice(0, count * limbs);
-  for (let i = 0; i < count; i++) subtractPowerOfTwo(before, i, 0, limbs);
-  return { limbs, count, at: at.subarray(0, count * limbs), before, after: after.subarray(0, count) };
+  return { limbs, count, at: at.subarray(0, count * limbs), after: after.subarray(0, count) };
 }
 
 /** Puts row `at` of IPv6 limbs into `groups`. */

@@ -392,7 +392,7 @@ property(
   }),
 );
 
-test("boundaries: where membership changes, each with the address before it and what follows it", () => {
+test("boundaries: where membership changes, each with what follows it", () => {
   fc.assert(
     fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 32 })), { maxLength: 10 }), fc.constantFrom<Family>(4, 6), (raw, family) => {
       const bits = family === 4 ? 32 : 128;
@@ -414,8 +414,8 @@ test("boundaries: where membership changes, each with the address before it and 
       }
       const expected: string[] = [];
       for (const [start, end] of ranges) {
-        if (start !== 0n) expected.push(`${start - 1n} ${start} in`);
-        if (end !== 1n << BigInt(bits)) expected.push(`${end - 1n} ${end} out`);
+        if (start !== 0n) expected.push(`${start} in`);
+        if (end !== 1n << BigInt(bits)) expected.push(`${end} out`);
       }
       const found = set.boundaries(family);
       const row = (rows: Float64Array, i: number) => {
@@ -423,7 +423,7 @@ test("boundaries: where membership changes, each with the address before it and 
         for (let k = 0; k < found.limbs; k++) value = (value << 32n) | BigInt(rows[i * found.limbs + k]!);
         return value;
       };
-      const seen = Array.from({ length: found.count }, (_, i) => `${row(found.before, i)} ${row(found.at, i)} ${found.after[i] ? "in" : "out"}`);
+      const seen = Array.from({ length: found.count }, (_, i) => `${row(found.at, i)} ${found.after[i] ? "in" : "out"}`);
       assert.equal(seen, expected);
     }),
   );
