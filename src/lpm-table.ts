@@ -590,6 +590,18 @@ const PRICE_STEP = 1 / 8;
 
 export class TunnelRouteLimitError extends Error {}
 
+/** The tables of cheapestTables, and what the tunnel's limit cost where it binds. */
+export interface CheapestTables {
+  readonly tables: LpmTable[];
+  /**
+   * Where the limit binds: the routes of the cheapest tables without it, and a bound that no
+   * tables within it beat. Each table set the search makes is the cheapest at its price P, so
+   * any tables with at most `limit` tunnel routes have at least routes + P * (tunnel routes -
+   * limit) of them (Lagrangian duality); the bound is the best of those.
+   */
+  readonly limited?: { readonly unlimited: number; readonly atLeast: number };
+}
+
 /**
  * The cheapest table for each request (one per family), every route costing one, with at
  * most `tunnelRouteLimit` routes through the tunnel over all of them (they share the
@@ -598,18 +610,25 @@ export class TunnelRouteLimitError extends Error {}
  * a price on top (the same in every family), the least price on a grid of PRICE_STEP for
  * which the tables fit: then the tables are the cheapest of all tables with no more tunnel
  * routes than they have (a Lagrangian relaxation: exact for the count it lands on, which
- * may be below the limit).
+ * may be below the limit; `limited.atLeast` says how far from the optimum within the limit
+ * they can be at most).
  */
-export function cheapestTables(requests: readonly TableRequest[], tunnelRouteLimit = Infinity): LpmTable[] {
+export function cheapestTables(requests: readonly TableRequest[], tunnelRouteLimit = Infinity): CheapestTables {
   const tries = requests.map((r) => new BoundaryTrie(r.family, r.captured.boundaries(r.family), !r.captured.only(r.family).isEmpty()));
-  const run = (price: number) =>
-    requests.map((r, i) => {
+  const routes = (tables: LpmTable[]) => tables.reduce((n, t) => n + t.count, 0);
+  const tunnelRoutes = (tables: LpmTable[]) => tables.reduce((n, t) => n + t.counts[TUNNEL], 0);
+  let atLeast = 0;
+  const run = (price: number) => {
+    const tables = requests.map((r, i) => {
       const pricing = new Pricing(MACHINES[r.mode], { tunnel: 1 + TUNNEL_TIE_BREAK + price, anchor: 1 });
       return new LpmTable(r.family, r.mode, tries[i]!, pricing, solve(tries[i]!, pricing));
     });
-  const tunnelRoutes = (tables: LpmTable[]) => tables.reduce((n, t) => n + t.counts[TUNNEL], 0);
+    const bound = routes(tables) + (TUNNEL_TIE_BREAK + price) * (tunnelRoutes(tables) - tunnelRouteLimit);
+    atLeast = Math.max(atLeast, Math.ceil(bound - 1e-6));
+    return tables;
+  };
   const tables = run(0);
-  if (tunnelRoutes(tables) <= tunnelRouteLimit) return tables;
+  if (tunnelRoutes(tables) <= tunnelRouteLimit) return { tables };
   // Doubling the price from 1/8 until the tables fit, then halving the gap down to 1/8. At a price
   // above any table's size every tunnel route saved pays: if the tables do not fit then, none do.
   const largest = Math.max(1024, ...tries.map((trie) => trie.fullNodes + 130));
@@ -638,5 +657,5 @@ export function cheapestTables(requests: readonly TableRequest[], tunnelRouteLim
       low = middle;
     }
   }
-  return fits;
+  return { tables: fits, limited: { unlimited: routes(tables), atLeast } };
 }

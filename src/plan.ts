@@ -245,13 +245,21 @@ function tableMode(route: FamilyRoute, spec: Spec): TableMode {
  * verdict under longest-prefix match (lpm-table.ts), with the tunnel's routes under its
  * link's limit; then written on the links that carry them, with comments.
  */
-function tableRoutes(routes: readonly FamilyRoute[], spec: Spec): TableRoutes[] {
+function tableRoutes(routes: readonly FamilyRoute[], spec: Spec): { routes: TableRoutes[]; notes: string[] } {
   // The resolvers' host routes (resolverRoutes) share the tunnel's link.
-  const tables = cheapestTables(
+  const limit = ROUTES_PER_NETWORK - (spec.tunnel.dns ?? []).length;
+  const { tables, limited } = cheapestTables(
     routes.map((route) => ({ family: route.family, captured: route.captured, mode: tableMode(route, spec) })),
-    ROUTES_PER_NETWORK - (spec.tunnel.dns ?? []).length,
+    limit,
   );
-  return routes.map((route, i) => familyTableRoutes(route, tables[i]!, spec));
+  const count = tables.reduce((n, t) => n + t.count, 0);
+  const tunnelled = tables.reduce((n, t) => n + t.counts[TUNNEL], 0);
+  const notes = limited
+    ? [
+        `table ${spec.split.table}: ${count} routes where ${limited.unlimited} would do, since ${spec.tunnel.interface}'s .network holds at most ${limit} routes through the tunnel (this table uses ${tunnelled}); no table within that limit has fewer than ${limited.atLeast}`,
+      ]
+    : [];
+  return { routes: routes.map((route, i) => familyTableRoutes(route, tables[i]!, spec)), notes };
 }
 
 function familyTableRoutes(route: FamilyRoute, lpm: LpmTable, spec: Spec): TableRoutes {
@@ -746,7 +754,8 @@ export function anchorNames(anchor: string, count: number): string[] {
 export function buildPlan(spec: Spec, options: PlanOptions): Plan {
   const { policy: ipv6, note } = chooseIpv6(spec);
   const routes = familyRoutes(spec, ipv6, options.lists ?? {});
-  const table = [...tableRoutes(routes, spec), resolverRoutes(spec)];
+  const split = tableRoutes(routes, spec);
+  const table = [...split.routes, resolverRoutes(spec)];
   const path = table.flatMap((t) => t.path);
   const carried = carryPolicy(table.flatMap((t) => t.policy));
   const anchors = anchorNames(anchorName(spec)!, carried.length);
@@ -770,6 +779,7 @@ export function buildPlan(spec: Spec, options: PlanOptions): Plan {
   const notes = [
     ...(note ? [note] : []),
     ...allowedIpsNote(spec, tunnelled),
+    ...split.notes,
     ...(anchors.length > 1 ? [`table ${spec.split.table}: ${total} routes, spread over ${anchors.length} anchor links (${anchors[0]} … ${anchors.at(-1)}) of at most ${ROUTES_PER_NETWORK} routes each, since networkd drops routes past 8,192 per .network file`] : []),
     ...(total > ROUTES_AT_ONCE_OLD_NETWORKD
       ? [`table ${spec.split.table}: ${total} routes: networkd 252 and 254 (Debian 12 and its backports) fail links with "Numerical result out of range" past about 65,000 routes at once; this needs networkd 257 or later (gen-networkd doctor names the cause)`]

@@ -178,7 +178,7 @@ for (const u of UNIVERSES) {
     test(`IPv${u.family} ${mode}: every address gets the spec's verdict, with the fewest routes any table has`, () => {
       fc.assert(
         fc.property(specOf(u), (spec) => {
-          const [table] = cheapestTables([{ family: u.family, captured: capturedSet(spec, u), mode }]);
+          const [table] = cheapestTables([{ family: u.family, captured: capturedSet(spec, u), mode }]).tables;
           for (const tunnelUp of [true, false]) {
             const state = kernelRoutes(table!, mode, tunnelUp);
             for (const address of probes(u)) {
@@ -203,38 +203,38 @@ const captured = (family: Family, exclude: string[], include: string[] = []) =>
 const describe = (table: LpmTable) => Array.from({ length: table.count }, (_, i) => `${["tunnel", "unreachable", "throw"][table.kinds[i]!]} ${table.destination(i)}`);
 
 test("a hole in an exclusion nests: throw 10.0.0.0/8 with 10.1.0.0/16 through the tunnel inside it", () => {
-  const [table] = cheapestTables([{ family: 4, captured: captured(4, ["10.0.0.0/8"], ["10.1.0.0/16"]), mode: "tunnel" }]);
+  const [table] = cheapestTables([{ family: 4, captured: captured(4, ["10.0.0.0/8"], ["10.1.0.0/16"]), mode: "tunnel" }]).tables;
   assert.equal(describe(table!), ["tunnel 0.0.0.0/0", "throw 10.0.0.0/8", "tunnel 10.1.0.0/16"]);
   assert.equal(table!.nested(TUNNEL, THROW), [2]);
   assert.equal(table!.counts, [2, 0, 1]);
 });
 
 test("kill switch: a tunnel route inside a throw gets its unreachable twin; the default's twin covers the rest", () => {
-  const [table] = cheapestTables([{ family: 4, captured: captured(4, ["10.0.0.0/8"], ["10.1.0.0/16"]), mode: "guarded-tunnel" }]);
+  const [table] = cheapestTables([{ family: 4, captured: captured(4, ["10.0.0.0/8"], ["10.1.0.0/16"]), mode: "guarded-tunnel" }]).tables;
   assert.equal(describe(table!), ["tunnel 0.0.0.0/0", "unreachable 0.0.0.0/0", "throw 10.0.0.0/8", "tunnel 10.1.0.0/16", "unreachable 10.1.0.0/16"]);
 });
 
 test("kill switch: a throw may sit inside a tunnel route and its twin", () => {
   // Captured: three quarters of 10.0.0.0/8. Twins for 10.0.0.0/9 and 10.192.0.0/10 would be four routes.
   const set = AddressSet.of(["10.0.0.0/9", "10.192.0.0/10"].map(prefixOf));
-  const [guarded] = cheapestTables([{ family: 4, captured: set, mode: "guarded-tunnel" }]);
+  const [guarded] = cheapestTables([{ family: 4, captured: set, mode: "guarded-tunnel" }]).tables;
   assert.equal(describe(guarded!), ["tunnel 10.0.0.0/8", "unreachable 10.0.0.0/8", "throw 10.128.0.0/10"]);
   assert.equal(guarded!.nested(THROW, UNREACHABLE), [2]);
   // Without the kill switch two routes either way; of equal tables the one with fewer tunnel routes wins.
-  const [plain] = cheapestTables([{ family: 4, captured: set, mode: "tunnel" }]);
+  const [plain] = cheapestTables([{ family: 4, captured: set, mode: "tunnel" }]).tables;
   assert.equal(describe(plain!), ["tunnel 10.0.0.0/8", "throw 10.128.0.0/10"]);
 });
 
 test("blocked: the target is an unreachable route on the anchor, nested like a tunnel route", () => {
-  const [table] = cheapestTables([{ family: 6, captured: captured(6, ["fc00::/7"], ["fd12:3456::/32"]), mode: "blocked" }]);
+  const [table] = cheapestTables([{ family: 6, captured: captured(6, ["fc00::/7"], ["fd12:3456::/32"]), mode: "blocked" }]).tables;
   assert.equal(describe(table!), ["unreachable ::/0", "throw fc00::/7", "unreachable fd12:3456::/32"]);
 });
 
 test("nothing captured: no route at all; everything captured: the default route alone", () => {
   for (const mode of MODES) {
-    const [none] = cheapestTables([{ family: 4, captured: AddressSet.EMPTY, mode }]);
+    const [none] = cheapestTables([{ family: 4, captured: AddressSet.EMPTY, mode }]).tables;
     assert.is(none!.count, 0);
-    const [all] = cheapestTables([{ family: 6, captured: AddressSet.whole(6), mode }]);
+    const [all] = cheapestTables([{ family: 6, captured: AddressSet.whole(6), mode }]).tables;
     assert.equal(describe(all!), mode === "guarded-tunnel" ? ["tunnel ::/0", "unreachable ::/0"] : [mode === "blocked" ? "unreachable ::/0" : "tunnel ::/0"]);
   }
 });
@@ -251,11 +251,11 @@ test("long stretches: a lone prefix at any depth costs one route, whichever way 
       const lone: Prefix = { family, network: (pattern >> host) << host, length };
       const text = formatPrefix(lone);
       for (const mode of MODES) {
-        const [released] = cheapestTables([{ family, captured: AddressSet.of([lone]).complement(family), mode }]);
+        const [released] = cheapestTables([{ family, captured: AddressSet.of([lone]).complement(family), mode }]).tables;
         const zero = family === 4 ? "0.0.0.0/0" : "::/0";
         const target = mode === "blocked" ? [`unreachable ${zero}`] : mode === "guarded-tunnel" ? [`tunnel ${zero}`, `unreachable ${zero}`] : [`tunnel ${zero}`];
         assert.equal(describe(released!), [...target, `throw ${text}`], `${mode}: everything but ${text}`);
-        const [only] = cheapestTables([{ family, captured: AddressSet.of([lone]), mode }]);
+        const [only] = cheapestTables([{ family, captured: AddressSet.of([lone]), mode }]).tables;
         const inside = mode === "blocked" ? [`unreachable ${text}`] : mode === "guarded-tunnel" ? [`tunnel ${text}`, `unreachable ${text}`] : [`tunnel ${text}`];
         assert.equal(describe(only!), inside, `${mode}: only ${text}`);
       }
@@ -268,7 +268,7 @@ test("long stretches with other leaves on each side: a range's ragged ends deep 
   // stretches above its two boundaries have captured leaves on one side and released on the other.
   for (const mode of MODES) {
     const set = AddressSet.ofRange(6, 0x20010db8n << 96n | 5n, (0x20010db8n << 96n) | 0x10003n);
-    const [table] = cheapestTables([{ family: 6, captured: set, mode }]);
+    const [table] = cheapestTables([{ family: 6, captured: set, mode }]).tables;
     const state = kernelRoutes(table!, mode, true);
     const want = wanted(mode, true, true);
     const other = wanted(mode, false, true);
@@ -295,11 +295,16 @@ test("a tunnel route limit is kept, and the tables are the cheapest with as few 
     { family: 6 as const, captured: set6, mode: "tunnel" as const },
   ];
   const free = cheapestTables(requests);
-  assert.equal(free.map((t) => t.counts[TUNNEL]), [12, 3]);
+  assert.equal(free.tables.map((t) => t.counts[TUNNEL]), [12, 3]);
+  assert.is(free.limited, undefined, "the limit does not bind");
   const limited = cheapestTables(requests, 5);
-  assert.ok(limited.reduce((n, t) => n + t.counts[TUNNEL], 0) <= 5);
+  assert.ok(limited.tables.reduce((n, t) => n + t.counts[TUNNEL], 0) <= 5);
+  // What the limit cost: more routes than without it, and no more than the bound says is needed.
+  const routes = limited.tables.reduce((n, t) => n + t.count, 0);
+  assert.is(limited.limited?.unlimited, 15);
+  assert.ok(limited.limited!.atLeast > 15 && limited.limited!.atLeast <= routes, `${limited.limited!.atLeast} <= ${routes}`);
   // Each family still gives every address its verdict.
-  for (const [i, t] of limited.entries()) {
+  for (const [i, t] of limited.tables.entries()) {
     const state = kernelRoutes(t, "tunnel", true);
     const set = i === 0 ? set4 : set6;
     for (const p of set.prefixes()) assert.is(verdict(state, p.family, p.network), "tunnel", formatPrefix(p));

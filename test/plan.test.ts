@@ -231,6 +231,14 @@ test("captured prefixes too many for the tunnel's own .network: it stays under t
     const networks = p.units.filter((u) => u.kind === "network");
     for (const u of networks) assert.ok(named(u, "Route").length <= ROUTES_PER_NETWORK, `${n}: ${u.fileName} holds ${named(u, "Route").length} routes`);
     assert.ok(networks.length > 2, `${n}: the throws spread over anchors`);
+    // The note says what the limit cost, within what bound of the best table under it.
+    const note = p.notes.find((line) => line.includes(" would do, since "));
+    const bound = /^table 10086: (\d+) routes where (\d+) would do, since wg0's \.network holds at most 8000 routes through the tunnel \(this table uses (\d+)\); no table within that limit has fewer than (\d+)$/.exec(note ?? "");
+    assert.ok(bound, p.notes.join("\n"));
+    const [routes, unlimited, tunnelled, atLeast] = bound!.slice(1).map(Number) as [number, number, number, number];
+    assert.is(routes, p.routes);
+    assert.is(unlimited, n, "without the limit: one route through the tunnel per captured /24");
+    assert.ok(tunnelled <= ROUTES_PER_NETWORK && unlimited <= atLeast && atLeast <= routes, note);
   }
 });
 
